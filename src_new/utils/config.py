@@ -1,0 +1,363 @@
+"""Configuration: YAML -> load_config -> auto_complete_config -> validate_config -> dict.
+
+All defaults live here, in ``SCHEMA`` (keys every model shares) and ``MODEL_SCHEMA``
+(keys of one model type). A key whose default is ``REQUIRED`` must be given in the YAML.
+Anything not listed is an unknown key and is rejected with a did-you-mean suggestion.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import difflib
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class _Required:
+    def __repr__(self):
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+# Keys shared by every model type: {section: {key: default}}.
+SCHEMA = {
+    "model": {
+        "type": REQUIRED,
+        "channels": None,            # auto: len(data.component_dirs)
+        "image_size": [64, 32],      # [H, W], each divisible by 8
+        "cond_dim": None,            # auto: len(data.condition_columns)
+        "dim": 64,                   # base channel width
+        "dim_mults": [1, 2, 4],      # channel multipliers per resolution
+        "cond_drop_prob": 0.1,       # condition dropout for classifier-free guidance
+    },
+    "data": {
+        "root_dir": "data/",
+        "condition_csv": "data/dimensions.csv",
+        "component_dirs": ["group_nc", "group_km", "bt", "fpu", "tpc"],
+        "condition_columns": ["width_px", "height_px"],
+        "prefix_column": "matching",
+        "filename_pattern": "mdbk_{prefix}_{component}.png",
+        "split_column": "train",     # True/1/"true" = train row, else test row
+        "normalized": False,         # False: standardize conditions with train statistics
+    },
+    "training": {
+        "epochs": 1000,
+        "batch_size": 64,
+        "num_workers": 0,
+        "seed": 0,
+        "device": "auto",            # auto | cpu | cuda
+        "ema_decay": 0.9999,
+        "ema_update_every": 10,
+        "eval_every": 100,           # epochs between sample grids
+        "check_every": 100,          # epochs between checkpoints
+        "run_name": None,            # default: <config name>
+        "overwrite": False,          # allow reusing an existing run folder
+        "bf16": False,               # CUDA only: bf16 autocast
+        "max_grad_norm": 1.0e4,      # a larger gradient norm counts as divergence
+        "on_divergence": "stop",     # stop | rollback (reload last checkpoint, halve lrs)
+    },
+    "paths": {
+        "output_dir": None,          # auto: outputs/<model.type>/ (runs go in <output_dir>/<run_name>/)
+        "samples_dir": None,         # auto: samples/<model.type>/
+    },
+    "sampling": {
+        "num_samples": 16,
+        "batch_sz": 8,
+        "guidance_scale": 2.0,
+        "mode": "conditional",
+        "components": ["fpu", "group_nc", "group_km"],
+    },
+    "evaluation": {
+        "inception_weights": None,   # path to pt_inception-2015-12-05 weights (optional)
+        "num_samples": 4000,
+    },
+}
+
+# Keys of one model type, merged into SCHEMA when model.type names it.
+MODEL_SCHEMA = {
+    "wgan_gp": {
+        "model": {
+            "latent_dim_per_component": REQUIRED,
+            "total_latent_dim": None,    # auto: channels * latent_dim_per_component
+            "lambda_gp": REQUIRED,
+            "n_critic": REQUIRED,
+            "res_blocks": [2, 2, 2],     # generator ResBlocks per upsampling stage (low -> high res)
+            "upsample": "transpose",     # transpose | nearest_conv
+            "critic_dim": 64,
+            "spectral_norm": False,
+            "encoder_dim": 64,
+        },
+        "training": {
+            "lr_generator": 1.0e-4,
+            "lr_critic": 1.0e-4,
+            "lr_encoder": 1.0e-4,
+            "beta1": 0.0,
+            "beta2": 0.9,
+            "optimizer": "adam",
+            "encoder_every": 1,          # encoder step every k generator steps (0 = never)
+            "encoder_start_epoch": 0,
+            "encoder_mask_prob": 0.5,    # prob. of masking out each component of the encoder input
+            "fast": True,                # fused critic pass / frozen params (same maths)
+        },
+        "sampling": {
+            "inpaint_steps": 100,
+            "inpaint_lr": 0.01,
+            "inpaint_loss": "mse",       # mse | l1
+            "inpaint_prior_weight": 0.0,
+            "restarts": 1,
+        },
+    },
+    "ddpm": {
+        "model": {
+            "timesteps": 1000,
+            "res_blocks": 2,
+            "attn_resolutions": [],
+            "dropout": 0.0,
+        },
+        "training": {
+            "lr": 2.0e-4,
+            "beta1": 0.9,
+            "beta2": 0.999,
+            "grad_clip": 1.0,
+        },
+        "sampling": {
+            "sampler": "ddim",           # ddim | ddpm
+            "ddim_steps": 50,
+            "ddim_eta": 0.0,
+            "repaint_resample": 1,       # RePaint resampling jumps per step (1 = plain)
+            "inpaint_steps": 100,        # kept for CLI symmetry (DDIM steps for inpainting)
+            "inpaint_lr": 0.0,
+            "inpaint_loss": "mse",
+            "inpaint_prior_weight": 0.0,
+            "restarts": 1,
+        },
+    },
+}
+
+MODEL_TYPES = sorted(MODEL_SCHEMA)
+PROBABILITY_KEYS = [("model", "cond_drop_prob"), ("training", "encoder_mask_prob")]
+POSITIVE_KEYS = [
+    ("training", "epochs"), ("training", "batch_size"), ("training", "lr_generator"),
+    ("training", "lr_critic"), ("training", "lr_encoder"), ("training", "lr"),
+    ("model", "n_critic"), ("model", "latent_dim_per_component"), ("model", "dim"),
+    ("training", "ema_update_every"), ("training", "check_every"), ("training", "eval_every"),
+    ("sampling", "num_samples"), ("sampling", "batch_sz"),
+]
+
+
+def schema_for(model_type):
+    """The merged {section: {key: default}} for ``model_type``."""
+    schema = copy.deepcopy(SCHEMA)
+    for section, keys in MODEL_SCHEMA.get(model_type, {}).items():
+        schema.setdefault(section, {}).update(copy.deepcopy(keys))
+    return schema
+
+
+def resolve_config_path(path):
+    """``path`` as given, else relative to ``configs/`` (with or without ``.yaml``)."""
+    candidates = [Path(path), CONFIG_DIR / path, CONFIG_DIR / f"{path}.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    available = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(
+        f"config '{path}' not found (looked at {', '.join(str(c) for c in candidates)}). "
+        f"Available in configs/: {available}")
+
+
+def load_config(path):
+    """Read a YAML config with ``yaml.safe_load``; returns a plain dict of sections."""
+    resolved = resolve_config_path(path)
+    try:
+        with open(resolved) as f:
+            cfg = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{resolved}: not a valid (safe) YAML config: {err}") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{resolved}: expected a mapping of sections (model:, data:, ...), "
+                         f"got {type(cfg).__name__}")
+    cfg.setdefault("_meta", {})["config_path"] = str(resolved)
+    return cfg
+
+
+def apply_overrides(cfg, overrides):
+    """Apply ``section.key=value`` strings; values are parsed as YAML (``1e-4``, ``[1,2]``)."""
+    for item in overrides or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"--set '{item}': expected section.key=value, e.g. training.epochs=5")
+        dotted, raw = item.split("=", 1)
+        section, key = dotted.split(".", 1)
+        cfg.setdefault(section, {})
+        if not isinstance(cfg[section], dict):
+            raise ValueError(f"--set '{item}': '{section}' is not a config section")
+        cfg[section][key] = yaml.safe_load(raw)
+    return cfg
+
+
+def auto_complete_config(cfg, verbose=True):
+    """Fill defaults and derived keys (channels, cond_dim, total_latent_dim); prints derived ones."""
+    cfg = copy.deepcopy(cfg)
+    model_type = (cfg.get("model") or {}).get("type")
+    for section, keys in schema_for(model_type).items():
+        sec = cfg.setdefault(section, {})
+        if sec is None:
+            sec = cfg[section] = {}
+        for key, default in keys.items():
+            if key not in sec and default is not REQUIRED:
+                sec[key] = copy.deepcopy(default)
+    model, data = cfg["model"], cfg["data"]
+
+    def fill(key, value, why):
+        if model.get(key) is None:
+            model[key] = value
+            if verbose:
+                print(f"[config] model.{key} = {value} ({why})")
+
+    for key, root in (("output_dir", "outputs"), ("samples_dir", "samples")):
+        if cfg["paths"].get(key) is None and model_type:
+            cfg["paths"][key] = f"{root}/{model_type}/"
+    if isinstance(data.get("component_dirs"), list):
+        fill("channels", len(data["component_dirs"]), "len(data.component_dirs)")
+    if isinstance(data.get("condition_columns"), list):
+        fill("cond_dim", len(data["condition_columns"]), "len(data.condition_columns)")
+    if model_type == "wgan_gp" and isinstance(model.get("latent_dim_per_component"), int) \
+            and isinstance(model.get("channels"), int):
+        fill("total_latent_dim", model["channels"] * model["latent_dim_per_component"],
+             "channels * latent_dim_per_component")
+    return cfg
+
+
+def _did_you_mean(word, options):
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def validate_config(cfg):
+    """Raise ``ValueError`` naming the key, the bad value and the fix. Returns ``cfg``."""
+    model_type = (cfg.get("model") or {}).get("type")
+    if model_type not in MODEL_SCHEMA:
+        raise ValueError(f"model.type = {model_type!r} is not a registered model; "
+                         f"use one of {MODEL_TYPES}.{_did_you_mean(str(model_type), MODEL_TYPES)}")
+    schema = schema_for(model_type)
+    for section, values in cfg.items():
+        if section.startswith("_"):
+            continue
+        if section not in schema:
+            raise ValueError(f"unknown config section '{section}'; valid sections: "
+                             f"{sorted(schema)}.{_did_you_mean(section, list(schema))}")
+        if not isinstance(values, dict):
+            raise ValueError(f"config section '{section}' must be a mapping, got {values!r}")
+        for key in values:
+            if key not in schema[section]:
+                raise ValueError(
+                    f"unknown key '{section}.{key}' for model type '{model_type}'."
+                    f"{_did_you_mean(key, list(schema[section]))} Valid keys: {sorted(schema[section])}")
+        for key, default in schema[section].items():
+            if default is REQUIRED and values.get(key) is None:
+                raise ValueError(f"{model_type} requires {section}.{key}; add it to the config "
+                                 f"(see configs/{model_type}_default.yaml)")
+    model, data, training = cfg["model"], cfg["data"], cfg["training"]
+
+    comps = data.get("component_dirs")
+    if not isinstance(comps, list) or not comps or not all(isinstance(c, str) for c in comps):
+        raise ValueError(f"data.component_dirs = {comps!r}: expected a non-empty list of names")
+    if len(set(comps)) != len(comps):
+        raise ValueError(f"data.component_dirs = {comps}: names must be unique")
+    if model.get("channels") != len(comps):
+        raise ValueError(f"model.channels ({model.get('channels')}) does not match "
+                         f"len(data.component_dirs) ({len(comps)}); set it to {len(comps)} or null")
+    cols = data.get("condition_columns") or []
+    if not isinstance(cols, list):
+        raise ValueError(f"data.condition_columns = {cols!r}: expected a list (may be empty)")
+    if model.get("cond_dim") != len(cols):
+        raise ValueError(f"model.cond_dim ({model.get('cond_dim')}) does not match "
+                         f"len(data.condition_columns) ({len(cols)}); set it to {len(cols)} or null")
+    size = model.get("image_size")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(isinstance(s, int) and s > 0 and s % 8 == 0 for s in size)):
+        raise ValueError(f"model.image_size = {size!r}: expected [H, W] with both divisible by 8 "
+                         f"(three 2x up/downsampling stages), e.g. [64, 32]")
+    if "{prefix}" not in data["filename_pattern"] or "{component}" not in data["filename_pattern"]:
+        raise ValueError(f"data.filename_pattern = {data['filename_pattern']!r} must contain "
+                         f"'{{prefix}}' and '{{component}}', e.g. 'mdbk_{{prefix}}_{{component}}.png'")
+    for section, key in POSITIVE_KEYS:
+        value = cfg.get(section, {}).get(key)
+        if key in cfg.get(section, {}) and (not isinstance(value, (int, float))
+                                              or isinstance(value, bool) or value <= 0):
+            raise ValueError(f"{section}.{key} = {value!r} must be a positive number")
+    for section, key in PROBABILITY_KEYS:
+        value = cfg.get(section, {}).get(key)
+        if key in cfg.get(section, {}) and not (isinstance(value, (int, float)) and 0 <= value <= 1):
+            raise ValueError(f"{section}.{key} = {value!r} is a probability; use a value in [0, 1]")
+    for key in ("ema_decay",):
+        if not (0 <= training[key] < 1):
+            raise ValueError(f"training.{key} = {training[key]!r} must be in [0, 1)")
+    if training["device"] not in ("auto", "cpu", "cuda") and not str(training["device"]).startswith("cuda:"):
+        raise ValueError(f"training.device = {training['device']!r}: use auto, cpu or cuda")
+    if training["on_divergence"] not in ("stop", "rollback"):
+        raise ValueError(f"training.on_divergence = {training['on_divergence']!r}: use stop or rollback")
+    if model_type == "wgan_gp":
+        if model["lambda_gp"] < 0:
+            raise ValueError(f"model.lambda_gp = {model['lambda_gp']} must be >= 0 (10 is standard)")
+        if model["upsample"] not in ("transpose", "nearest_conv"):
+            raise ValueError(f"model.upsample = {model['upsample']!r}: use transpose or nearest_conv")
+        if len(model["res_blocks"]) != 3 or len(model["dim_mults"]) != 3:
+            raise ValueError("wgan_gp: model.dim_mults and model.res_blocks need 3 entries "
+                             f"(one per 2x stage), got {model['dim_mults']} and {model['res_blocks']}")
+        expected = model["channels"] * model["latent_dim_per_component"]
+        if model["total_latent_dim"] != expected:
+            raise ValueError(f"model.total_latent_dim ({model['total_latent_dim']}) must equal "
+                             f"channels * latent_dim_per_component ({expected}); set it to null")
+        if training["optimizer"] != "adam":
+            raise ValueError(f"training.optimizer = {training['optimizer']!r}: only adam is supported")
+    return cfg
+
+
+def add_config_args(parser: argparse.ArgumentParser):
+    """The override flags every training entry point accepts."""
+    parser.add_argument("--config", required=True, help="YAML config (path, or name in configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value (YAML-typed, repeatable), e.g. --set training.lr_critic=2e-4")
+    parser.add_argument("--epochs", type=int, help="shortcut for --set training.epochs=N")
+    parser.add_argument("--seed", type=int, help="shortcut for --set training.seed=N")
+    parser.add_argument("--device", help="auto | cpu | cuda (shortcut for training.device)")
+    parser.add_argument("--output_dir", help="shortcut for --set paths.output_dir=DIR")
+    parser.add_argument("--run_name", help="run folder name under output_dir/<model>/ (default: config name)")
+    parser.add_argument("--overwrite", action="store_true", help="reuse an existing run folder")
+    return parser
+
+
+def config_from_args(args, verbose=True, model_type=None):
+    """load -> overrides (incl. convenience flags) -> auto-complete -> validate.
+
+    ``model_type`` (from ``--model``) must agree with the config's ``model.type``."""
+    cfg = load_config(args.config)
+    found = (cfg.get("model") or {}).get("type")
+    if model_type is not None and found is not None and found != model_type:
+        raise ValueError(f"--model {model_type} but {cfg['_meta']['config_path']} is a '{found}' "
+                         f"config; use --model {found} or a {model_type} config "
+                         f"(e.g. configs/{model_type}_toy.yaml)")
+    if model_type is not None:
+        cfg.setdefault("model", {})["type"] = model_type
+    overrides = list(args.overrides or [])
+    for flag, key in (("epochs", "training.epochs"), ("seed", "training.seed"),
+                      ("device", "training.device"), ("output_dir", "paths.output_dir"),
+                      ("run_name", "training.run_name")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if getattr(args, "overwrite", False):
+        overrides.append("training.overwrite=true")
+    cfg = apply_overrides(cfg, overrides)
+    return validate_config(auto_complete_config(cfg, verbose=verbose))
+
+
+def dump_config(cfg, path):
+    """Write the resolved config as YAML (the run folder's ``config.yaml``)."""
+    with open(path, "w") as f:
+        yaml.safe_dump({k: v for k, v in cfg.items()}, f, sort_keys=False)

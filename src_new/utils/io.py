@@ -1,0 +1,151 @@
+"""Writing and reading sample folders in the dataset layout (so samples read back like data)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Overlay colours (RGB) per component name; unknown names get a colour from the fallback list.
+COMPONENT_COLORS = {
+    "group_nc": (255, 0, 0),      # carcass: red
+    "group_km": (0, 0, 255),      # crown: blue
+    "bt": (255, 255, 0),          # belt: yellow
+    "fpu": (0, 200, 0),           # sidewall: green
+    "tpc": (0, 255, 255),         # tread: cyan
+}
+_FALLBACK = [(255, 0, 255), (255, 128, 0), (128, 128, 255), (128, 255, 128), (200, 200, 200)]
+
+
+def to_numpy(images):
+    """(N, C, H, W) tensor/array -> float32 numpy in [0, 1]."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().float().cpu().numpy()
+    return np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
+
+
+def overlay(sample, component_names, mirror=True):
+    """One sample (C, H, W) in [0, 1] -> uint8 RGB (H, W or 2W, 3) colour composite.
+
+    Components are painted in order, each blended by its intensity; ``mirror`` prepends the
+    flipped half so the full cross-section shows (column 0 is the mid-plane)."""
+    rgb = np.zeros(sample.shape[1:] + (3,), dtype=np.float32)
+    for c, name in enumerate(component_names):
+        color = np.array(COMPONENT_COLORS.get(name, _FALLBACK[c % len(_FALLBACK)]), np.float32)
+        alpha = sample[c][..., None]
+        rgb = rgb * (1 - alpha) + color * alpha
+    if mirror:
+        rgb = np.concatenate([rgb[:, ::-1], rgb], axis=1)
+    return rgb.round().astype(np.uint8)
+
+
+def make_grid(samples, component_names, ncol=8, mirror=True, pad=2, scale=2):
+    """(N, C, H, W) -> uint8 RGB grid image of overlays (white padding), upscaled by ``scale``."""
+    samples = to_numpy(samples)
+    tiles = [overlay(s, component_names, mirror) for s in samples]
+    h, w = tiles[0].shape[:2]
+    ncol = max(1, min(ncol, len(tiles)))
+    nrow = (len(tiles) + ncol - 1) // ncol
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, ncol)
+        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = tile
+    return grid.repeat(scale, 0).repeat(scale, 1)
+
+
+def save_grid(samples, path, component_names, ncol=8, mirror=True):
+    from PIL import Image
+
+    Image.fromarray(make_grid(samples, component_names, ncol, mirror)).save(path)
+
+
+def save_component_images(images, save_dir, component_names, prefix="sample", conditions=None,
+                          condition_columns=("width_px", "height_px"), mirror=True, extra_arrays=None,
+                          start_index=0):
+    """Write a sample folder readable by MultiComponentDataset and evaluate.py.
+
+    images: (N, C, H, W) in [0, 1]. Writes
+      <save_dir>/<component>/<prefix>_<i>_<component>.png   (8-bit grayscale, dataset layout;
+                                                             filename_pattern '{prefix}_{component}.png')
+      <save_dir>/composite/<prefix>_<i>.png                 (colour overlay, mirrored to 2W)
+      <save_dir>/grid.png                                   (overlay grid of up to 64 samples)
+      <save_dir>/dimensions.csv                             (matching, train, measured width/height)
+      <save_dir>/samples.npz                                (``images`` float32 + ``extra_arrays``)
+    conditions: optional raw (N, k) requested conditions, stored in the npz as ``conditions``.
+    Returns the list of sample prefixes.
+    """
+    import pandas as pd
+    from PIL import Image
+
+    from ..datasets.geometry import measure_dimensions
+
+    arr = to_numpy(images)
+    if arr.ndim != 4 or arr.shape[1] != len(component_names):
+        raise ValueError(f"save_component_images: expected (N, {len(component_names)}, H, W) images "
+                         f"for components {list(component_names)}, got shape {arr.shape}")
+    out = Path(save_dir)
+    for name in list(component_names) + ["composite"]:
+        (out / name).mkdir(parents=True, exist_ok=True)
+    names = [f"{prefix}_{start_index + i:05d}" for i in range(len(arr))]
+    quantized = (arr * 255).round().astype(np.uint8)
+    for i, name in enumerate(names):
+        for c, comp in enumerate(component_names):
+            Image.fromarray(quantized[i, c], mode="L").save(out / comp / f"{name}_{comp}.png")
+        Image.fromarray(overlay(arr[i], component_names, mirror)).save(out / "composite" / f"{name}.png")
+    save_grid(arr[:64], out / "grid.png", component_names, mirror=mirror)
+    dims = measure_dimensions(arr)
+    table = {"matching": names, "train": [True] * len(names)}
+    for k, col in enumerate(list(condition_columns)[:2]):
+        table[col] = dims[:, k]
+    pd.DataFrame(table).to_csv(out / "dimensions.csv", index=False)
+    arrays = {"images": arr}
+    if conditions is not None:
+        arrays["conditions"] = to_numpy_raw(conditions)
+    arrays.update({k: to_numpy_raw(v) for k, v in (extra_arrays or {}).items()})
+    np.savez_compressed(out / "samples.npz", **arrays)
+    return names
+
+
+def to_numpy_raw(x):
+    """Tensor/array -> float32 numpy without clipping."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def load_samples(path):
+    """Read a ``samples.npz`` (or its folder) -> dict of numpy arrays."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "samples.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"samples file not found: {path}")
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def prepare_output_dir(path, overwrite=False, what="output folder"):
+    """Create ``path``; refuse a non-empty existing one unless ``overwrite``; check it is writable."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"{what} {path} already exists and is not empty; choose another "
+                              f"name or pass --overwrite to replace its contents")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"{what} {path} is not writable ({err.strerror}); pick another "
+                              f"location (--output_dir / --out)") from None
+    return path
+
+
+def write_json(obj, path):
+    """Write JSON atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
