@@ -112,8 +112,9 @@ class MultiComponentDataset(Dataset):
                 f"condition CSV not found: {data_cfg['condition_csv']} (data.condition_csv). "
                 f"Generate the toy set with `python src_new/scripts/make_toy_data.py --out "
                 f"{root}` or point data.root_dir/condition_csv at your data.")
-        frame = pd.read_csv(csv_path)
         prefix_col, split_col = data_cfg["prefix_column"], data_cfg.get("split_column")
+        # Prefixes are names ("00012" must stay "00012"), never numbers.
+        frame = pd.read_csv(csv_path, dtype={prefix_col: str})
         needed = [prefix_col] + self.condition_columns + ([split_col] if split_col else [])
         missing = [c for c in needed if c not in frame.columns]
         if missing:

@@ -8,6 +8,7 @@ import sys
 import _bootstrap  # noqa: F401
 
 from src_new.models import available_models, get_entry
+from src_new.utils.checkpoint import load_checkpoint
 from src_new.utils.config import add_config_args, config_from_args
 
 
@@ -26,11 +27,21 @@ def main(argv=None):
     if args.model is not None and args.model not in available_models():
         sys.exit(f"error: unknown model '{args.model}'; available models: {available_models()}")
     try:
+        resume_state = None
+        if args.resume:
+            resume_state = load_checkpoint(args.resume)
+            if args.config is None:   # continue with the checkpoint's own config
+                args.base_config = resume_state.get("config")
+        elif args.config is None:
+            sys.exit("error: --config is required (or --resume CHECKPOINT)")
         cfg = config_from_args(args, model_type=args.model)
         entry = get_entry(cfg["model"]["type"], "train")
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, PermissionError, FileExistsError) as err:
         sys.exit(f"error: {err}")
-    entry.train(cfg, resume=args.resume, overrides=args.overrides)
+    try:
+        entry.train(cfg, resume=args.resume, resume_state=resume_state)
+    except (ValueError, FileNotFoundError, PermissionError, FileExistsError) as err:
+        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,8 @@ MODEL_SCHEMA = {
             "total_latent_dim": None,    # auto: channels * latent_dim_per_component
             "lambda_gp": REQUIRED,
             "n_critic": REQUIRED,
-            "res_blocks": [2, 2, 2],     # generator ResBlocks per upsampling stage (low -> high res)
+            "res_blocks": [1, 2, 2],     # generator ResBlocks per upsampling stage (low -> high res)
+            "bottleneck_res_blocks": 1,  # generator ResBlocks at H/8 x W/8 before upsampling
             "upsample": "transpose",     # transpose | nearest_conv
             "critic_dim": 64,
             "spectral_norm": False,
@@ -320,7 +321,7 @@ def validate_config(cfg):
 
 def add_config_args(parser: argparse.ArgumentParser):
     """The override flags every training entry point accepts."""
-    parser.add_argument("--config", required=True, help="YAML config (path, or name in configs/)")
+    parser.add_argument("--config", help="YAML config (path, or name in configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value (YAML-typed, repeatable), e.g. --set training.lr_critic=2e-4")
     parser.add_argument("--epochs", type=int, help="shortcut for --set training.epochs=N")
@@ -335,11 +336,13 @@ def add_config_args(parser: argparse.ArgumentParser):
 def config_from_args(args, verbose=True, model_type=None):
     """load -> overrides (incl. convenience flags) -> auto-complete -> validate.
 
-    ``model_type`` (from ``--model``) must agree with the config's ``model.type``."""
-    cfg = load_config(args.config)
+    ``model_type`` (from ``--model``) must agree with the config's ``model.type``. When
+    ``args.base_config`` is set (a checkpoint's stored config), it replaces the YAML file."""
+    base = getattr(args, "base_config", None)
+    cfg = copy.deepcopy(base) if base is not None else load_config(args.config)
     found = (cfg.get("model") or {}).get("type")
     if model_type is not None and found is not None and found != model_type:
-        raise ValueError(f"--model {model_type} but {cfg['_meta']['config_path']} is a '{found}' "
+        raise ValueError(f"--model {model_type} but {cfg.get('_meta', {}).get('config_path')} is a '{found}' "
                          f"config; use --model {found} or a {model_type} config "
                          f"(e.g. configs/{model_type}_toy.yaml)")
     if model_type is not None:

@@ -15,9 +15,10 @@ class EMA:
     instead of a stale copy of the initial weights. Buffers are copied, not averaged.
     """
 
-    def __init__(self, model, decay=0.9999, update_every=10):
+    def __init__(self, model, decay=0.9999, update_every=10, ema_model=None):
         self.source = model
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        # ema_model: an existing copy to average into (e.g. a model's own ``ema_generator``).
+        self.model = (ema_model if ema_model is not None else copy.deepcopy(model)).eval().requires_grad_(False)
         self.decay, self.update_every = decay, update_every
         self.step = 0          # calls to update()
         self.num_updates = 0   # averaging updates performed

@@ -1,0 +1,22 @@
+"""WGAN-GP over a compressed latent: ``from src_new.models.wgan_gp import WGANGP, build_wgan_gp``."""
+from .critic import Critic
+from .encoder import Encoder
+from .generator import Generator
+from .wgan import WGANGP, create_mask
+
+
+def build_wgan_gp(cfg):
+    """Build a WGANGP from a resolved config dict (after auto_complete_config/validate_config)."""
+    m = cfg["model"]
+    size, channels, cond_dim, latent = tuple(m["image_size"]), m["channels"], m["cond_dim"], m["total_latent_dim"]
+    encoder = Encoder(channels, latent, size, dim=m["encoder_dim"])
+    generator = Generator(channels, latent, cond_dim, size, dim=m["dim"], dim_mults=m["dim_mults"],
+                          res_blocks=m["res_blocks"], bottleneck_res_blocks=m["bottleneck_res_blocks"],
+                          upsample=m["upsample"])
+    critic = Critic(channels, cond_dim, size, dim=m["critic_dim"], spectral_norm=m["spectral_norm"])
+    return WGANGP(encoder, generator, critic, image_size=size, latent_dim=latent, lambda_gp=m["lambda_gp"],
+                  n_critic=m["n_critic"], cond_drop_prob=m["cond_drop_prob"],
+                  fast=cfg.get("training", {}).get("fast", True))
+
+
+__all__ = ["Encoder", "Generator", "Critic", "WGANGP", "build_wgan_gp", "create_mask"]

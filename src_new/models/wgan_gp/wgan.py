@@ -1,0 +1,257 @@
+"""WGANGP: the losses (critic, generator, encoder), sampling with guidance and inpainting."""
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...utils.masks import create_mask  # noqa: F401  (re-exported: part of this module's API)
+from .layers import check_cond, check_image
+
+
+@contextlib.contextmanager
+def frozen(module):
+    """Temporarily set ``requires_grad=False`` on every parameter of ``module``: autograd
+    then skips that module's weight gradients (it still propagates through it)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+class WGANGP(nn.Module):
+    """Wasserstein GAN with gradient penalty over a compressed latent (4 per component).
+
+    encoder: (B, C, H, W) -> (B, latent_dim); generator: (z, cond) -> (B, C, H, W) in [0, 1];
+    critic: (x, cond) -> (B, 1). ``ema_generator`` is an averaged copy of the generator (the
+    training loop updates it) used by ``sample`` and ``inpaint``. ``cond_normalizer`` (set by
+    training, stored in checkpoints) maps raw conditions (pixels) to the model's inputs.
+
+    fast: compute the same losses with less work (one critic pass over real and fake
+    together, critic weights frozen during the generator step); ``fast=False`` follows the
+    plan's pseudo-code literally. Both give the same values and gradients.
+    """
+
+    def __init__(self, encoder, generator, critic, *, image_size, latent_dim=20, lambda_gp=10.0,
+                 n_critic=5, cond_drop_prob=0.1, fast=True):
+        super().__init__()
+        self.encoder, self.generator, self.critic = encoder, generator, critic
+        self.ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.image_size = tuple(image_size)
+        self.latent_dim, self.lambda_gp, self.n_critic = latent_dim, lambda_gp, n_critic
+        self.cond_drop_prob, self.fast = cond_drop_prob, fast
+        self.channels, self.cond_dim = generator.channels, generator.cond_dim
+        self.cond_normalizer = None
+
+    # ------------------------------------------------------------------ helpers
+    def _check_batch(self, img, cond, what):
+        check_image(img, self.channels, self.image_size, what)
+        return check_cond(cond, img.shape[0], self.cond_dim, f"{what} condition")
+
+    def _drop_mask(self, batch_size, device):
+        """Per-sample condition dropout for classifier-free guidance: True = use the null embedding."""
+        return torch.rand(batch_size, device=device) < self.cond_drop_prob
+
+    def _latent(self, batch_size, device, generator=None):
+        return torch.randn(batch_size, self.latent_dim, device=device, generator=generator)
+
+    @property
+    def sampling_generator(self):
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    # ------------------------------------------------------------------ losses
+    def compute_gradient_penalty(self, real, fake, cond, eps=None):
+        """lambda_gp * mean_i (||grad_x D(x_hat_i)||_2 - 1)^2 with x_hat = eps*real + (1-eps)*fake,
+        one eps ~ U[0, 1] per sample (B, 1, 1, 1); the norm is over all of a sample's pixels
+        (flattened), in float32 with a tiny epsilon so its gradient exists at zero."""
+        if eps is None:
+            eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+        x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+        scores = self.critic(x_hat, cond)
+        (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+        norm = (grad.float().flatten(1).pow(2).sum(1) + 1e-12).sqrt()
+        return self.lambda_gp * (norm - 1).pow(2).mean()
+
+    def _critic_scores(self, real, fake, cond):
+        """D(real), D(fake): one pass over both when fast (exact: no batch-coupled layers)."""
+        if not self.fast:
+            return self.critic(real, cond), self.critic(fake, cond)
+        both_cond = None if cond is None else torch.cat([cond, cond])
+        scores = self.critic(torch.cat([real, fake]), both_cond)
+        return scores[: len(real)], scores[len(real):]
+
+    def draw_noise(self, batch_size, device):
+        """The random draws of one step: latent z, condition-dropout mask, GP interpolation eps."""
+        return {"z": self._latent(batch_size, device), "drop_mask": self._drop_mask(batch_size, device),
+                "eps": torch.rand(batch_size, 1, 1, 1, device=device)}
+
+    def critic_step(self, real, cond=None, noise=None):
+        """Losses for one critic update. The generator runs without gradients; its condition
+        is dropped per sample (as in its own step) while the critic always sees the truth.
+        noise: optional dict from ``draw_noise`` (fixed draws for tests and references)."""
+        noise = noise or self.draw_noise(real.shape[0], real.device)
+        with torch.no_grad():
+            fake = self.generator(noise["z"], cond, noise["drop_mask"])
+        d_real, d_fake = self._critic_scores(real, fake, cond)
+        wasserstein = d_real.float().mean() - d_fake.float().mean()
+        with torch.autocast(real.device.type, enabled=False):
+            gp = self.compute_gradient_penalty(real.float(), fake.float(), cond, noise["eps"])
+        return {"critic_loss": -wasserstein + gp, "wasserstein_distance": wasserstein.detach(),
+                "gradient_penalty": gp.detach()}
+
+    def generator_step(self, real, cond=None, noise=None):
+        """Losses for one generator update: -mean D(G(z)); the critic's weights get no gradient."""
+        noise = noise or self.draw_noise(real.shape[0], real.device)
+        fake = self.generator(noise["z"], cond, noise["drop_mask"])
+        ctx = frozen(self.critic) if self.fast else contextlib.nullcontext()
+        with ctx:
+            if self.fast:
+                d_real, d_fake = self._critic_scores(real, fake, cond)
+            else:
+                d_fake = self.critic(fake, cond)
+                with torch.no_grad():
+                    d_real = self.critic(real, cond)
+        g_loss = -d_fake.float().mean()
+        return {"generator_loss": g_loss,
+                "wasserstein_distance": (d_real.float().mean() - d_fake.float().mean()).detach()}
+
+    def forward(self, img, *, cond=None, step="critic", noise=None):
+        """img: real (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None; step: critic | generator.
+
+        critic: {critic_loss = -W + GP, wasserstein_distance W = mean D(real) - mean D(fake),
+        gradient_penalty}; generator: {generator_loss = -mean D(G(z)), wasserstein_distance}.
+        Loss values are tensors for ``.backward()``; the others are detached. noise: optional
+        fixed random draws (``draw_noise``), for references and tests."""
+        cond = self._check_batch(img, cond, "WGANGP.forward input")
+        if step == "critic":
+            return self.critic_step(img, cond, noise)
+        if step == "generator":
+            return self.generator_step(img, cond, noise)
+        raise ValueError(f"step must be 'critic' or 'generator', got {step!r}")
+
+    @staticmethod
+    def mask_components(x, drop_prob, generator=None):
+        """Zero each component of each sample with probability ``drop_prob`` -> (partial, mask)."""
+        keep = torch.rand(x.shape[0], x.shape[1], 1, 1, device=x.device, generator=generator) >= drop_prob
+        mask = keep.to(x.dtype).expand_as(x)
+        return x * mask, mask
+
+    def encoder_loss(self, real, cond=None, mask_prob=0.5):
+        """GAN-inversion objective for the encoder (the inpainting initialiser):
+        ||E(G(z)) - z||^2 on generated samples + ||G(E(x)) - x||^2 on real data, the encoder
+        seeing randomly component-masked inputs so that it maps partial images to good latents.
+        G is the (frozen) sampling generator, the one ``inpaint`` optimizes through."""
+        cond = self._check_batch(real, cond, "WGANGP.encoder_loss input")
+        gen = self.sampling_generator
+        z = self._latent(real.shape[0], real.device)
+        with torch.no_grad():
+            fake = gen(z, cond)
+        latent_loss = F.mse_loss(self.encoder(self.mask_components(fake, mask_prob)[0]), z)
+        with frozen(gen):
+            recon = gen(self.encoder(self.mask_components(real, mask_prob)[0]), cond)
+        image_loss = F.mse_loss(recon, real)
+        return {"encoder_loss": latent_loss + image_loss, "latent_loss": latent_loss.detach(),
+                "image_loss": image_loss.detach()}
+
+    # ------------------------------------------------------------------ sampling
+    def normalize_condition(self, raw_cond):
+        """Raw conditions (e.g. width/height in pixels) -> the model's normalized inputs."""
+        if self.cond_normalizer is None:
+            raise ValueError("this model has no stored condition normalization; pass normalized "
+                             "conditions as `cond=` instead of `raw_cond=`")
+        return self.cond_normalizer.normalize(raw_cond)
+
+    @torch.inference_mode()
+    def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None):
+        """-> (B, C, H, W) in [0, 1] from the EMA generator.
+
+        cond: (B, cond_dim) normalized conditions, or ``raw_cond`` in raw units (normalized
+        with the stored statistics). guidance_scale s > 0 with a condition:
+        G(z, None) + s * (G(z, cond) - G(z, None)), clamped to [0, 1] (both in one batched
+        pass); otherwise G(z, cond). z: (B, latent_dim) or None; generator: torch.Generator."""
+        device = next(self.parameters()).device
+        if raw_cond is not None:
+            if cond is not None:
+                raise ValueError("pass either cond (normalized) or raw_cond (raw units), not both")
+            cond = self.normalize_condition(raw_cond)
+        if cond is not None:
+            batch_size = cond.shape[0]
+            cond = check_cond(cond.to(device, torch.float32), batch_size, self.cond_dim, "sample condition")
+        if z is None:
+            z = torch.randn(batch_size, self.latent_dim, generator=generator,
+                            device=generator.device if generator is not None else device).to(device)
+        elif z.dim() != 2 or z.shape[1] != self.latent_dim or (cond is not None and len(z) != batch_size):
+            raise ValueError(f"sample: z has shape {tuple(z.shape)}, expected ({batch_size if cond is not None else 'B'}, "
+                             f"{self.latent_dim})")
+        z = z.to(device)
+        gen = self.sampling_generator
+        if cond is None or guidance_scale == 0:
+            return gen(z, cond)
+        drop = torch.arange(2 * len(z), device=device) >= len(z)
+        both = gen(torch.cat([z, z]), torch.cat([cond, cond]), drop)
+        with_cond, without = both[: len(z)], both[len(z):]
+        return (without + guidance_scale * (with_cond - without)).clamp_(0, 1)
+
+    def inpaint(self, partial, mask, num_steps=100, lr=0.01, cond=None, restarts=1, loss="mse",
+                prior_weight=0.0, generator=None, return_info=False):
+        """Fill the unknown pixels (mask 0) by optimizing the latent so G(z) matches the known
+        pixels (mask 1); the result keeps every known pixel of ``partial`` exactly.
+
+        partial, mask: (B, C, H, W), mask 1 = known. z starts from E(partial) (restart 0) and
+        from N(0, I) for the other restarts; all restarts run as one batch (Adam is
+        per-element, so this equals running them one by one) and the best by final masked
+        loss wins. loss: mse | l1 on known pixels (+ prior_weight * mean z^2). Runs with
+        gradients enabled even under an outer no_grad/inference_mode; the generator's weights
+        are frozen and no parameter's ``.grad`` is touched. Returns (B, C, H, W) in [0, 1]
+        (and a dict with the final per-sample losses if ``return_info``)."""
+        if loss not in ("mse", "l1"):
+            raise ValueError(f"inpaint loss must be 'mse' or 'l1', got {loss!r}")
+        if restarts < 1 or num_steps < 0:
+            raise ValueError(f"inpaint: restarts must be >= 1 and num_steps >= 0, got {restarts}, {num_steps}")
+        check_image(partial, self.channels, self.image_size, "inpaint partial")
+        if not isinstance(mask, torch.Tensor) or mask.shape != partial.shape:
+            got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"inpaint mask: expected shape {tuple(partial.shape)} (same as partial), got {got}")
+        batch = partial.shape[0]
+        cond = check_cond(cond, batch, self.cond_dim, "inpaint condition")
+        gen = self.sampling_generator
+        with torch.inference_mode(False), torch.enable_grad(), frozen(gen), frozen(self.encoder):
+            # Clones turn possible inference-mode inputs into tensors autograd can use.
+            partial, mask = partial.clone().float(), mask.clone().float()
+            cond = None if cond is None else cond.clone().float()
+            known = partial * mask
+            with torch.no_grad():
+                z0 = [self.encoder(known)]
+            z0 += [torch.randn(batch, self.latent_dim, device=partial.device, generator=generator)
+                   for _ in range(restarts - 1)]
+            z = torch.cat(z0).requires_grad_(True)
+            target, weight = known.repeat(restarts, 1, 1, 1), mask.repeat(restarts, 1, 1, 1)
+            cond_all = None if cond is None else cond.repeat(restarts, 1)
+            optimizer = torch.optim.Adam([z], lr=lr)
+
+            def per_sample_loss(images):
+                diff = (images - target) * weight
+                err = diff.pow(2) if loss == "mse" else diff.abs()
+                value = err.flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
+                return value + prior_weight * z.pow(2).mean(1)
+
+            for _ in range(num_steps):
+                optimizer.zero_grad(set_to_none=True)
+                # Sum, not mean: each latent's gradient must not depend on the batch size.
+                per_sample_loss(gen(z, cond_all)).sum().backward()
+                optimizer.step()
+            with torch.no_grad():
+                images = gen(z, cond_all)
+                final = per_sample_loss(images).view(restarts, batch)
+                best = final.argmin(0)
+                images = images.view(restarts, batch, *images.shape[1:])[best, torch.arange(batch)]
+                result = partial * mask + images * (1 - mask)
+        if return_info:
+            return result, {"loss": final.min(0).values, "best_restart": best}
+        return result
