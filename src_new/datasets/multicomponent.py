@@ -75,7 +75,7 @@ def read_png(path, expected_hw=None):
     try:
         with Image.open(path) as img:
             img.load()
-            arr = np.asarray(img.convert("L"), dtype=np.uint8)
+            arr = np.array(img.convert("L"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{path}: cannot decode image ({err}); the file is corrupt or "
                          f"truncated, regenerate or remove that sample") from None

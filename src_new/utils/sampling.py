@@ -1,0 +1,181 @@
+"""Sampling modes shared by every model with the common API
+(``model.sample(batch_size=, cond=, guidance_scale=, z=, generator=)`` and
+``model.inpaint(partial, mask, num_steps=, lr=, cond=, restarts=, ...)``, both in [0, 1]).
+
+Each mode writes a samples folder through ``save_component_images`` plus ``manifest.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .io import prepare_output_dir, save_component_images, write_json
+from .masks import component_indices, create_mask
+
+MODES = ("unconditional", "conditional", "inpainting", "interpolate")
+
+
+def add_sampling_args(parser: argparse.ArgumentParser):
+    """The options of ``src_new/scripts/sample.py`` (unset ones fall back to the config's
+    ``sampling`` section, then to the defaults in config.py)."""
+    parser.add_argument("--checkpoint", required=True, help="checkpoint .pt written by training")
+    parser.add_argument("--mode", choices=MODES, help="sampling mode (default: config sampling.mode)")
+    parser.add_argument("--num_samples", type=int, help="number of samples (default: config)")
+    parser.add_argument("--batch_sz", type=int, help="batch size (default: config)")
+    parser.add_argument("--guidance_scale", type=float, help="classifier-free guidance scale s (0 = none)")
+    parser.add_argument("--cond", action="append", default=[], metavar="W,H",
+                        help="raw condition values, e.g. --cond 24,48 (repeatable; cycled over samples)")
+    parser.add_argument("--cond_csv", help="CSV with the condition columns (raw units), one row per sample")
+    parser.add_argument("--components", nargs="+", help="inpainting: the components to preserve")
+    parser.add_argument("--inpaint_steps", type=int, help="inpainting optimization/denoising steps")
+    parser.add_argument("--inpaint_lr", type=float, help="inpainting latent learning rate (WGAN-GP)")
+    parser.add_argument("--inpaint_loss", choices=("mse", "l1"), help="inpainting loss on known pixels")
+    parser.add_argument("--restarts", type=int, help="inpainting restarts (best one kept)")
+    parser.add_argument("--no_cond", action="store_true", help="inpainting: ignore the test conditions")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--out", help="output folder (default: <samples_dir>/<mode>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--postprocess", choices=("none", "clean"), default="none",
+                        help="clean: threshold, drop small pieces, fill small holes (raw kept in the npz)")
+    parser.add_argument("--min_size", type=int, default=4, help="clean: smallest piece kept (pixels)")
+    parser.add_argument("--max_hole", type=int, default=4, help="clean: largest hole filled (pixels)")
+    return parser
+
+
+def sampling_options(args, cfg):
+    """CLI value, else config ``sampling`` value."""
+    s = cfg.get("sampling", {})
+    pick = lambda name, key=None: getattr(args, name) if getattr(args, name, None) is not None else s.get(key or name)
+    return {"mode": pick("mode"), "num_samples": pick("num_samples"), "batch_sz": pick("batch_sz"),
+            "guidance_scale": pick("guidance_scale"), "components": pick("components"),
+            "inpaint_steps": pick("inpaint_steps"), "inpaint_lr": pick("inpaint_lr"),
+            "inpaint_loss": pick("inpaint_loss"), "restarts": pick("restarts"),
+            "inpaint_prior_weight": s.get("inpaint_prior_weight", 0.0)}
+
+
+def parse_conditions(args, columns):
+    """Raw (N, k) conditions from --cond strings or --cond_csv; None when neither is given."""
+    rows = []
+    for text in args.cond:
+        parts = [p for p in text.replace(" ", "").split(",") if p]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"--cond {text!r}: values must be numbers, e.g. --cond 24,48") from None
+        if len(values) != len(columns) or not all(np.isfinite(values)):
+            raise ValueError(f"--cond {text!r}: expected {len(columns)} finite values ({', '.join(columns)})")
+        rows.append(values)
+    if args.cond_csv:
+        import pandas as pd
+        frame = pd.read_csv(args.cond_csv)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{args.cond_csv}: missing column(s) {missing}; available: {list(frame.columns)}")
+        values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        if not np.isfinite(values).all():
+            raise ValueError(f"{args.cond_csv}: non-numeric or missing condition values")
+        rows.extend(values.tolist())
+    return torch.tensor(rows, dtype=torch.float32) if rows else None
+
+
+def _batches(n, size, desc):
+    starts = range(0, n, size)
+    for start in tqdm(starts, desc=desc, leave=False, disable=len(starts) < 2):
+        yield start, min(start + size, n)
+
+
+def _test_split(cfg, normalizer):
+    from ..datasets.multicomponent import MultiComponentDataset
+    return MultiComponentDataset(cfg["data"], "test", cfg["model"]["image_size"], normalizer, verbose=False)
+
+
+def run_sampling(model, cfg, args, ckpt_path, extra_modes=None):
+    """Run one mode and write its folder; returns the folder path.
+
+    model: eval-mode model with ``cond_normalizer`` (raw -> normalized conditions) or None.
+    extra_modes: {name: fn(model, cfg, opts, generator) -> (images, extra_arrays, info)}."""
+    opts = sampling_options(args, cfg)
+    mode, names = opts["mode"], cfg["data"]["component_dirs"]
+    columns = list(cfg["data"].get("condition_columns") or [])
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
+    if mode in ("interpolate",) and mode not in (extra_modes or {}):
+        raise ValueError(f"mode '{mode}' is not available for model '{cfg['model']['type']}'")
+    if mode == "inpainting":
+        component_indices(opts["components"] or [], names)          # clear error before any work
+        if not opts["components"]:
+            raise ValueError(f"inpainting needs --components (any of {names})")
+    raw_cond = parse_conditions(args, columns)
+    if raw_cond is not None and mode != "conditional":
+        raise ValueError("--cond/--cond_csv apply to --mode conditional only")
+    out = prepare_output_dir(args.out or Path(cfg["paths"]["samples_dir"]) / mode, args.overwrite,
+                             "samples folder")
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(args.seed)
+    torch.manual_seed(args.seed)
+    n, bs = opts["num_samples"], opts["batch_sz"]
+    start = time.time()
+    extra, info = {}, {}
+    conditions = None
+    if mode == "unconditional":
+        images = torch.cat([model.sample(batch_size=b - a, generator=gen).cpu()
+                            for a, b in _batches(n, bs, "sampling")])
+    elif mode == "conditional":
+        if not columns:
+            raise ValueError("this model was trained without conditions; use --mode unconditional")
+        if raw_cond is None:
+            test = _test_split(cfg, model.cond_normalizer)
+            idx = torch.arange(n) % len(test)
+            raw_cond = test.raw_conditions[idx]
+            extra["test_indices"] = idx.numpy()
+        else:
+            raw_cond = raw_cond[torch.arange(n) % len(raw_cond)]
+        conditions = raw_cond
+        cond = model.cond_normalizer.normalize(raw_cond)
+        images = torch.cat([model.sample(cond=cond[a:b].to(device), guidance_scale=opts["guidance_scale"],
+                                         generator=gen).cpu() for a, b in _batches(n, bs, "sampling")])
+    elif mode == "inpainting":
+        test = _test_split(cfg, model.cond_normalizer)
+        idx = torch.arange(min(n, len(test)))
+        truth = test.images_float[idx]
+        mask = create_mask(opts["components"], names, len(idx), cfg["model"]["image_size"])
+        use_cond = bool(columns) and not args.no_cond
+        parts = []
+        for a, b in _batches(len(idx), bs, "inpainting"):
+            cond = test.conditions[idx[a:b]].to(device) if use_cond else None
+            parts.append(model.inpaint(truth[a:b].to(device) * mask[a:b].to(device), mask[a:b].to(device),
+                                       num_steps=opts["inpaint_steps"], lr=opts["inpaint_lr"], cond=cond,
+                                       restarts=opts["restarts"], loss=opts["inpaint_loss"],
+                                       prior_weight=opts["inpaint_prior_weight"], generator=gen).cpu())
+        images = torch.cat(parts)
+        extra.update(ground_truth=truth, mask=mask, test_indices=idx.numpy())
+        info["used_conditions"] = use_cond
+    else:
+        images, more, info = extra_modes[mode](model, cfg, opts, gen)
+        extra.update(more)
+    elapsed = time.time() - start
+    postprocess = None
+    if args.postprocess == "clean":
+        from ..evaluation.postprocess import clean
+        extra["images_raw"] = images
+        images = torch.as_tensor(clean(images.numpy(), min_size=args.min_size, max_hole=args.max_hole))
+        postprocess = {"method": "clean", "min_size": args.min_size, "max_hole": args.max_hole}
+    save_component_images(images, out, names, conditions=conditions, extra_arrays=extra,
+                          condition_columns=columns or ("width_px", "height_px"))
+    manifest = {
+        "model": cfg["model"]["type"], "mode": mode, "checkpoint": str(ckpt_path), "seed": args.seed,
+        "num_samples": int(len(images)), "options": {k: v for k, v in opts.items() if k != "mode"},
+        "postprocess": postprocess, "wall_time_s": round(elapsed, 3),
+        "seconds_per_image": round(elapsed / max(len(images), 1), 5), "device": str(device),
+        "component_names": names, "condition_columns": columns, "config": cfg, **info,
+    }
+    write_json(manifest, out / "manifest.json")
+    print(f"wrote {len(images)} {mode} samples to {out} ({elapsed:.1f}s, "
+          f"{elapsed / max(len(images), 1) * 1000:.1f} ms/image)")
+    return out
