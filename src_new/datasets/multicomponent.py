@@ -31,7 +31,7 @@ class ConditionNormalizer:
     @classmethod
     def fit(cls, raw):
         raw = torch.as_tensor(raw, dtype=torch.float32)
-        if raw.shape[0] < 2:
+        if raw.shape[0] < 2 or raw.shape[1] == 0:
             return cls(raw.mean(0) if len(raw) else torch.zeros(raw.shape[1]), torch.ones(raw.shape[1]))
         return cls(raw.mean(0), raw.std(0))
 

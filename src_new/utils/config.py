@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import copy
 import difflib
+import re
 from pathlib import Path
 
 import yaml
@@ -20,6 +21,9 @@ CONFIG_DIR = REPO_ROOT / "configs"
 class _Required:
     def __repr__(self):
         return "REQUIRED"
+
+    def __deepcopy__(self, memo):  # a singleton: `default is REQUIRED` must survive copies
+        return self
 
 
 REQUIRED = _Required()
@@ -171,6 +175,20 @@ def resolve_config_path(path):
         f"Available in configs/: {available}")
 
 
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _parse_value(value):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; read it as the number it is."""
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _parse_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_parse_value(v) for v in value]
+    return value
+
+
 def load_config(path):
     """Read a YAML config with ``yaml.safe_load``; returns a plain dict of sections."""
     resolved = resolve_config_path(path)
@@ -182,6 +200,7 @@ def load_config(path):
     if not isinstance(cfg, dict):
         raise ValueError(f"{resolved}: expected a mapping of sections (model:, data:, ...), "
                          f"got {type(cfg).__name__}")
+    cfg = _parse_value(cfg)
     cfg.setdefault("_meta", {})["config_path"] = str(resolved)
     return cfg
 
@@ -196,7 +215,10 @@ def apply_overrides(cfg, overrides):
         cfg.setdefault(section, {})
         if not isinstance(cfg[section], dict):
             raise ValueError(f"--set '{item}': '{section}' is not a config section")
-        cfg[section][key] = yaml.safe_load(raw)
+        try:
+            cfg[section][key] = _parse_value(yaml.safe_load(raw))
+        except yaml.YAMLError as err:
+            raise ValueError(f"--set '{item}': value is not valid YAML ({err})") from None
     return cfg
 
 

@@ -1,0 +1,99 @@
+"""Config utilities: loading, overrides, auto-completion and every validation error."""
+import argparse
+
+import pytest
+import yaml
+
+from src_new.utils.config import (apply_overrides, auto_complete_config, config_from_args, load_config,
+                                  validate_config)
+
+
+def base():
+    return {"model": {"type": "wgan_gp", "latent_dim_per_component": 4, "lambda_gp": 10, "n_critic": 5}}
+
+
+def resolve(cfg):
+    return validate_config(auto_complete_config(cfg, verbose=False))
+
+
+def test_shipped_configs_resolve():
+    for name in ("wgan_gp_default", "wgan_gp_toy"):
+        cfg = resolve(load_config(name))          # resolves against configs/ by name
+        assert cfg["model"]["channels"] == 5 and cfg["model"]["cond_dim"] == 2
+
+
+def test_auto_complete_derives_and_reports(capsys):
+    cfg = auto_complete_config(base())
+    assert cfg["model"]["channels"] == 5
+    assert cfg["model"]["cond_dim"] == 2
+    assert cfg["model"]["total_latent_dim"] == 20
+    assert cfg["paths"]["output_dir"] == "outputs/wgan_gp/"
+    out = capsys.readouterr().out
+    assert "model.total_latent_dim = 20" in out and "model.channels = 5" in out
+
+
+def test_default_config_has_plan_values():
+    cfg = resolve(load_config("wgan_gp_default"))
+    m, t = cfg["model"], cfg["training"]
+    assert (m["lambda_gp"], m["n_critic"], m["cond_drop_prob"], m["dim"], m["dim_mults"]) == (10, 5, 0.1, 64, [1, 2, 4])
+    assert (t["epochs"], t["batch_size"], t["lr_generator"], t["lr_critic"], t["beta1"], t["beta2"]) == \
+        (1000, 64, 1e-4, 1e-4, 0.0, 0.9)
+    assert (t["ema_decay"], t["ema_update_every"]) == (0.9999, 10)
+    assert cfg["sampling"]["guidance_scale"] == 2.0 and cfg["sampling"]["inpaint_steps"] == 100
+
+
+def test_overrides_are_yaml_typed():
+    cfg = apply_overrides(base(), ["training.lr_critic=2e-4", "model.dim_mults=[1,2,2]", "training.bf16=true"])
+    assert cfg["training"]["lr_critic"] == 2e-4
+    assert cfg["model"]["dim_mults"] == [1, 2, 2]
+    assert cfg["training"]["bf16"] is True
+    with pytest.raises(ValueError, match="section.key=value"):
+        apply_overrides(base(), ["epochs=3"])
+
+
+def test_convenience_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(base()))
+    args = argparse.Namespace(config=str(path), overrides=["training.batch_size=16"], epochs=7, seed=3,
+                              device="cpu", output_dir="o/", run_name=None, overwrite=False)
+    cfg = config_from_args(args, verbose=False)
+    assert (cfg["training"]["epochs"], cfg["training"]["seed"], cfg["training"]["device"]) == (7, 3, "cpu")
+    assert cfg["training"]["batch_size"] == 16 and cfg["paths"]["output_dir"] == "o/"
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda c: c["model"].update(type="vae"), r"model.type = 'vae'.*\['ddpm', 'wgan_gp'\]"),
+    (lambda c: c["model"].update(channels=4), r"model.channels \(4\) does not match len\(data.component_dirs\) \(5\)"),
+    (lambda c: c["model"].pop("latent_dim_per_component"), r"requires model.latent_dim_per_component"),
+    (lambda c: c["model"].pop("lambda_gp"), r"requires model.lambda_gp"),
+    (lambda c: c["model"].pop("n_critic"), r"requires model.n_critic"),
+    (lambda c: c["model"].update(image_size=[60, 32]), r"image_size = \[60, 32\].*divisible by 8"),
+    (lambda c: c.setdefault("training", {}).update(lr_generator=0), r"training.lr_generator = 0 must be a positive"),
+    (lambda c: c.setdefault("training", {}).update(lr_critic=-1e-4), r"training.lr_critic = -0.0001 must be a positive"),
+    (lambda c: c.setdefault("training", {}).update(batch_size=0), r"training.batch_size = 0 must be a positive"),
+    (lambda c: c.setdefault("training", {}).update(epochs=-1), r"training.epochs = -1 must be a positive"),
+    (lambda c: c["model"].update(cond_drop_prob=1.5), r"model.cond_drop_prob = 1.5 is a probability"),
+    (lambda c: c["model"].update(lamda_gp=10), r"unknown key 'model.lamda_gp'.*Did you mean 'lambda_gp'"),
+    (lambda c: c.setdefault("training", {}).update(n_epochs=3), r"unknown key 'training.n_epochs'.*Did you mean 'epochs'"),
+    (lambda c: c.update(trainig={}), r"unknown config section 'trainig'.*Did you mean 'training'"),
+    (lambda c: c["model"].update(cond_dim=3), r"model.cond_dim \(3\) does not match"),
+    (lambda c: c.setdefault("data", {}).update(filename_pattern="x.png"), r"must contain '\{prefix\}'"),
+])
+def test_validation_errors(mutate, match):
+    cfg = base()
+    mutate(cfg)
+    with pytest.raises(ValueError, match=match):
+        resolve(cfg)
+
+
+def test_missing_config_file_lists_available():
+    with pytest.raises(FileNotFoundError, match="wgan_gp_toy.yaml"):
+        load_config("no_such_config")
+
+
+def test_yaml_python_tag_is_refused(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("model: !!python/object/apply:os.system ['echo pwned > %s']\n" % (tmp_path / "pwned"))
+    with pytest.raises(ValueError, match="not a valid \\(safe\\) YAML"):
+        load_config(path)
+    assert not (tmp_path / "pwned").exists()
