@@ -1,0 +1,259 @@
+"""WGAN-GP networks and wrapper: shapes, ranges, exact penalty, step isolation, sampling,
+inpainting, batch independence and input checks."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from src_new.models.wgan_gp import Critic, Encoder, Generator, WGANGP, build_wgan_gp, create_mask
+from src_new.utils.config import auto_complete_config, load_config, validate_config
+
+C, H, W = 5, 64, 32
+NAMES = ["group_nc", "group_km", "bt", "fpu", "tpc"]
+
+
+def tiny_model(cond_dim=2, **kw):
+    torch.manual_seed(0)
+    enc = Encoder(C, 10, (H, W), dim=8)
+    gen = Generator(C, 10, cond_dim, (H, W), dim=8, res_blocks=(1, 1, 1), bottleneck_res_blocks=1)
+    critic = Critic(C, cond_dim, (H, W), dim=8)
+    return WGANGP(enc, gen, critic, image_size=(H, W), latent_dim=10, **kw)
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_parameter_counts_at_default_config():
+    cfg = validate_config(auto_complete_config(load_config("wgan_gp_default"), verbose=False))
+    model = build_wgan_gp(cfg)
+    assert 1.3e6 <= count(model.encoder) <= 1.8e6
+    assert 10e6 <= count(model.generator) <= 12e6
+    assert 3e6 <= count(model.critic) <= 5e6
+    assert model.latent_dim == 20
+
+
+def test_shapes_and_ranges():
+    m = tiny_model()
+    x, c = torch.rand(3, C, H, W), torch.randn(3, 2)
+    assert m.encoder(x).shape == (3, 10)
+    out = m.generator(torch.randn(3, 10), c)
+    assert out.shape == (3, C, H, W) and out.min() >= 0 and out.max() <= 1
+    assert m.generator(torch.randn(3, 10), None).shape == (3, C, H, W)
+    assert m.critic(x, c).shape == (3, 1)
+    for up in ("nearest_conv",):
+        g = Generator(C, 10, 2, (H, W), dim=8, res_blocks=(1, 1, 1), upsample=up)
+        assert g(torch.randn(2, 10), torch.randn(2, 2)).shape == (2, C, H, W)
+    sn = Critic(C, 2, (H, W), dim=8, spectral_norm=True)
+    assert sn(x, c).shape == (3, 1)
+
+
+def test_other_image_sizes_and_channels():
+    g = Generator(3, 6, 0, (32, 48), dim=8, res_blocks=(1, 1, 1))
+    d = Critic(3, 0, (32, 48), dim=8)
+    e = Encoder(3, 6, (32, 48), dim=8)
+    x = g(torch.randn(2, 6))
+    assert x.shape == (2, 3, 32, 48) and d(x).shape == (2, 1) and e(x).shape == (2, 6)
+
+
+def test_no_cross_sample_coupling():
+    m = tiny_model()
+    x, c, z = torch.rand(4, C, H, W), torch.randn(4, 2), torch.randn(4, 10)
+    x2, c2, z2 = x.clone(), c.clone(), z.clone()
+    x2[1:], c2[1:], z2[1:] = torch.rand(3, C, H, W), torch.randn(3, 2), torch.randn(3, 10)
+    for net, a, b in ((m.critic, (x, c), (x2, c2)), (m.generator, (z, c), (z2, c2)), (m.encoder, (x,), (x2,))):
+        assert torch.allclose(net(*a)[0], net(*b)[0], atol=1e-5), type(net).__name__
+
+
+def test_critic_closed_form_condition_equals_concatenation():
+    m = tiny_model()
+    x, c = torch.rand(4, C, H, W), torch.randn(4, 2)
+    assert torch.allclose(m.critic(x, c), m.critic(x, c, concat=True), atol=1e-5)
+
+
+class LinearCritic(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x, cond=None):
+        return (x.flatten(1) * self.w.flatten()).sum(1, keepdim=True)
+
+
+def test_gradient_penalty_exact_on_linear_critic():
+    torch.manual_seed(0)
+    w = torch.randn(C, H, W) * 0.02
+    m = tiny_model(lambda_gp=10.0)
+    m.critic = LinearCritic(w)
+    gp = m.compute_gradient_penalty(torch.rand(6, C, H, W), torch.rand(6, C, H, W), None)
+    expected = 10.0 * (w.norm() - 1) ** 2
+    assert torch.allclose(gp, expected, rtol=1e-5)
+    # a per-pixel (wrong) norm would give a different value: guard against that bug
+    wrong = 10.0 * ((w.abs() - 1) ** 2).mean()
+    assert not torch.allclose(gp, wrong, rtol=1e-2)
+
+
+def test_forward_keys_and_step_isolation():
+    m = tiny_model()
+    x, c = torch.rand(4, C, H, W), torch.randn(4, 2)
+    out = m(x, cond=c, step="critic")
+    assert set(out) == {"critic_loss", "wasserstein_distance", "gradient_penalty"}
+    assert out["critic_loss"].requires_grad and not out["wasserstein_distance"].requires_grad
+    assert torch.allclose(out["critic_loss"], -out["wasserstein_distance"] + out["gradient_penalty"])
+    g_before = copy.deepcopy(m.generator.state_dict())
+    opt_c = torch.optim.Adam(m.critic.parameters(), 1e-2)
+    out["critic_loss"].backward()
+    opt_c.step()
+    assert all(p.grad is None for p in m.generator.parameters())
+    assert all(torch.equal(g_before[k], v) for k, v in m.generator.state_dict().items())
+
+    m.zero_grad(set_to_none=True)
+    d_before = copy.deepcopy(m.critic.state_dict())
+    out = m(x, cond=c, step="generator")
+    assert set(out) == {"generator_loss", "wasserstein_distance"}
+    out["generator_loss"].backward()
+    torch.optim.Adam(m.generator.parameters(), 1e-2).step()
+    assert all(p.grad is None for p in m.critic.parameters())
+    assert all(torch.equal(d_before[k], v) for k, v in m.critic.state_dict().items())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())
+
+
+def test_fast_path_equals_plain_reference():
+    """Same losses and gradients with one fused critic pass + frozen critic as with the
+    plan's literal separate passes, for the same random draws."""
+    fast, plain = tiny_model(fast=True), tiny_model(fast=False)
+    plain.load_state_dict(fast.state_dict())
+    x, c = torch.rand(4, C, H, W), torch.randn(4, 2)
+    noise = fast.draw_noise(4, x.device)
+    for step, key, module in (("critic", "critic_loss", "critic"), ("generator", "generator_loss", "generator")):
+        outs = []
+        for m in (fast, plain):
+            m.zero_grad(set_to_none=True)
+            out = m(x, cond=c, step=step, noise=noise)
+            out[key].backward()
+            outs.append((out, [p.grad.clone() for p in getattr(m, module).parameters()]))
+        (a, ga), (b, gb) = outs
+        for k in a:
+            assert torch.allclose(a[k], b[k], atol=1e-5), (step, k)
+        assert all(torch.allclose(u, v, atol=1e-5, rtol=1e-4) for u, v in zip(ga, gb)), step
+
+
+def test_condition_dropout_only_for_generator():
+    m = tiny_model(cond_drop_prob=1.0)       # always drop
+    z, c = torch.randn(3, 10), torch.randn(3, 2)
+    noise = {"z": z, "drop_mask": torch.ones(3, dtype=torch.bool), "eps": torch.rand(3, 1, 1, 1)}
+    fake_dropped = m.generator(z, c, noise["drop_mask"])
+    assert torch.allclose(fake_dropped, m.generator(z, None))
+    assert not torch.allclose(m.generator(z, c), m.generator(z, None))
+    # the critic sees the true condition: its score changes with the condition
+    x = torch.rand(3, C, H, W)
+    assert not torch.allclose(m.critic(x, c), m.critic(x, c + 1))
+
+
+def test_sample_reproducible_and_guidance():
+    m = tiny_model()
+    with torch.no_grad():  # make the condition matter more than at init
+        m.ema_generator.cond_embed.weight.mul_(50)
+    c = torch.randn(4, 2)
+    a = m.sample(cond=c, guidance_scale=0, generator=torch.Generator().manual_seed(1))
+    b = m.sample(cond=c, guidance_scale=0, generator=torch.Generator().manual_seed(1))
+    g2 = m.sample(cond=c, guidance_scale=2, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    assert a.shape == (4, C, H, W) and 0 <= g2.min() and g2.max() <= 1
+    assert (a - g2).abs().max() > 1e-3
+    u = m.sample(batch_size=5)
+    assert u.shape == (5, C, H, W)
+
+
+def test_sample_uses_ema_generator():
+    m = tiny_model()
+    z = torch.randn(2, 10)
+    with torch.no_grad():
+        for p in m.ema_generator.parameters():
+            p.add_(0.1)
+    assert torch.allclose(m.sample(z=z), m.ema_generator(z, None))
+    assert not torch.allclose(m.sample(z=z), m.generator(z, None))
+
+
+def test_sample_raw_conditions_use_stored_normalization():
+    from src_new.datasets.multicomponent import ConditionNormalizer
+    m = tiny_model()
+    m.cond_normalizer = ConditionNormalizer([20.0, 40.0], [5.0, 8.0])
+    raw = torch.tensor([[25.0, 48.0]])
+    z = torch.randn(1, 10)
+    assert torch.allclose(m.sample(z=z, raw_cond=raw), m.sample(z=z, cond=torch.tensor([[1.0, 1.0]])))
+
+
+def make_inpaint_case(m, batch=3):
+    torch.manual_seed(3)
+    truth = m.generator(torch.randn(batch, 10), None).detach()
+    mask = create_mask(["group_nc", "fpu"], NAMES, batch, (H, W))
+    return truth * mask, mask
+
+
+def test_inpaint_keeps_known_pixels_and_lowers_loss():
+    m = tiny_model()
+    m.ema_generator.load_state_dict(m.generator.state_dict())
+    partial, mask = make_inpaint_case(m)
+    grads_before = [p.grad for p in m.parameters()]
+    result, info = m.inpaint(partial, mask, num_steps=0, lr=0.05, return_info=True)
+    start_loss = info["loss"]
+    result, info = m.inpaint(partial, mask, num_steps=30, lr=0.05, restarts=2, return_info=True)
+    assert torch.equal(result * mask, partial * mask)                 # bit-exact
+    assert (info["loss"] < start_loss).all()
+    assert result.shape == partial.shape and 0 <= result.min() and result.max() <= 1
+    assert all(p.grad is None for p in m.parameters()) and grads_before == [None] * len(grads_before)
+    assert all(p.requires_grad for p in m.generator.parameters())     # freezing was undone
+
+
+@pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
+def test_inpaint_works_under_outer_no_grad(context):
+    m = tiny_model()
+    partial, mask = make_inpaint_case(m)
+    _, first = m.inpaint(partial, mask, num_steps=0, return_info=True)
+    with context():
+        result, info = m.inpaint(partial, mask, num_steps=10, lr=0.05, return_info=True)
+    assert (info["loss"] < first["loss"]).all()
+    assert torch.equal(result * mask, partial * mask)
+
+
+def test_inpaint_l1_and_prior_options():
+    m = tiny_model()
+    partial, mask = make_inpaint_case(m, 2)
+    r = m.inpaint(partial, mask, num_steps=3, loss="l1", prior_weight=0.01)
+    assert torch.equal(r * mask, partial * mask)
+    with pytest.raises(ValueError, match="loss must be 'mse' or 'l1'"):
+        m.inpaint(partial, mask, loss="huber")
+
+
+def test_encoder_loss_trains_encoder_only():
+    m = tiny_model()
+    x, c = torch.rand(4, C, H, W), torch.randn(4, 2)
+    out = m.encoder_loss(x, c)
+    assert set(out) == {"encoder_loss", "latent_loss", "image_loss"}
+    out["encoder_loss"].backward()
+    assert all(p.grad is not None for p in m.encoder.parameters())
+    assert all(p.grad is None for p in list(m.generator.parameters()) + list(m.ema_generator.parameters())
+               + list(m.critic.parameters()))
+
+
+def test_create_mask():
+    mask = create_mask(["fpu"], NAMES, 2, (H, W))
+    assert mask.shape == (2, C, H, W) and mask[:, 3].all() and mask.sum() == 2 * H * W
+    with pytest.raises(ValueError, match=r"unknown component\(s\) \['tread'\]; valid components: \['group_nc'"):
+        create_mask(["tread"], NAMES, 2, (H, W))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m: m.encoder(torch.rand(2, 4, H, W)), r"expected shape \(B, 5, 64, 32\), got \(2, 4, 64, 32\)"),
+    (lambda m: m.critic(torch.rand(2, C, 32, 32), torch.randn(2, 2)), r"expected shape \(B, 5, 64, 32\), got \(2, 5, 32, 32\)"),
+    (lambda m: m(torch.rand(2, C, H, W), cond=torch.randn(2, 3)), r"expected condition of shape \(2, 2\), got \(2, 3\)"),
+    (lambda m: m.generator(torch.randn(2, 7)), r"expected shape \(B, 10\), got \(2, 7\)"),
+    (lambda m: m.sample(cond=torch.randn(2, 5)), r"expected condition of shape \(2, 2\), got \(2, 5\)"),
+    (lambda m: m.inpaint(torch.rand(2, C, H, W), torch.ones(2, C, H, 16)), r"expected shape \(2, 5, 64, 32\).*got \(2, 5, 64, 16\)"),
+    (lambda m: m(torch.rand(2, C, H, W), step="both"), r"step must be 'critic' or 'generator'"),
+])
+def test_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(tiny_model())
