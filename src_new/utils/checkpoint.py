@@ -28,6 +28,14 @@ def save_checkpoint(state, path):
     return path
 
 
+def remove_stale_temp_files(folder):
+    """Delete temp files a killed process left behind (``.<name>.tmp<pid>``); returns them."""
+    stale = sorted(Path(folder).glob(".*.tmp*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def load_checkpoint(path, map_location="cpu"):
     """Load with ``weights_only=True``: a file that would run code on load is refused."""
     path = Path(path)

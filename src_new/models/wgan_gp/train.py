@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from ...datasets.multicomponent import ConditionNormalizer, build_datasets
-from ...utils.checkpoint import check_model_type, load_checkpoint, load_state_strict
+from ...utils.checkpoint import check_model_type, load_checkpoint, load_state_strict, remove_stale_temp_files
 from ...utils.config import dump_config
 from ...utils.distributed import DistContext
 from ...utils.ema import EMA
@@ -69,6 +69,7 @@ class WGANGPTrainer:
             self.load_state(resume_state, resume_path)
             self.run_dir = Path(resume_path).resolve().parent
             if self.dist.is_main:
+                remove_stale_temp_files(self.run_dir)   # from a process killed mid-save
                 dump_config(cfg, self.run_dir / "config.yaml")
         else:
             self.run_dir = create_run_dir(cfg) if self.dist.is_main else None
