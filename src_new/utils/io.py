@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -129,9 +130,11 @@ def load_samples(path):
 def prepare_output_dir(path, overwrite=False, what="output folder"):
     """Create ``path``; refuse a non-empty existing one unless ``overwrite``; check it is writable."""
     path = Path(path)
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{what} {path} already exists and is not empty; choose another "
-                              f"name or pass --overwrite to replace its contents")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{what} {path} already exists and is not empty; choose another "
+                                  f"name or pass --overwrite to replace its contents")
+        shutil.rmtree(path)   # asked for explicitly: stale files must not mix with the new ones
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write_test"
