@@ -66,7 +66,7 @@ def test_run_folder_contents_and_checkpoint_keys(tiny_cfg):
     log = read_losses(run_dir)
     assert list(log.columns[:6]) == ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance",
                                      "gradient_penalty"]
-    assert {"critic_grad_norm", "lr_g", "lr_c", "images_per_s"} <= set(log.columns)
+    assert {"critic_grad_norm", "lr_generator", "lr_critic", "images_per_s"} <= set(log.columns)
     # the EMA really averaged (warm-up decay), it is not a stale copy of the initial weights
     assert trainer.ema.num_updates == 4
     ema, live = trainer.model.ema_generator.state_dict(), trainer.model.generator.state_dict()
@@ -86,7 +86,7 @@ def test_learning_rate_override_on_resume(toy_root, tmp_path):
     trainer = WGANGPTrainer(cfg, resume_state=load_checkpoint(path), resume_path=path, verbose=False)
     assert trainer.opt_g.param_groups[0]["lr"] == 1e-5 and trainer.opt_c.param_groups[0]["lr"] == 3e-4
     trainer.run()
-    assert read_losses(run_dir)["lr_g"].iloc[-1] == pytest.approx(1e-5)
+    assert read_losses(run_dir)["lr_generator"].iloc[-1] == pytest.approx(1e-5)
 
 
 def inject_nan(trainer, at_step):

@@ -2,13 +2,17 @@
 disk, signals, divergence checks, data loaders."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import signal
+import time
+import warnings
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
 
 from .checkpoint import save_checkpoint
 from .config import dump_config
@@ -162,3 +166,239 @@ class TensorBoard:
     def close(self):
         if self.writer is not None:
             self.writer.close()
+
+
+MAX_ROLLBACKS = 3
+
+
+class Trainer:
+    """The model-independent training loop: data, run folder, epochs with a progress bar,
+    CSV/TensorBoard logging, checkpoints (atomic, every ``check_every`` epochs and at the
+    end), exact resume, SIGINT/SIGTERM handling and divergence stop/rollback.
+
+    A model's trainer subclasses it and provides:
+      model_type, log_fields, build(cfg) (``self.model``, EMA, ``self.optimizers``),
+      train_step(real, cond) -> dict of floats (incl. the keys in ``finite_keys``),
+      model_state() / load_model_state(ckpt, path), snapshot() (progress grid).
+    ``self.optimizers`` maps each optimizer's checkpoint key to (optimizer, config
+    learning-rate key); a divergence rollback halves the rates in ``self.halve_on_rollback``.
+    """
+
+    model_type = None
+    log_fields = ["step", "epoch"]
+    finite_keys = ()
+    grad_norm_keys = ()
+
+    def __init__(self, cfg, resume_state=None, resume_path=None, verbose=True):
+        from ..datasets.multicomponent import build_datasets
+        from .checkpoint import remove_stale_temp_files
+        from .distributed import DistContext
+        from .runtime import resolve_device, seed_everything
+
+        self.cfg, self.tcfg = cfg, cfg["training"]
+        self.dist = DistContext(self.tcfg["device"])
+        self.device = self.dist.device(resolve_device(self.tcfg["device"]))
+        self.verbose = verbose and self.dist.is_main
+        seed = self.tcfg["seed"]
+        seed_everything(seed)                       # identical initial weights on every rank
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.data = build_datasets(cfg, ("train", "test"), verbose=self.verbose)
+        self.train_set = self.data["train"]
+        self.optimizers, self.halve_on_rollback = {}, set()
+        self.build(cfg)                              # sets self.model (+ optimizers, EMA)
+        self.model.cond_normalizer = self.train_set.normalizer   # stored with the model
+        self.loader, self.loader_gen, self.sampler = make_loader(
+            self.train_set, self.tcfg["batch_size"], seed, self.dist, self.tcfg["num_workers"], self.device)
+        self.epoch, self.step, self.history, self.rollbacks = 0, 0, [], 0
+        self.warned = {}
+        if resume_state is not None:  # restores the RNG streams too
+            self.load_state(resume_state, resume_path)
+            self.run_dir = Path(resume_path).resolve().parent
+            if self.dist.is_main:
+                remove_stale_temp_files(self.run_dir)   # from a process killed mid-save
+                dump_config(cfg, self.run_dir / "config.yaml")
+        else:
+            self.run_dir = create_run_dir(cfg) if self.dist.is_main else None
+            self.run_dir = Path(self.dist.broadcast_object(str(self.run_dir)))
+            seed_everything(seed + 1000 * self.dist.rank)   # per-rank noise streams
+        self.real_diversity = mean_pairwise_l1(self.train_set.images_float[:64])
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                         if self.tcfg["bf16"] and self.device.type == "cuda" else contextlib.nullcontext())
+
+    # ---------------------------------------------------------------- hooks
+    def build(self, cfg):
+        raise NotImplementedError
+
+    def train_step(self, real, cond):
+        raise NotImplementedError
+
+    def model_state(self):
+        raise NotImplementedError
+
+    def load_model_state(self, ckpt, path):
+        raise NotImplementedError
+
+    def snapshot(self):
+        """Progress grid at ``eval_every`` epochs (optional)."""
+
+    def health_check(self, means):
+        """Warnings from the epoch means (optional)."""
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self):
+        from .runtime import get_rng_state
+        return {"model_type": self.model_type, **self.model_state(),
+                **{name: opt.state_dict() for name, (opt, _) in self.optimizers.items()},
+                "epoch": self.epoch, "global_step": self.step, "config": dict(self.cfg),
+                "cond_normalizer": self.model.cond_normalizer.state_dict(),
+                "rng_state": get_rng_state({"loader": self.loader_gen}),
+                "history": self.history, "rollbacks": self.rollbacks}
+
+    def load_state(self, ckpt, path):
+        from ..datasets.multicomponent import ConditionNormalizer
+        from .checkpoint import check_model_type
+        from .runtime import seed_everything, set_rng_state
+
+        check_model_type(ckpt, self.model_type, path)
+        self.load_model_state(ckpt, path)
+        for name, (opt, _) in self.optimizers.items():
+            opt.load_state_dict(ckpt[name])
+        self.rollbacks = ckpt.get("rollbacks", 0)
+        # The config's learning rates win over the stored ones (the tuning guide's resume
+        # workflow: --set training.lr_generator=1e-5), halved once per divergence rollback.
+        for opt, key in self.optimizers.values():
+            lr = self.tcfg[key] * (0.5 ** self.rollbacks if key in self.halve_on_rollback else 1)
+            for group in opt.param_groups:
+                group["lr"] = lr
+        self.model.cond_normalizer = ConditionNormalizer.from_state_dict(ckpt["cond_normalizer"])
+        self.epoch, self.step = ckpt["epoch"], ckpt["global_step"]
+        self.history = list(ckpt.get("history", []))
+        if not self.dist.enabled:
+            set_rng_state(ckpt["rng_state"], {"loader": self.loader_gen})
+        else:  # per-rank streams, reproducible from the seed, the rank and the epoch
+            seed_everything(self.tcfg["seed"] + 1000 * self.dist.rank + 7919 * self.epoch)
+
+    # ---------------------------------------------------------------- loop
+    def run(self):
+        epochs = self.tcfg["epochs"]
+        if self.epoch >= epochs:
+            self.say(f"checkpoint is at epoch {self.epoch} >= training.epochs = {epochs}; nothing to do "
+                     f"(raise --epochs to train further)")
+            return self.run_dir
+        logger = CSVLogger(self.run_dir / "losses.csv", self.log_fields) if self.dist.is_main else None
+        board = TensorBoard(self.run_dir / "tensorboard", enabled=self.dist.is_main)
+        self.say(f"training {self.model_type} on {self.device} ({self.dist.world_size} process(es)): "
+                 f"{len(self.train_set)} train samples, {len(self.loader)} steps/epoch, "
+                 f"epochs {self.epoch + 1}..{epochs}; run folder {self.run_dir}")
+        try:
+            with SignalGuard() as guard:
+                while self.epoch < epochs:
+                    try:
+                        self.run_epoch(logger, board, guard)
+                    except TrainingDiverged as err:
+                        self.handle_divergence(err)
+        finally:
+            if logger is not None:
+                logger.close()
+            board.close()
+        self.say(f"done: {self.run_dir / 'checkpoint_latest.pt'}")
+        return self.run_dir
+
+    def current_lrs(self):
+        return {key: opt.param_groups[0]["lr"] for opt, key in self.optimizers.values()}
+
+    def run_epoch(self, logger, board, guard):
+        t = self.tcfg
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
+        self.model.train()
+        sums, count = {}, 0
+        bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{t['epochs']}", disable=not self.verbose,
+                   leave=False, dynamic_ncols=True)
+        for real, cond in bar:  # the collated batch is a list [images, conds]: unpack both
+            start = time.perf_counter()
+            real = real.to(self.device, non_blocking=True)
+            cond = cond.to(self.device, non_blocking=True) if cond.shape[1] > 0 else None
+            row = self.train_step(real, cond)
+            self.step += 1
+            check_finite({k: row[k] for k in self.finite_keys}, {k: row[k] for k in self.grad_norm_keys},
+                         t["max_grad_norm"], self.step)
+            row.update(step=self.step, epoch=self.epoch + 1, **self.current_lrs(),
+                       images_per_s=len(real) * self.dist.world_size / (time.perf_counter() - start))
+            if logger is not None:
+                logger.log(row)
+            board.log({k: v for k, v in row.items() if k not in ("step", "epoch")}, self.step)
+            for k in self.finite_keys:
+                sums[k] = sums.get(k, 0.0) + row[k]
+            count += 1
+            bar.set_postfix({k: f"{row[k]:.3f}" for k in self.finite_keys})
+            if guard.received:
+                self.save(numbered=False)
+                raise TrainingInterrupted(
+                    f"{guard.received} received at epoch {self.epoch + 1}, step {self.step}: saved "
+                    f"{self.run_dir / 'checkpoint_latest.pt'} (the interrupted epoch restarts on resume). "
+                    f"Resume with: python src_new/scripts/train.py --resume {self.run_dir / 'checkpoint_latest.pt'}")
+        bar.close()
+        self.epoch += 1
+        means = {k: self.dist.all_mean(v / max(count, 1)) for k, v in sums.items()}
+        self.history.append({"epoch": self.epoch, **means})
+        self.health_check(means)
+        last = self.epoch == t["epochs"]
+        if self.epoch % t["eval_every"] == 0 or last:
+            self.snapshot()
+        if self.epoch % t["check_every"] == 0 or last:
+            self.save(numbered=True)
+        self.say(f"epoch {self.epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in means.items()))
+
+    def save(self, numbered):
+        if self.dist.is_main:
+            write_checkpoint(self.run_dir, self.state_dict(), self.epoch, keep_numbered=numbered)
+        self.dist.barrier()
+
+    def handle_divergence(self, err):
+        from .checkpoint import load_checkpoint
+
+        latest = self.run_dir / "checkpoint_latest.pt"
+        if self.tcfg["on_divergence"] != "rollback" or self.rollbacks >= MAX_ROLLBACKS or not latest.exists():
+            where = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written yet"
+            raise TrainingDiverged(f"training diverged: {err}; {where}. {self.divergence_advice}") from None
+        self.rollbacks += 1
+        ckpt = load_checkpoint(latest, self.device)
+        ckpt["rollbacks"] = self.rollbacks
+        self.load_state(ckpt, latest)
+        lrs = ", ".join(f"{k}={v:.3g}" for k, v in self.current_lrs().items())
+        self.say(f"diverged ({err}); rolled back to epoch {self.epoch} with learning rates halved ({lrs}), "
+                 f"rollback {self.rollbacks}/{MAX_ROLLBACKS}")
+        if self.dist.is_main:
+            with open(self.run_dir / "events.log", "a") as f:
+                f.write(f"step {self.step}: rollback {self.rollbacks} after: {err}\n")
+
+    divergence_advice = "Lower the learning rates, or set training.on_divergence=rollback."
+
+    def say(self, message):
+        if self.verbose:
+            tqdm.write(message)
+
+    def warn(self, key, message):
+        if self.dist.is_main and self.warned.get(key) != self.epoch:
+            self.warned[key] = self.epoch
+            warnings.warn(f"[{self.model_type} health, epoch {self.epoch}] {message}", stacklevel=2)
+
+
+def run_training(trainer_cls, cfg, resume=None, resume_state=None, verbose=True):
+    """Build ``trainer_cls`` and run it; divergence/interrupt become a message and exit code."""
+    import sys
+
+    from .checkpoint import load_checkpoint
+
+    if resume is not None and resume_state is None:
+        resume_state = load_checkpoint(resume)
+    trainer = trainer_cls(cfg, resume_state, resume, verbose)
+    try:
+        return trainer.run()
+    except (TrainingDiverged, TrainingInterrupted) as err:
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        raise SystemExit(3 if isinstance(err, TrainingDiverged) else 130) from None
+    finally:
+        trainer.dist.close()
