@@ -95,11 +95,14 @@ def _test_split(cfg, normalizer):
     return MultiComponentDataset(cfg["data"], "test", cfg["model"]["image_size"], normalizer, verbose=False)
 
 
-def run_sampling(model, cfg, args, ckpt_path, extra_modes=None):
+def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=None, inpaint_kwargs=None):
     """Run one mode and write its folder; returns the folder path.
 
-    model: eval-mode model with ``cond_normalizer`` (raw -> normalized conditions) or None.
-    extra_modes: {name: fn(model, cfg, opts, generator) -> (images, extra_arrays, info)}."""
+    model: eval-mode model with ``cond_normalizer`` (raw -> normalized conditions).
+    extra_modes: {name: fn(model, cfg, opts, generator) -> (images, extra_arrays, info)}.
+    sample_kwargs / inpaint_kwargs: model-specific options passed to ``sample`` / ``inpaint``
+    (e.g. the DDPM's sampler and step count)."""
+    sample_kwargs, inpaint_kwargs = sample_kwargs or {}, inpaint_kwargs or {}
     opts = sampling_options(args, cfg)
     mode, names = opts["mode"], cfg["data"]["component_dirs"]
     columns = list(cfg["data"].get("condition_columns") or [])
@@ -124,7 +127,7 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None):
     extra, info = {}, {}
     conditions = None
     if mode == "unconditional":
-        images = torch.cat([model.sample(batch_size=b - a, generator=gen).cpu()
+        images = torch.cat([model.sample(batch_size=b - a, generator=gen, **sample_kwargs).cpu()
                             for a, b in _batches(n, bs, "sampling")])
     elif mode == "conditional":
         if not columns:
@@ -139,7 +142,7 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None):
         conditions = raw_cond
         cond = model.cond_normalizer.normalize(raw_cond)
         images = torch.cat([model.sample(cond=cond[a:b].to(device), guidance_scale=opts["guidance_scale"],
-                                         generator=gen).cpu() for a, b in _batches(n, bs, "sampling")])
+                                         generator=gen, **sample_kwargs).cpu() for a, b in _batches(n, bs, "sampling")])
     elif mode == "inpainting":
         test = _test_split(cfg, model.cond_normalizer)
         idx = torch.arange(min(n, len(test)))
@@ -152,7 +155,8 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None):
             parts.append(model.inpaint(truth[a:b].to(device) * mask[a:b].to(device), mask[a:b].to(device),
                                        num_steps=opts["inpaint_steps"], lr=opts["inpaint_lr"], cond=cond,
                                        restarts=opts["restarts"], loss=opts["inpaint_loss"],
-                                       prior_weight=opts["inpaint_prior_weight"], generator=gen).cpu())
+                                       prior_weight=opts["inpaint_prior_weight"], generator=gen,
+                                       **inpaint_kwargs).cpu())
         images = torch.cat(parts)
         extra.update(ground_truth=truth, mask=mask, test_indices=idx.numpy())
         info["used_conditions"] = use_cond
@@ -173,7 +177,8 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None):
         "num_samples": int(len(images)), "options": {k: v for k, v in opts.items() if k != "mode"},
         "postprocess": postprocess, "wall_time_s": round(elapsed, 3),
         "seconds_per_image": round(elapsed / max(len(images), 1), 5), "device": str(device),
-        "component_names": names, "condition_columns": columns, "config": cfg, **info,
+        "component_names": names, "condition_columns": columns, "config": cfg,
+        "model_options": {**sample_kwargs, **inpaint_kwargs}, **info,
     }
     write_json(manifest, out / "manifest.json")
     print(f"wrote {len(images)} {mode} samples to {out} ({elapsed:.1f}s, "

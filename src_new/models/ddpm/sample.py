@@ -1,0 +1,36 @@
+"""DDPM sampling: unconditional / conditional (DDIM or ancestral, classifier-free guidance)
+/ inpainting (known regions replaced along the reverse process), through the shared modes.
+
+    python src_new/scripts/sample.py --checkpoint outputs/ddpm/<run>/checkpoint_latest.pt --mode conditional
+"""
+from __future__ import annotations
+
+import copy
+
+from ...datasets.multicomponent import ConditionNormalizer
+from ...utils.checkpoint import check_model_type, load_checkpoint, load_state_strict
+from ...utils.config import auto_complete_config, validate_config
+from ...utils.runtime import resolve_device
+from ...utils.sampling import run_sampling
+from . import build_ddpm
+
+
+def load_model_from_checkpoint(path, device="cpu", ckpt=None):
+    """Rebuild the diffusion model from the checkpoint's config; returns (model in eval mode, cfg)."""
+    ckpt = ckpt if ckpt is not None else load_checkpoint(path)
+    check_model_type(ckpt, "ddpm", path)
+    cfg = validate_config(auto_complete_config(ckpt["config"], verbose=False))
+    model = build_ddpm(cfg)
+    model.ema_unet = copy.deepcopy(model.unet)
+    load_state_strict(model.unet, ckpt["unet_state_dict"], "unet", path)
+    load_state_strict(model.ema_unet, ckpt["ema_unet_state_dict"], "ema_unet", path)
+    model.cond_normalizer = ConditionNormalizer.from_state_dict(ckpt["cond_normalizer"])
+    return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), cfg
+
+
+def main(args, ckpt=None):
+    model, cfg = load_model_from_checkpoint(args.checkpoint, args.device, ckpt)
+    s = cfg["sampling"]
+    return run_sampling(model, cfg, args, args.checkpoint,
+                        sample_kwargs={"sampler": s["sampler"], "steps": s["ddim_steps"], "eta": s["ddim_eta"]},
+                        inpaint_kwargs={"resample": s["repaint_resample"]})
