@@ -28,7 +28,7 @@ class DDPMTrainer(Trainer):
         self.model = build_ddpm(cfg).to(self.device)
         self.model.ema_unet = copy.deepcopy(self.model.unet)
         self.ema = EMA(self.model.unet, t["ema_decay"], t["ema_update_every"], ema_model=self.model.ema_unet)
-        self.opt = torch.optim.Adam(self.model.unet.parameters(), t["lr"], betas=(t["beta1"], t["beta2"]),
+        self.opt = torch.optim.Adam(self.model.unet.parameters(), t["lr"], betas=(float(t["beta1"]), float(t["beta2"])),
                                     foreach=True)
         self.optimizers = {"optimizer_state_dict": (self.opt, "lr")}
         self.halve_on_rollback = {"lr"}

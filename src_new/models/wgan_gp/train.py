@@ -40,7 +40,7 @@ class WGANGPTrainer(Trainer):
         self.model = build_wgan_gp(cfg).to(self.device)
         self.ema = EMA(self.model.generator, t["ema_decay"], t["ema_update_every"],
                        ema_model=self.model.ema_generator)
-        betas = (t["beta1"], t["beta2"])
+        betas = (float(t["beta1"]), float(t["beta2"]))   # Adam rejects an int 0
         self.opt_g = torch.optim.Adam(self.model.generator.parameters(), t["lr_generator"], betas=betas, foreach=True)
         self.opt_c = torch.optim.Adam(self.model.critic.parameters(), t["lr_critic"], betas=betas, foreach=True)
         self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), t["lr_encoder"], foreach=True)
