@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from .layers import check_cond, check_image
+from ...utils.checks import check_cond, check_image
 
 
 class CondConv(nn.Module):

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from .layers import check_image
+from ...utils.checks import check_image
 
 
 class Encoder(nn.Module):

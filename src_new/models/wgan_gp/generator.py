@@ -2,7 +2,8 @@
 import torch
 from torch import nn
 
-from .layers import ResBlock, check_cond
+from ...utils.checks import check_cond
+from .layers import ResBlock
 
 
 class Generator(nn.Module):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...utils.masks import create_mask  # noqa: F401  (re-exported: part of this module's API)
-from .layers import check_cond, check_image
+from ...utils.checks import check_cond, check_image
 
 
 @contextlib.contextmanager
