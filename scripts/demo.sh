@@ -17,7 +17,7 @@ $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode conditional --guidance
 $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode conditional --guidance_scale 2 --num_samples 512 \
     --batch_sz 128 --out $OUT/conditional_g2 --overwrite
 $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode inpainting --components fpu group_nc group_km \
-    --num_samples 128 --batch_sz 128 --out $OUT/inpainting --overwrite
+    --num_samples 64 --batch_sz 64 --restarts 2 --out $OUT/inpainting --overwrite
 
 for mode in unconditional conditional_g0 conditional_g2 inpainting; do
     $PY src_new/scripts/evaluate.py --samples $OUT/$mode
