@@ -1,21 +1,25 @@
-"""evaluate.py end to end on tiny data: every mode, references, compare."""
+"""evaluate.py end to end on tiny data: every mode, references, raw vs clean, compare, errors."""
 import json
 
 import numpy as np
 import pytest
+import torch
 
+from src_new.evaluation import metrics as M
 from src_new.evaluation.evaluate import compare, evaluate_samples, format_table
 from src_new.utils.io import save_component_images, write_json
 
-from conftest import make_cfg, run_script
+from conftest import make_cfg, run_script, write_yaml
 
 NAMES = ["group_nc", "group_km", "bt", "fpu", "tpc"]
 
 
-def make_folder(path, images, cfg, mode, **extra):
+def make_folder(path, images, cfg, mode, with_config=True, **extra):
     save_component_images(images, path, NAMES, extra_arrays=extra.pop("arrays", {}), **extra)
-    write_json({"model": "test", "mode": mode, "config": cfg, "options": {}, "seconds_per_image": 0.01},
-               path / "manifest.json")
+    manifest = {"model": "test", "mode": mode, "options": {}, "seconds_per_image": 0.01}
+    if with_config:
+        manifest["config"] = cfg
+    write_json(manifest, path / "manifest.json")
     return path
 
 
@@ -33,27 +37,110 @@ def test_real_samples_score_like_real_data(real_sets, tmp_path):
     result = evaluate_samples(folder)
     m, refs = result["metrics"], result["references"]
     assert m["condition_mae"] == 0.0 and refs["real_test_shuffled_conditions"]["condition_mae"] > 1
+    assert refs["real_test_own_conditions"]["condition_mae"] == 0.0
     assert m["geometric_fd"] == pytest.approx(0, abs=1e-4) and m["precision"] == 1.0 and m["coverage"] == 1.0
+    assert m["pixel_precision"] == 1.0 and m["pixel_coverage"] == 1.0 and m["n"] == len(test)
     assert m["binarization"] == 1.0 and m["same_pieces_fraction"] > 0.8
-    assert refs["mean_image"]["diversity_ratio"] == 0.0
+    assert m["diversity_ratio"] == pytest.approx(1.0)
+    assert refs["mean_image"]["diversity_ratio"] == 0.0 and refs["mean_image"]["binarization"] < 1
     assert refs["shift_2px"]["geometric_fd"] > 0.1 and refs["shuffled_components"]["geometric_fd"] > 0.1
+    assert set(result["details"]["piece_count_error"]) == set(NAMES)
+    assert any("Inception FID skipped" in n for n in result["notes"])       # no weights: a clear note
     assert json.loads((folder / "metrics.json").read_text())["metrics"]["precision"] == 1.0
     table = format_table(result)
-    assert "geometric_fd" in table and "mean_image" in table
+    assert "geometric_fd" in table and "mean_image" in table and "Inception FID skipped" in table
 
 
 def test_inpainting_metrics_and_baseline(real_sets, tmp_path):
     cfg, train, test = real_sets
     truth = test.images_float.numpy()
     mask = np.zeros_like(truth)
-    mask[:, [0, 3]] = 1
+    mask[:, [0, 3]] = 1                                        # group_nc and fpu preserved
     folder = make_folder(tmp_path / "i", truth, cfg, "inpainting", arrays={"ground_truth": truth, "mask": mask})
     result = evaluate_samples(folder, references=True)
     m = result["metrics"]
-    assert m["iou_generated"] == 1.0 and m["preserved_max_abs_diff"] == 0.0
-    assert "iou_group_nc" not in m and "iou_tpc" in m
+    assert m["iou_generated"] == 1.0 and m["dice_generated"] == 1.0 and m["preserved_max_abs_diff"] == 0.0
+    assert "iou_group_nc" not in m and "iou_tpc" in m and m["com_dist_tpc"] == 0.0
     base = result["references"]["nearest_train"]
-    assert 0 < base["iou_generated"] < 1
+    assert 0 < base["iou_generated"] < 1 and base["preserved_max_abs_diff"] == 0.0
+    # a changed preserved pixel and a wrong generated component show up
+    bad = truth.copy()
+    bad[:, 0, 10, 5] = 1 - bad[:, 0, 10, 5]
+    bad[:, 4] = np.roll(bad[:, 4], 3, axis=1)
+    folder = make_folder(tmp_path / "j", bad, cfg, "inpainting", arrays={"ground_truth": truth, "mask": mask})
+    m = evaluate_samples(folder, references=False)["metrics"]
+    assert m["preserved_max_abs_diff"] == 1.0 and m["iou_tpc"] < 1 and m["com_dist_tpc"] == pytest.approx(3)
+    assert m["iou_bt"] == 1.0
+
+
+def test_nearest_train_baseline_matches_on_known_pixels_per_mask(real_sets):
+    from src_new.evaluation.evaluate import nearest_train_inpainting
+    cfg, train, test = real_sets
+    pool = train.images_float.numpy()
+    truth = pool[:4].copy()                                    # train samples: their own nearest
+    mask = np.zeros_like(truth)
+    mask[:2, 0] = 1
+    mask[2:, 4] = 1                                            # two different masks in one run
+    out = nearest_train_inpainting(truth, mask, pool)
+    assert np.array_equal(out, truth)
+
+
+def test_postprocessed_run_reports_raw_beside_clean(real_sets, tmp_path):
+    from src_new.evaluation.postprocess import clean
+    cfg, train, test = real_sets
+    raw = np.clip(test.images_float.numpy() + 0.3 * np.random.default_rng(0).random(test.images_float.shape), 0, 1)
+    raw[0, 0, 0, 0] = 1.2                                      # an unclamped sampler output
+    folder = make_folder(tmp_path / "p", clean(raw), cfg, "conditional", conditions=test.raw_conditions,
+                         arrays={"images_raw": raw})
+    result = evaluate_samples(folder, references=False)
+    assert result["raw"]["binarization"] < result["metrics"]["binarization"] == 1.0
+    assert "condition_mae" in result["raw"] and "condition_mae" in result["metrics"]
+    assert "raw (before clean)" in format_table(result)
+    assert any("'images_raw' range" in n and "clipped" in n for n in result["notes"])
+
+
+def test_config_from_yaml_or_checkpoint_and_max_real(real_sets, tmp_path):
+    cfg, train, test = real_sets
+    folder = make_folder(tmp_path / "u", test.images_float, cfg, "unconditional", with_config=False)
+    with pytest.raises(ValueError, match="no 'config'; pass --config"):
+        evaluate_samples(folder)
+    yaml_path = write_yaml(cfg, tmp_path / "cfg.yaml")
+    result = evaluate_samples(folder / "samples.npz", yaml_path, max_real=5)
+    assert result["num_real"] == 5 and result["references"]["real_train"]["n"] == 5
+    assert any("random test conditions" in n for n in result["notes"])
+    torch.save({"config": {k: v for k, v in cfg.items() if not k.startswith("_")}}, tmp_path / "ckpt.pt")
+    again = evaluate_samples(folder, tmp_path / "ckpt.pt", max_real=5, references=False, write=False)
+    assert again["metrics"]["geometric_fd"] == pytest.approx(result["metrics"]["geometric_fd"])
+
+
+def test_inception_feature_space_is_reported_when_available(real_sets, tmp_path):
+    cfg, train, test = real_sets
+    folder = make_folder(tmp_path / "f", test.images_float, cfg, "unconditional")
+    fake_inception = lambda images: M.geometric_features(images)      # stands in for the 2048-d network
+    result = evaluate_samples(folder, references=True, inception=fake_inception, write=False)
+    assert result["metrics"]["inception_fid"] == pytest.approx(0, abs=1e-3)   # unstandardized: rounding
+    assert result["references"]["shift_2px"]["inception_fid"] > 0.1
+    assert not any("Inception" in n for n in result["notes"])
+
+
+def test_bad_samples_give_clear_errors(real_sets, tmp_path):
+    cfg, train, test = real_sets
+    x = test.images_float.numpy()
+    save_component_images(x[:, :3], tmp_path / "three", NAMES[:3])
+    write_json({"mode": "unconditional", "config": cfg}, tmp_path / "three" / "manifest.json")
+    with pytest.raises(ValueError, match=r"shape .* config expects"):
+        evaluate_samples(tmp_path / "three")
+    folder = make_folder(tmp_path / "i", x, cfg, "inpainting")
+    with pytest.raises(ValueError, match="ground_truth"):
+        evaluate_samples(folder)
+    nan = x.copy()
+    nan[0, 0, 0, 0] = np.nan
+    folder = make_folder(tmp_path / "n", x, cfg, "unconditional", arrays={"images_raw": nan})
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate_samples(folder)
+    folder = make_folder(tmp_path / "m", x, cfg, "sideways")
+    with pytest.raises(ValueError, match="mode"):
+        evaluate_samples(folder)
 
 
 def test_script_and_compare(real_sets, tmp_path):
@@ -61,21 +148,15 @@ def test_script_and_compare(real_sets, tmp_path):
     a = make_folder(tmp_path / "a", test.images_float, cfg, "unconditional")
     noise = np.random.default_rng(0).random(test.images_float.shape).astype(np.float32)
     b = make_folder(tmp_path / "b", noise, cfg, "unconditional")
-    out = run_script("evaluate.py", "--samples", a, "--no_references").stdout
-    assert "geometric_fd" in out and "condition_mae" in out
-    run_script("evaluate.py", "--samples", b / "samples.npz", "--no_references")
-    table = compare([a, b / "metrics.json"])
-    assert "test:a" in table and "test:b" in table
+    evaluate_samples(b / "samples.npz", references=False)
+    out = run_script("evaluate.py", "--samples", a, "--no_references", "--compare", a, b / "metrics.json").stdout
+    assert "geometric_fd" in out and "condition_mae" in out and "Inception FID skipped" in out
+    assert "test:a" in out and "test:b" in out
+    assert (a / "metrics.json").is_file()
     noise_m = json.loads((b / "metrics.json").read_text())["metrics"]
     assert noise_m["binarization"] < 0.3 and noise_m["coverage"] < 0.5
-    proc = run_script("evaluate.py", "--compare", tmp_path / "missing", check=False)
-    assert proc.returncode != 0 and "not found" in proc.stderr
-
-
-def test_postprocessed_run_reports_raw_beside_clean(real_sets, tmp_path):
-    from src_new.evaluation.postprocess import clean
-    cfg, train, test = real_sets
-    raw = np.clip(test.images_float.numpy() + 0.3 * np.random.default_rng(0).random(test.images_float.shape), 0, 1)
-    folder = make_folder(tmp_path / "p", clean(raw), cfg, "unconditional", arrays={"images_raw": raw})
-    result = evaluate_samples(folder, references=False)
-    assert result["raw"]["binarization"] < result["metrics"]["binarization"] == 1.0
+    table = compare([a, b])
+    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:]}
+    assert rows["binarization"][0] == "1" and float(rows["binarization"][1]) < 0.3
+    proc = run_script("evaluate.py", "--compare", a, tmp_path / "missing", check=False)
+    assert proc.returncode != 0 and "not found" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,70 +1,155 @@
 """Evaluate a samples folder against the test split, with sanity references beside every
-figure (computed by the same code), and compare runs side by side."""
+figure (computed by the same code), and compare runs side by side.
+
+    result = evaluate_samples("samples/wgan_gp/conditional")      # also writes metrics.json
+    print(format_table(result))
+    print(compare(["samples/wgan_gp/conditional", "samples/ddpm/conditional"]))
+
+What is computed depends on the manifest's mode:
+  every mode   geometric FD and KID, precision/recall/density/coverage (geometric and pixel
+               space), connectivity, diversity, binarization (+ Inception FID/KID with weights)
+  conditional  condition error (MAE in px, requested vs measured width/height)
+  unconditional the same error against random test conditions (the "no conditioning" level)
+  inpainting   IoU/Dice/centre-of-mass distance on the generated (not preserved) components
+               against the ground truth; max abs change of the preserved pixels
+References (each a trivial "generator" scored like the samples): real_train (real vs real:
+the best achievable), shift_2px (train shifted down 2 px: a near miss), shuffled_components
+(right parts, wrong wholes), mean_image (collapse); real test images against shuffled
+conditions; for inpainting the nearest train sample by the known pixels.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..utils.io import load_samples, write_json
 from . import metrics as M
+from .inception import SKIP_MESSAGE
 
-MAX_PIXEL_SET = 2000   # pixel-space kNN cost grows with N^2 * 10240
+MODES = ("unconditional", "conditional", "inpainting", "interpolate")
+MAX_PIXEL_SET = 2000    # pixel-space k-NN costs N^2 * C*H*W: subsample both sets to this
+KID_SUBSETS = 20
+K = 3                   # neighbours for precision/recall/density/coverage
 
 
+# ---------------------------------------------------------------- inputs
 def load_config_for(samples_dir, config=None):
-    """The config dict: a YAML path, a checkpoint path, or (default) the manifest's."""
+    """The resolved config dict: ``config`` is a dict, a YAML path or a checkpoint ``.pt``;
+    None takes the manifest's ``config``."""
     from ..utils.checkpoint import load_checkpoint
     from ..utils.config import auto_complete_config, load_config, validate_config
 
-    if config is None:
+    if isinstance(config, dict):
+        cfg = config
+    elif config is None:
         manifest = Path(samples_dir) / "manifest.json"
         if not manifest.is_file():
-            raise FileNotFoundError(f"{manifest} not found; pass --config (YAML or checkpoint)")
-        cfg = json.loads(manifest.read_text())["config"]
+            raise FileNotFoundError(f"{manifest} not found; pass --config (a YAML config or a checkpoint .pt)")
+        cfg = json.loads(manifest.read_text()).get("config")
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{manifest} has no 'config'; pass --config (a YAML config or a checkpoint .pt)")
     elif str(config).endswith(".pt"):
-        cfg = load_checkpoint(config)["config"]
+        cfg = load_checkpoint(config)
+        if not isinstance(cfg, dict) or "config" not in cfg:
+            raise ValueError(f"{config}: checkpoint has no 'config'; pass the YAML config instead")
+        cfg = cfg["config"]
     else:
         cfg = load_config(config)
     return validate_config(auto_complete_config(cfg, verbose=False))
 
 
+def _samples_folder(samples_path):
+    folder = Path(samples_path)
+    return folder.parent if folder.suffix == ".npz" else folder
+
+
+def check_arrays(arrays, mode, names, image_hw, condition_columns):
+    """Raise ValueError naming what is wrong with a samples.npz for this mode."""
+    if mode not in MODES:
+        raise ValueError(f"manifest mode {mode!r} is not one of {MODES}")
+    images = arrays.get("images")
+    expected = f"(N, {len(names)}, {image_hw[0]}, {image_hw[1]})"
+    if images is None:
+        raise ValueError("samples.npz has no 'images' array; write samples with save_component_images")
+    if images.ndim != 4 or images.shape[1:] != (len(names), *image_hw):
+        raise ValueError(f"samples.npz 'images' has shape {images.shape} but the config expects {expected} "
+                         f"(components {names}); pass the --config the samples were made with")
+    if len(images) <= K:
+        raise ValueError(f"{len(images)} samples are too few: k-NN metrics need more than {K}; sample more")
+    for key in ("images", "images_raw"):
+        if key in arrays:
+            a = arrays[key]
+            if a.shape != images.shape:
+                raise ValueError(f"samples.npz '{key}' has shape {a.shape}, expected {images.shape}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"samples.npz '{key}' holds NaN or inf values; the sampler diverged, "
+                                 f"re-sample from another checkpoint")
+    if mode == "inpainting":
+        for key in ("ground_truth", "mask"):
+            if key not in arrays or arrays[key].shape != images.shape:
+                got = arrays[key].shape if key in arrays else "missing"
+                raise ValueError(f"inpainting samples need '{key}' of shape {images.shape} in samples.npz "
+                                 f"(got {got}); re-run sample.py --mode inpainting")
+    if mode == "conditional" and "conditions" in arrays:
+        c = arrays["conditions"]
+        if c.shape != (len(images), len(condition_columns)):
+            raise ValueError(f"samples.npz 'conditions' has shape {c.shape}, expected "
+                             f"({len(images)}, {len(condition_columns)}) for columns {condition_columns}")
+
+
+# ---------------------------------------------------------------- the real set
 class RealSet:
-    """What every comparison needs from the real (test) images, computed once."""
+    """What every comparison needs from the real (test) images, computed once.
 
-    def __init__(self, real, rng):
-        self.images = real
-        self.geometric = M.geometric_features(real)
-        self.pixels = M.pixel_features(real[rng.permutation(len(real))[:MAX_PIXEL_SET]])
-        self.pieces = np.median(M.count_pieces(real), axis=0)      # typical piece count per component
-        self.diversity = M.mean_pairwise_l1(real)
+    images: (N, C, H, W) in [0, 1]. inception: optional callable masks -> (N, 2048) features."""
+
+    def __init__(self, images, rng, max_pixel=MAX_PIXEL_SET, inception=None):
+        self.images = images
+        geometric = M.geometric_features(images)
+        self.mean, self.std = M.standardization(geometric)
+        self.geometric = (geometric - self.mean) / self.std
+        self.geometric_radii = M.knn_radii(self.geometric, K)
+        self.max_pixel = max_pixel
+        self.pixels = M.pixel_features(_subset(images, max_pixel, rng))
+        self.pixel_radii = M.knn_radii(self.pixels, K)
+        self.pieces = np.median(M.count_pieces(images), axis=0)    # typical piece count per component
+        self.diversity = M.mean_pairwise_l1(images)
+        self.inception = inception
+        self.inception_features = inception(images) if inception else None
 
 
-def distribution_metrics(fake, real, rng):
-    """The mode-independent suite: fake (N, C, H, W) vs a RealSet."""
-    g_real, g_fake = M.standardize(real.geometric, M.geometric_features(fake))
-    kid_mean, kid_std = M.kernel_inception_distance(g_real, g_fake, num_subsets=20)
-    precision, recall = M.precision_recall(g_real, g_fake)
-    density, coverage = M.density_coverage(g_real, g_fake)
-    px_fake = M.pixel_features(fake[rng.permutation(len(fake))[:MAX_PIXEL_SET]])
-    px_precision, px_recall = M.precision_recall(real.pixels, px_fake)
-    px_density, px_coverage = M.density_coverage(real.pixels, px_fake)
+def _subset(images, n, rng):
+    return images if len(images) <= n else images[np.sort(rng.choice(len(images), n, replace=False))]
+
+
+def distribution_metrics(fake, real, rng, names=None):
+    """The mode-independent suite: fake (N, C, H, W) in [0, 1] vs a RealSet -> flat dict
+    (per-component piece-count errors go under the key ``_pieces`` when ``names`` given)."""
+    g_fake = (M.geometric_features(fake) - real.mean) / real.std
+    kid_mean, kid_std = M.kid(real.geometric, g_fake, num_subsets=KID_SUBSETS)
+    geo = M.manifold_metrics(real.geometric, g_fake, K, real.geometric_radii)
+    pix = M.manifold_metrics(real.pixels, M.pixel_features(_subset(fake, real.max_pixel, rng)), K, real.pixel_radii)
     conn = M.connectivity(fake, real.pieces)
-    return {
-        "geometric_fd": M.frechet_distance_features(g_real, g_fake), "geometric_kid": kid_mean,
-        "geometric_kid_std": kid_std, "precision": precision, "recall": recall, "density": density,
-        "coverage": coverage, "pixel_precision": px_precision, "pixel_recall": px_recall,
-        "pixel_density": px_density, "pixel_coverage": px_coverage,
-        "piece_count_error": float(conn["piece_count_error"].mean()),
-        "same_pieces_fraction": conn["same_pieces_fraction"],
-        "diversity_ratio": M.diversity_ratio(fake, None, real.diversity), "binarization": M.binarization(fake),
-    }
+    out = {"n": int(len(fake)), "geometric_fd": M.frechet_distance_features(real.geometric, g_fake),
+           "geometric_kid": kid_mean, "geometric_kid_std": kid_std, **geo,
+           **{f"pixel_{k}": v for k, v in pix.items()},
+           "piece_count_error": float(conn["piece_count_error"].mean()),
+           "same_pieces_fraction": conn["same_pieces_fraction"],
+           "diversity_ratio": M.diversity_ratio(fake, real_diversity=real.diversity),
+           "binarization": M.binarization(fake)}
+    if real.inception is not None:
+        f_fake = real.inception(fake)
+        out["inception_fid"] = M.frechet_distance_features(real.inception_features, f_fake)
+        out["inception_kid"] = M.kid(real.inception_features, f_fake, num_subsets=KID_SUBSETS)[0]
+    if names is not None:
+        out["_pieces"] = dict(zip(names, map(float, conn["piece_count_error"])))
+    return out
 
 
 def sanity_sets(train, n, rng):
-    """Trivial "generators" built from the train split, each of size n."""
+    """Trivial "generators" built from the train split, each of n samples (N, C, H, W)."""
     base = train[rng.choice(len(train), min(n, len(train)), replace=False)]
     shifted = np.zeros_like(base)
     shifted[:, :, 2:] = base[:, :, :-2]                          # 2 pixels down
@@ -73,125 +158,234 @@ def sanity_sets(train, n, rng):
     return {"real_train": base, "shift_2px": shifted, "shuffled_components": shuffled, "mean_image": mean}
 
 
-def inpainting_metrics(images, truth, mask, names):
-    """IoU/Dice/CoM distance on the generated (not preserved) components; a check that the
-    preserved ones are unchanged."""
-    kept = mask.reshape(*mask.shape[:2], -1).max(2)[0] > 0          # components of sample 0
-    free = [c for c in range(len(names)) if not kept[c]]
-    iou, dice = M.iou_dice(images, truth)
-    com = M.center_of_mass_distance(images, truth)
-    out = {"preserved_max_abs_diff": float(np.abs(images - truth)[mask > 0].max()) if (mask > 0).any() else 0.0}
-    for c in free:
-        out[f"iou_{names[c]}"] = float(iou[:, c].mean())
-        out[f"dice_{names[c]}"] = float(dice[:, c].mean())
-        valid = ~np.isnan(com[:, c])     # NaN where a component is empty
-        out[f"com_dist_{names[c]}"] = float(com[valid, c].mean()) if valid.any() else float("nan")
-    out["iou_generated"] = float(iou[:, free].mean()) if free else float("nan")
-    out["dice_generated"] = float(dice[:, free].mean()) if free else float("nan")
+# ---------------------------------------------------------------- mode-specific
+def measurable_columns(condition_columns):
+    """The condition columns that can be measured on images (width_px / height_px)."""
+    return [c for c in condition_columns or [] if c in M.MEASURED_COLUMNS]
+
+
+def condition_metrics(images, requested, condition_columns):
+    """MAE in px per measurable condition column and their mean -> dict."""
+    cols = measurable_columns(condition_columns)
+    idx = [list(condition_columns).index(c) for c in cols]
+    err = M.condition_error(images, np.asarray(requested)[:, idx], cols)
+    out = {f"condition_mae_{c.replace('_px', '')}": float(e) for c, e in zip(cols, err)}
+    out["condition_mae"] = float(err.mean())
     return out
 
 
-def nearest_train_inpainting(truth, mask, train):
-    """Baseline that learns nothing: the train sample closest on the known pixels, pasted in."""
-    known = mask[0] > 0
-    d = M.pairwise_distances(truth[:, known], train[:, known])
-    nearest = train[d.argmin(1)]
-    return truth * mask + nearest * (1 - mask)
+def inpainting_metrics(images, truth, mask, names):
+    """IoU/Dice/centre-of-mass distance on the generated components (those not entirely
+    known in ``mask``, 1 = known), per component and overall; the largest change of a
+    known pixel (0 when preserved exactly)."""
+    n, c = images.shape[:2]
+    free = mask.reshape(n, c, -1).min(2) < 0.5                     # (N, C): component to generate
+    known = mask > 0.5
+    out = {"preserved_max_abs_diff": float(np.abs(images - truth)[known].max()) if known.any() else 0.0}
+    iou, dice = M.iou_dice(images, truth)
+    com = M.center_of_mass_distance(images, truth)
+    for j, name in enumerate(names):
+        if free[:, j].any():
+            sel = free[:, j]
+            out[f"iou_{name}"] = float(iou[sel, j].mean())
+            out[f"dice_{name}"] = float(dice[sel, j].mean())
+            valid = sel & ~np.isnan(com[:, j])                     # NaN where a component is empty
+            out[f"com_dist_{name}"] = float(com[valid, j].mean()) if valid.any() else float("nan")
+    out["iou_generated"] = float(iou[free].mean()) if free.any() else float("nan")
+    out["dice_generated"] = float(dice[free].mean()) if free.any() else float("nan")
+    return out
 
 
-def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inception_weights=None, seed=0):
-    """Metrics for one samples folder (mode from its manifest) -> dict; writes metrics.json."""
+def nearest_train_inpainting(truth, mask, train, chunk=512):
+    """Baseline that learns nothing: for each sample, the train sample closest on its known
+    pixels, pasted into the unknown ones. Samples sharing a mask are matched together."""
+    n = len(truth)
+    keys = np.packbits(mask.reshape(n, -1) > 0.5, axis=1)
+    patterns, inverse = np.unique(keys, axis=0, return_inverse=True)
+    out = truth.copy()
+    for p in range(len(patterns)):
+        rows = np.flatnonzero(inverse.reshape(-1) == p)
+        known = mask[rows[0]] > 0.5
+        if known.any():
+            nearest = train[M.pairwise_distances(truth[rows][:, known], train[:, known], chunk).argmin(1)]
+        else:                                                       # nothing to match on: any train sample
+            nearest = train[rows % len(train)]
+        out[rows] = truth[rows] * mask[rows] + nearest * (1 - mask[rows])
+    return out
+
+
+def _score(images, mode, arrays, real, rng, names, cfg, requested):
+    """Every metric that applies to ``images`` in this mode."""
+    out = distribution_metrics(images, real, rng, names)
+    if requested is not None:
+        out.update(condition_metrics(images, requested, cfg["data"]["condition_columns"]))
+    if mode == "inpainting":
+        out.update(inpainting_metrics(images, arrays["ground_truth"], arrays["mask"], names))
+    return out
+
+
+# ---------------------------------------------------------------- the entry point
+def make_inception(weights, names, device=None):
+    """Callable masks (N, C, H, W) -> (N, 2048) Inception pool features (model loaded once)."""
+    import torch
+
+    from .inception import inception_features, load_fid_inception
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_fid_inception(weights, device)
+    return lambda images: inception_features(images, names, model, device=device)
+
+
+def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inception_weights=None,
+                     seed=0, write=True, inception=None):
+    """Metrics for one samples folder (or its samples.npz) -> result dict, also written as
+    ``metrics.json`` next to the samples (unless ``write=False``).
+
+    cfg: config dict, YAML path or checkpoint .pt (None: the manifest's). max_real: at most
+    this many test samples form the real set, and each reference has at most this many.
+    inception_weights: pytorch-fid weights file for the classic FID (default: the config's
+    evaluation.inception_weights; skipped with a note when neither is set). inception: a
+    ready feature callable instead (tests). Result keys: metrics, references ({name: metrics}),
+    raw (the pre-postprocess figures, if images_raw exists), details, notes, and run info."""
     from ..datasets.multicomponent import build_datasets
 
-    folder = Path(samples_path)
-    folder = folder.parent if folder.suffix == ".npz" else folder
+    folder = _samples_folder(samples_path)
     arrays = load_samples(folder)
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    cfg = cfg if isinstance(cfg, dict) else load_config_for(folder, cfg)
+    cfg = load_config_for(folder, cfg)
     mode = manifest.get("mode", "unconditional")
-    names = cfg["data"]["component_dirs"]
+    names = list(cfg["data"]["component_dirs"])
+    columns = list(cfg["data"].get("condition_columns") or [])
+    check_arrays(arrays, mode, names, tuple(cfg["model"]["image_size"]), columns)
+    if max_real < K + 1:
+        raise ValueError(f"max_real={max_real} is too small: k-NN metrics need more than {K} real samples")
     rng = np.random.default_rng(seed)
+    notes = []
     sets = build_datasets(cfg, ("train", "test"), verbose=False)
     train, test = sets["train"].images_float.numpy(), sets["test"].images_float.numpy()
-    test_cond = sets["test"].raw_conditions.numpy()
-    real = RealSet(test[:max_real], rng)
+    if len(test) <= K:
+        raise ValueError(f"the test split has {len(test)} samples; k-NN metrics need more than {K}")
+    real_idx = np.sort(rng.choice(len(test), min(max_real, len(test)), replace=False))
+    weights = inception_weights or cfg.get("evaluation", {}).get("inception_weights")
+    if inception is None and weights:
+        inception = make_inception(weights, names)
+    elif inception is None:
+        notes.append(SKIP_MESSAGE)
+    real = RealSet(test[real_idx], rng, inception=inception)
+    for key in ("images", "images_raw"):
+        if key in arrays and (arrays[key].min() < 0 or arrays[key].max() > 1):
+            notes.append(f"'{key}' range [{arrays[key].min():.3g}, {arrays[key].max():.3g}] clipped to [0, 1]")
+            arrays[key] = np.clip(arrays[key], 0, 1)
     fake = arrays["images"]
-    result = {"samples": str(folder), "mode": mode, "model": manifest.get("model"), "num_samples": int(len(fake)),
-              "num_real": int(len(real.images)), "options": manifest.get("options", {}),
-              "seconds_per_image": manifest.get("seconds_per_image")}
-    scores = distribution_metrics(fake, real, rng)
-    refs = {}
-    if references:
-        for name, images in sanity_sets(train, len(fake), rng).items():
-            refs[name] = distribution_metrics(images, real, rng)
-    if mode in ("conditional", "unconditional") and cfg["data"].get("condition_columns"):
+
+    requested = None
+    if mode in ("conditional", "unconditional") and measurable_columns(columns):
         if mode == "conditional" and "conditions" in arrays:
             requested = arrays["conditions"]
-        else:   # unconditional: random test conditions = the "no conditioning" level
-            requested = test_cond[rng.choice(len(test_cond), len(fake))]
-        err = M.condition_error(fake, requested)
-        scores.update(condition_mae_width=float(err[0]), condition_mae_height=float(err[1]),
-                      condition_mae=float(err.mean()))
-        if references:
-            shuffled = M.condition_error(test, test_cond[rng.permutation(len(test_cond))])
-            exact = M.condition_error(test, test_cond)
-            refs.setdefault("real_test_shuffled_conditions", {})["condition_mae"] = float(shuffled.mean())
-            refs.setdefault("real_test_own_conditions", {})["condition_mae"] = float(exact.mean())
-    if mode == "inpainting":
-        truth, mask = arrays["ground_truth"], arrays["mask"]
-        scores.update(inpainting_metrics(fake, truth, mask, names))
-        if references:
-            baseline = nearest_train_inpainting(truth, mask, train)
-            refs.setdefault("nearest_train", {}).update(inpainting_metrics(baseline, truth, mask, names))
-    if "images_raw" in arrays:   # postprocessed run: report the raw figures too
-        result["raw"] = distribution_metrics(arrays["images_raw"], real, rng)
-    if inception_weights:
-        from .inception import fid_from_weights
-        scores["inception_fid"] = fid_from_weights(real.images, fake, inception_weights)
-    result["metrics"], result["references"] = scores, refs
-    write_json(result, folder / "metrics.json")
+        else:
+            if mode == "conditional":
+                notes.append("conditional samples without 'conditions' in samples.npz: condition error "
+                             "is measured against random test conditions")
+            else:
+                notes.append("unconditional: condition error is against random test conditions "
+                             "(the level of ignoring the condition)")
+            requested = sets["test"].raw_conditions.numpy()[rng.choice(len(test), len(fake))]
+
+    scores = _score(fake, mode, arrays, real, rng, names, cfg, requested)
+    details = {"piece_count_error": scores.pop("_pieces")}
+    result = {"samples": str(folder), "mode": mode, "model": manifest.get("model"), "num_samples": int(len(fake)),
+              "num_real": int(len(real.images)), "options": manifest.get("options", {}),
+              "postprocess": manifest.get("postprocess"), "seconds_per_image": manifest.get("seconds_per_image"),
+              "metrics": scores}
+    if "images_raw" in arrays:      # postprocessed run: the raw figures too, so the gain is visible
+        raw = _score(arrays["images_raw"], mode, arrays, real, rng, names, cfg, requested)
+        details["raw_piece_count_error"] = raw.pop("_pieces")
+        result["raw"] = raw
+
+    refs = {}
+    if references and len(train) <= K:
+        notes.append(f"references skipped: the train split has {len(train)} samples (k-NN needs more than {K})")
+    elif references:
+        n_ref = min(len(fake), max_real, len(train))
+        if n_ref < len(fake):
+            notes.append(f"references use {n_ref} samples, the run {len(fake)}: recall and coverage grow with "
+                         f"the number of samples, so compare those at equal n (see row 'n')")
+        for name, images in sanity_sets(train, n_ref, rng).items():
+            refs[name] = distribution_metrics(images, real, rng)
+        if measurable_columns(columns):
+            test_cond = sets["test"].raw_conditions.numpy()
+            # shuffled: what ignoring the condition scores; own: the floor (0 when the CSV was
+            # measured like measure_dimensions does)
+            refs["real_test_shuffled_conditions"] = condition_metrics(
+                test, test_cond[rng.permutation(len(test))], columns)
+            refs["real_test_own_conditions"] = condition_metrics(test, test_cond, columns)
+        if mode == "inpainting":
+            baseline = nearest_train_inpainting(arrays["ground_truth"], arrays["mask"], train)
+            refs["nearest_train"] = inpainting_metrics(baseline, arrays["ground_truth"], arrays["mask"], names)
+    result.update(references=refs, details=details, notes=notes)
+    if write:
+        write_json(result, folder / "metrics.json")
     return result
 
 
+# ---------------------------------------------------------------- tables
 def _fmt(v):
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "-"
-    return f"{v:.4g}" if isinstance(v, (float, int)) else str(v)
+    if isinstance(v, bool) or not isinstance(v, (float, int)):
+        return str(v)
+    return str(v) if isinstance(v, int) else f"{v:.4g}"
+
+
+def _table(rows):
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def format_table(result):
-    """Rows = metrics; columns = the samples, then each sanity reference."""
+    """Rows = metrics; columns = the samples, the raw figures of a cleaned run, then each
+    sanity reference ('-' where a metric does not apply). Notes follow the table."""
     refs = result.get("references", {})
-    columns = ["samples"] + list(refs) + (["raw (before clean)"] if "raw" in result else [])
-    keys = list(result["metrics"])
-    for ref in refs.values():
-        keys += [k for k in ref if k not in keys]
-    rows = [["metric"] + columns]
-    for key in keys:
-        row = [key, _fmt(result["metrics"].get(key))] + [_fmt(refs[r].get(key)) for r in refs]
-        if "raw" in result:
-            row.append(_fmt(result["raw"].get(key)))
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    head = f"{result['mode']} samples: {result['samples']} (n={result['num_samples']}, real test n={result['num_real']})"
-    return "\n".join([head] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows])
+    cols = [("samples", result["metrics"])]
+    if "raw" in result:
+        cols.append(("raw (before clean)", result["raw"]))
+    cols += list(refs.items())
+    keys = []
+    for _, values in cols:
+        keys += [k for k in values if k not in keys]
+    rows = [["metric"] + [c for c, _ in cols]]
+    rows += [[k] + [_fmt(values.get(k)) for _, values in cols] for k in keys]
+    head = (f"{result['mode']} samples of {result.get('model') or '?'}: {result['samples']} "
+            f"(n={result['num_samples']}, real test n={result['num_real']})")
+    notes = [f"note: {n}" for n in result.get("notes", [])]
+    return "\n".join([head, _table(rows)] + notes)
 
 
 def compare(paths):
-    """Side-by-side table of existing metrics.json files (folders or files)."""
-    results = []
+    """Side-by-side table of existing metrics.json files (folders or files): one column per
+    run, plus the real_train reference of the first run (the best achievable)."""
+    results, names = [], []
     for p in paths:
         p = Path(p)
         p = p / "metrics.json" if p.is_dir() else p
         if not p.is_file():
             raise FileNotFoundError(f"{p} not found; run evaluate.py --samples on that folder first")
-        results.append(json.loads(p.read_text()))
+        try:
+            results.append(json.loads(p.read_text()))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{p}: not a readable metrics.json ({err}); re-run evaluate.py on it") from None
+        if "metrics" not in results[-1]:
+            raise ValueError(f"{p}: no 'metrics' key; is it a metrics.json written by evaluate.py?")
+        names.append(f"{results[-1].get('model') or '?'}:{Path(results[-1].get('samples', p.parent)).name}")
+    cols = [(n, r["metrics"]) for n, r in zip(names, results)]
+    if "real_train" in results[0].get("references", {}):
+        cols.append(("real_train (ref of 1st)", results[0]["references"]["real_train"]))
     keys = []
-    for r in results:
-        keys += [k for k in r["metrics"] if k not in keys]
-    names = [f"{r.get('model') or '?'}:{Path(r['samples']).name}" for r in results]
-    rows = [["metric"] + names, ["seconds_per_image"] + [_fmt(r.get("seconds_per_image")) for r in results]]
-    rows += [[k] + [_fmt(r["metrics"].get(k)) for r in results] for k in keys]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+    for _, values in cols:
+        keys += [k for k in values if k not in keys]
+    pad = [""] * (len(cols) - len(results))
+    rows = [["metric"] + [n for n, _ in cols], ["mode"] + [str(r.get("mode")) for r in results] + pad,
+            ["seconds_per_image"] + [_fmt(r.get("seconds_per_image")) for r in results] + pad]
+    rows += [[k] + [_fmt(values.get(k)) for _, values in cols] for k in keys]
+    return _table(rows)

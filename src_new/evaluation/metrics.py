@@ -1,6 +1,15 @@
-"""Metrics on multi-component masks: arrays (N, C, H, W) in [0, 1] (numpy or torch).
+"""Metrics on multi-component masks: images (N, C, H, W) in [0, 1] (numpy or torch).
 
-Each function is small and independent of any model; features are float64 numpy arrays.
+Each function is small and independent of any model. Features and returned arrays are
+float64 numpy (pixel features: float32, see ``pixel_features``).
+
+Distribution metrics (between a real and a generated feature set):
+  feature_statistics, frechet_distance, frechet_distance_features, kid,
+  knn_radii, manifold_metrics, precision_recall, density_coverage
+Features: geometric_features (standardized with standardization/standardize), pixel_features
+Per-sample comparisons: iou_dice, center_of_mass, center_of_mass_distance, condition_error
+Structure: label_components, count_pieces, connectivity
+Sample-set statistics: mean_pairwise_l1, diversity_ratio, binarization
 """
 from __future__ import annotations
 
@@ -10,20 +19,39 @@ import torch
 from ..datasets.geometry import measure_dimensions
 
 GEOMETRIC_FEATURES = ("area", "com_y", "com_x", "bbox_h", "bbox_w")
+MEASURED_COLUMNS = ("width_px", "height_px")        # the order measure_dimensions returns
 
 
-def as_tensor(x):
-    """(N, C, H, W) array or tensor -> float32 CPU tensor."""
+def as_tensor(x, what="images"):
+    """(N, C, H, W) array or tensor -> float32 CPU tensor (ValueError for another rank)."""
+    t = x.detach().float().cpu() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x, dtype=np.float32))
+    if t.ndim != 4:
+        raise ValueError(f"{what}: expected an (N, C, H, W) array, got shape {tuple(t.shape)}")
+    return t
+
+
+def _features(x, what):
+    """(N, d) float array (numpy/torch) -> numpy, keeping float32/float64."""
     if isinstance(x, torch.Tensor):
-        return x.detach().float().cpu()
-    return torch.from_numpy(np.asarray(x, dtype=np.float32))
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    x = np.ascontiguousarray(x if x.dtype in (np.float32, np.float64) else x.astype(np.float64))
+    if x.ndim != 2:
+        raise ValueError(f"{what}: expected (N, d) features, got shape {x.shape}")
+    return x
 
 
-# ---------------------------------------------------------------- geometry
+def _same_dim(a, b, what):
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{what}: real and generated features differ in dimension "
+                         f"({a.shape[1]} vs {b.shape[1]}); compute both with the same feature function")
+
+
+# ---------------------------------------------------------------- features
 def geometric_features(images, threshold=0.5):
     """Per sample and component: area, centre of mass (y, x), bounding-box height and width
-    of the thresholded mask, then the sample's width_px/height_px -> (N, 5C + 2) float64.
-    Empty components give area 0 and the other four features 0."""
+    of the mask thresholded at ``threshold`` (pixels), then the sample's width_px/height_px
+    (``measure_dimensions``) -> (N, 5C + 2) float64. An empty component gives five zeros."""
     x = as_tensor(images) > threshold
     n, c, h, w = x.shape
     xf = x.double()
@@ -32,59 +60,88 @@ def geometric_features(images, threshold=0.5):
     xs = torch.arange(w, dtype=torch.float64).view(1, 1, 1, w)
     safe = area.clamp_min(1)
     com_y, com_x = (xf * ys).sum((2, 3)) / safe, (xf * xs).sum((2, 3)) / safe
-    rows, cols = x.any(3), x.any(2)                       # (N, C, H), (N, C, W)
 
-    def extent(occupied):
+    def extent(occupied):                      # (N, C, L) bool -> last - first + 1, 0 if none
         size = occupied.shape[-1]
         first = occupied.float().argmax(-1)
         last = size - 1 - occupied.flip(-1).float().argmax(-1)
         return torch.where(occupied.any(-1), (last - first + 1).double(), torch.zeros((), dtype=torch.float64))
 
-    feats = torch.stack([area, com_y, com_x, extent(rows), extent(cols)], dim=2).reshape(n, -1)
+    feats = torch.stack([area, com_y, com_x, extent(x.any(3)), extent(x.any(2))], dim=2).reshape(n, -1)
     dims = torch.from_numpy(measure_dimensions(x.float().numpy())).double()
     return torch.cat([feats, dims], dim=1).numpy()
 
 
+def geometric_feature_names(component_names):
+    """Column names of ``geometric_features`` for these components."""
+    return [f"{f}_{c}" for c in component_names for f in GEOMETRIC_FEATURES] + list(MEASURED_COLUMNS)
+
+
+def standardization(reference):
+    """Mean and std (d,) of the reference (real) features; a constant feature gets std 1 so
+    it stays centred instead of dividing by zero."""
+    ref = _features(reference, "reference features").astype(np.float64)
+    std = ref.std(0)
+    return ref.mean(0), np.where(std > 1e-8, std, 1.0)
+
+
 def standardize(reference, *others):
-    """Standardize by the reference set's mean/std (constant features stay centred)."""
-    mean, std = reference.mean(0), reference.std(0)
-    std = np.where(std > 1e-8, std, 1.0)
-    return [(f - mean) / std for f in (reference, *others)]
+    """[reference, *others] standardized by the reference's mean/std (list of arrays)."""
+    mean, std = standardization(reference)
+    return [(_features(f, "features").astype(np.float64) - mean) / std for f in (reference, *others)]
 
 
 def pixel_features(images):
-    """Flattened pixels (N, C*H*W) float64."""
-    return as_tensor(images).flatten(1).double().numpy()
+    """Flattened pixels (N, C*H*W) float32 (exact distances for binary masks: the dot products
+    are integers below 2^24)."""
+    return as_tensor(images).flatten(1).numpy()
 
 
-# ---------------------------------------------------------------- distribution distances
+# ---------------------------------------------------------------- Fréchet distance, KID
 def feature_statistics(features):
-    """Mean (d,) and covariance (d, d) of (N, d) features."""
-    f = np.asarray(features, dtype=np.float64)
-    return f.mean(0), np.cov(f, rowvar=False)
+    """Mean (d,) and covariance (d, d) of (N, d) features, N >= 2."""
+    f = _features(features, "features").astype(np.float64)
+    if len(f) < 2:
+        raise ValueError(f"feature statistics need at least 2 samples, got {len(f)}")
+    return f.mean(0), np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):
-    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}) between two Gaussians.
-    tr (S1 S2)^{1/2} = sum sqrt(eig(S1^{1/2} S2 S1^{1/2})), a symmetric PSD matrix."""
-    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    s1, s2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2):
+    ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}).
+    tr (S1 S2)^{1/2} = sum sqrt(eig(S1^{1/2} S2 S1^{1/2})), a symmetric PSD matrix, so no
+    complex square root (scipy's sqrtm) is needed and singular covariances are fine."""
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if not (mu1.shape == mu2.shape and s1.shape == s2.shape == (len(mu1), len(mu1))):
+        raise ValueError(f"frechet_distance: shapes do not match: mu {mu1.shape} / {mu2.shape}, "
+                         f"sigma {s1.shape} / {s2.shape}")
     vals, vecs = np.linalg.eigh(s1)
     root1 = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
-    cross = np.linalg.eigvalsh(root1 @ s2 @ root1)
+    inner = root1 @ s2 @ root1
+    cross = np.linalg.eigvalsh((inner + inner.T) / 2)      # symmetrize rounding noise
     trace_sqrt = np.sqrt(np.clip(cross, 0, None)).sum()
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
 
 
 def frechet_distance_features(real, fake):
+    """Fréchet distance between Gaussians fitted to two (N, d) feature sets."""
+    real, fake = _features(real, "real features"), _features(fake, "generated features")
+    _same_dim(real, fake, "frechet_distance_features")
     return frechet_distance(*feature_statistics(real), *feature_statistics(fake))
 
 
-def kernel_inception_distance(real, fake, num_subsets=50, subset_size=1000, seed=0):
-    """KID: unbiased MMD^2 with the cubic kernel k(x, y) = (x.y / d + 1)^3, averaged over
-    random subsets; returns (mean, std)."""
-    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+def kid(real, fake, num_subsets=50, subset_size=1000, seed=0):
+    """Kernel Inception Distance: unbiased MMD^2 with the cubic polynomial kernel
+    k(x, y) = (x.y / d + 1)^3 on random subsets of ``min(subset_size, N_real, N_fake)``
+    from each set -> (mean, std) over ``num_subsets`` subsets. Near 0 (can be slightly
+    negative) for sets from one distribution."""
+    real = _features(real, "real features").astype(np.float64)
+    fake = _features(fake, "generated features").astype(np.float64)
+    _same_dim(real, fake, "kid")
     m = min(subset_size, len(real), len(fake))
+    if m < 2:
+        raise ValueError(f"kid needs at least 2 samples in each set, got {len(real)} real, {len(fake)} generated")
     d = real.shape[1]
     rng = np.random.default_rng(seed)
     values = []
@@ -92,46 +149,97 @@ def kernel_inception_distance(real, fake, num_subsets=50, subset_size=1000, seed
         x = real[rng.choice(len(real), m, replace=False)]
         y = fake[rng.choice(len(fake), m, replace=False)]
         kxx, kyy, kxy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
-        mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
-        values.append(mmd)
+        # unbiased: the diagonals k(x_i, x_i) are left out of the within-set means
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        values.append(within - 2 * kxy.mean())
     return float(np.mean(values)), float(np.std(values))
 
 
-# ---------------------------------------------------------------- manifolds (kNN)
+kernel_inception_distance = kid    # the long name, as in the literature
+
+
+# ---------------------------------------------------------------- k-NN manifolds
 def pairwise_distances(a, b, chunk=1024):
-    """Euclidean distances (len(a), len(b)), in float32 chunks (pixel features are wide)."""
-    a, b = torch.as_tensor(np.asarray(a)).float(), torch.as_tensor(np.asarray(b)).float()
+    """Euclidean distances (len(a), len(b)) in the inputs' precision (float32 or float64),
+    computed in row chunks -> float64 numpy."""
+    a, b = torch.from_numpy(_features(a, "features")), torch.from_numpy(_features(b, "features"))
+    b = b.to(a.dtype)
     return torch.cat([torch.cdist(a[i:i + chunk], b) for i in range(0, len(a), chunk)]).double().numpy()
 
 
-def knn_radii(features, k=3):
-    """Distance from each point to its k-th nearest other point."""
-    d = pairwise_distances(features, features)
-    return np.sort(d, axis=1)[:, k]            # column 0 is the point itself
+def _chunks(a, b, chunk):
+    """Yield (start, distances of rows a[start:start+chunk] to all of b) as torch tensors."""
+    a, b = torch.from_numpy(a), torch.from_numpy(b).to(torch.from_numpy(a).dtype)
+    for i in range(0, len(a), chunk):
+        yield i, torch.cdist(a[i:i + chunk], b)
+
+
+def knn_radii(features, k=3, chunk=1024):
+    """(N,) distance from each point to its k-th nearest other point (chunked: never holds
+    the full N x N matrix)."""
+    f = _features(features, "features")
+    if len(f) <= k:
+        raise ValueError(f"k-NN radii with k={k} need more than {k} samples, got {len(f)}")
+    out = np.empty(len(f))
+    for i, d in _chunks(f, f, chunk):
+        out[i:i + len(d)] = d.kthvalue(k + 1, dim=1).values.double().numpy()   # value k+1 counts the point itself
+    return out
+
+
+def manifold_metrics(real, fake, k=3, real_radii=None, chunk=1024):
+    """Precision, recall (Kynkäänniemi et al. 2019) and density, coverage (Naeem et al. 2020)
+    with k-NN balls, in one chunked pass -> dict of floats in [0, 1] (density can exceed 1).
+
+    precision: share of generated samples inside some real sample's k-NN ball;
+    recall:    share of real samples inside some generated sample's k-NN ball;
+    density:   mean number of real balls holding a generated sample, divided by k;
+    coverage:  share of real samples whose ball holds at least one generated sample.
+    ``real_radii``: precomputed ``knn_radii(real, k)`` (reused across generated sets)."""
+    real, fake = _features(real, "real features"), _features(fake, "generated features")
+    _same_dim(real, fake, "manifold_metrics")
+    fake = fake.astype(real.dtype)
+    r_real = torch.from_numpy(knn_radii(real, k, chunk) if real_radii is None else np.asarray(real_radii))
+    r_fake = torch.from_numpy(knn_radii(fake, k, chunk))
+    in_real = np.zeros(len(fake), bool)
+    counts = np.zeros(len(fake))
+    covered = torch.zeros(len(real), dtype=torch.bool)
+    recalled = torch.zeros(len(real), dtype=torch.bool)
+    for i, d in _chunks(fake, real, chunk):                      # d: (chunk of fake, real)
+        d = d.double()
+        inside = d <= r_real[None, :]
+        in_real[i:i + len(d)] = inside.any(1).numpy()
+        counts[i:i + len(d)] = inside.sum(1).numpy()
+        covered |= inside.any(0)
+        recalled |= (d <= r_fake[i:i + len(d), None]).any(0)
+    return {"precision": float(in_real.mean()), "recall": float(recalled.double().mean()),
+            "density": float(counts.mean() / k), "coverage": float(covered.double().mean())}
 
 
 def precision_recall(real, fake, k=3):
-    """Kynkäänniemi et al. 2019: precision = share of fake samples inside the real manifold
-    (union of kNN balls), recall = share of real samples inside the fake manifold."""
-    r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
-    d = pairwise_distances(fake, real)                       # (n_fake, n_real)
-    precision = (d <= r_real[None, :]).any(1).mean()
-    recall = (d.T <= r_fake[None, :]).any(1).mean()
-    return float(precision), float(recall)
+    """(precision, recall) of ``manifold_metrics``."""
+    m = manifold_metrics(real, fake, k)
+    return m["precision"], m["recall"]
 
 
 def density_coverage(real, fake, k=3):
-    """Naeem et al. 2020: density = mean count of real kNN balls holding each fake sample / k;
-    coverage = share of real samples whose kNN ball holds at least one fake sample."""
-    r_real = knn_radii(real, k)
-    inside = pairwise_distances(fake, real) <= r_real[None, :]
-    return float(inside.sum(1).mean() / k), float(inside.any(0).mean())
+    """(density, coverage) of ``manifold_metrics``."""
+    m = manifold_metrics(real, fake, k)
+    return m["density"], m["coverage"]
 
 
 # ---------------------------------------------------------------- overlap and position
+def _pair(pred, target):
+    p, t = as_tensor(pred, "pred"), as_tensor(target, "target")
+    if p.shape != t.shape:
+        raise ValueError(f"pred and target shapes differ: {tuple(p.shape)} vs {tuple(t.shape)}")
+    return p, t
+
+
 def iou_dice(pred, target, threshold=0.5):
-    """Per sample and component (N, C): IoU and Dice of the thresholded masks (1 when both empty)."""
-    p, t = as_tensor(pred) > threshold, as_tensor(target) > threshold
+    """Per sample and component (N, C): IoU and Dice of the masks thresholded at
+    ``threshold``; both are 1 where both masks are empty (nothing to get wrong)."""
+    p, t = _pair(pred, target)
+    p, t = p > threshold, t > threshold
     inter, union = (p & t).sum((2, 3)).double(), (p | t).sum((2, 3)).double()
     total = p.sum((2, 3)).double() + t.sum((2, 3)).double()
     iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
@@ -140,7 +248,7 @@ def iou_dice(pred, target, threshold=0.5):
 
 
 def center_of_mass(images, threshold=0.5):
-    """(N, C, 2) centre of mass (y, x) of each thresholded component (NaN when empty)."""
+    """(N, C, 2) centre of mass (y, x) in pixels of each thresholded component (NaN if empty)."""
     x = (as_tensor(images) > threshold).double()
     h, w = x.shape[2:]
     area = x.sum((2, 3))
@@ -152,61 +260,117 @@ def center_of_mass(images, threshold=0.5):
 
 def center_of_mass_distance(pred, target, threshold=0.5):
     """(N, C) Euclidean distance in pixels between centres of mass (NaN if either is empty)."""
-    return np.linalg.norm(center_of_mass(pred, threshold) - center_of_mass(target, threshold), axis=-1)
+    p, t = _pair(pred, target)
+    return np.linalg.norm(center_of_mass(p, threshold) - center_of_mass(t, threshold), axis=-1)
 
 
-def condition_error(images, requested):
-    """Mean absolute error in pixels per condition column between the requested
-    (width_px, height_px) and those measured on the images -> (k,)."""
-    measured = measure_dimensions(as_tensor(images).numpy())
-    return np.abs(measured - np.asarray(requested, dtype=np.float64)[:, :2]).mean(0)
+def condition_error(images, requested, columns=MEASURED_COLUMNS):
+    """Mean absolute error in pixels, per condition column, between the requested raw
+    conditions (N, len(columns)) and the same quantities measured on the images -> (k,).
+    ``columns`` name the requested columns; each must be one of width_px/height_px."""
+    columns = list(columns)
+    unknown = [c for c in columns if c not in MEASURED_COLUMNS]
+    if unknown:
+        raise ValueError(f"condition_error: cannot measure {unknown} on images; measurable "
+                         f"columns are {list(MEASURED_COLUMNS)}")
+    x = as_tensor(images)
+    req = np.asarray(requested, dtype=np.float64)
+    if req.ndim != 2 or req.shape != (len(x), len(columns)):
+        raise ValueError(f"condition_error: requested conditions have shape {req.shape}, expected "
+                         f"({len(x)}, {len(columns)}) = (images, columns {columns})")
+    measured = measure_dimensions(x.numpy())[:, [MEASURED_COLUMNS.index(c) for c in columns]]
+    return np.abs(measured - req).mean(0)
 
 
 # ---------------------------------------------------------------- connectivity
-def label_components(masks):
-    """4-connected labels of boolean masks (..., H, W): every pixel of a piece gets the
-    largest flat index + 1 in that piece, background 0. Labels spread along whole
-    horizontal, then vertical runs at once, so few sweeps are needed."""
-    m = torch.as_tensor(masks).bool()
-    shape = m.shape
-    flat = m.reshape(-1, *shape[-2:])
-    init = torch.arange(1, flat.numel() + 1, dtype=torch.int64).view_as(flat) * flat
-    labels = init.clone()
+def _label_chunk(fg):
+    """(B, H, W) bool -> (labels (B, H, W) int64 with pieces numbered 1..K in scan order,
+    background 0; pieces per slice (B,)).
 
-    def spread(lab, fg):                      # along the last axis, within runs of foreground
-        starts = fg.clone()
-        starts[..., 1:] &= ~fg[..., :-1]
-        run = torch.cumsum(starts.flatten(), 0).view_as(fg)
-        best = torch.zeros(int(run.max()) + 1, dtype=lab.dtype)
-        best.scatter_reduce_(0, run[fg], lab[fg], "amax")
-        return torch.where(fg, best[run], lab)
-
+    Nodes are horizontal runs of foreground; runs in adjacent rows that overlap are linked
+    (4-connectivity). A union-find in parallel: every root hooks to the smallest root it is
+    linked to, then pointer jumping flattens the trees; repeated until all links agree
+    (a few rounds: each round at least halves the trees' depth in practice)."""
+    b, h, w = fg.shape
+    starts = fg.clone()
+    starts[:, :, 1:] &= ~fg[:, :, :-1]                      # run starts (column 0 always starts one)
+    run = torch.cumsum(starts.reshape(-1), 0).view(b, h, w) - 1
+    n_runs = int(starts.sum())
+    if n_runs == 0:
+        return torch.zeros(fg.shape, dtype=torch.int64), torch.zeros(b, dtype=torch.int64)
+    both = fg[:, :-1] & fg[:, 1:]                           # pixel and the one below it
+    first = both.clone()
+    first[:, :, 1:] &= ~both[:, :, :-1]                     # one link per overlapping stretch suffices
+    upper, lower = run[:, :-1][first], run[:, 1:][first]
+    parent = torch.arange(n_runs)
     while True:
-        new = spread(labels, flat)
-        new = spread(new.transpose(1, 2), flat.transpose(1, 2)).transpose(1, 2)
-        if torch.equal(new, labels):
-            return labels.view(shape), init.view(shape)
-        labels = new
+        pu, pl = parent[upper], parent[lower]
+        differ = pu != pl
+        if not bool(differ.any()):
+            break
+        # pu, pl are roots here; hooking the larger to the smaller keeps parent[x] <= x: no cycles
+        parent.scatter_reduce_(0, torch.maximum(pu, pl)[differ], torch.minimum(pu, pl)[differ], "amin")
+        while True:                                         # pointer jumping to the roots
+            grand = parent[parent]
+            if torch.equal(grand, parent):
+                break
+            parent = grand
+    roots = parent == torch.arange(n_runs)
+    run_label = torch.cumsum(roots, 0)[parent]              # root -> 1..K, every run -> its root's
+    labels = torch.where(fg, run_label[run.clamp_min(0)], torch.zeros((), dtype=torch.int64))
+    run_slice = starts.reshape(b, -1).nonzero()[:, 0]       # slice of each run, in run order
+    return labels, torch.bincount(run_slice[roots], minlength=b)
+
+
+def label_components(masks, return_counts=False, chunk_pixels=1 << 22):
+    """4-connected labelling of boolean masks (..., H, W), each (H, W) slice on its own.
+
+    Returns int64 labels of the same shape: background 0, pieces numbered 1..K across the
+    whole batch (so ``bincount`` gives piece sizes); with ``return_counts`` also the number
+    of pieces per slice, shape ``masks.shape[:-2]``. Processed in chunks of about
+    ``chunk_pixels`` pixels to bound memory."""
+    m = masks.detach().cpu().bool() if isinstance(masks, torch.Tensor) else torch.from_numpy(np.asarray(masks, bool))
+    if m.ndim < 2:
+        raise ValueError(f"label_components expects masks (..., H, W), got shape {tuple(m.shape)}")
+    shape = m.shape
+    h, w = shape[-2:]
+    flat = m.reshape(-1, h, w)
+    labels = torch.zeros(flat.shape, dtype=torch.int64)
+    counts = torch.zeros(len(flat), dtype=torch.int64)
+    per = max(1, chunk_pixels // max(h * w, 1))
+    offset = 0
+    for s in range(0, len(flat), per):
+        lab, cnt = _label_chunk(flat[s:s + per])
+        labels[s:s + per] = torch.where(lab > 0, lab + offset, lab)
+        counts[s:s + per] = cnt
+        offset += int(cnt.sum())
+    labels = labels.view(shape)
+    return (labels, counts.view(shape[:-2])) if return_counts else labels
 
 
 def count_pieces(images, threshold=0.5):
-    """(N, C) number of 4-connected pieces of each thresholded component."""
-    fg = as_tensor(images) > threshold
-    labels, init = label_components(fg)
-    return ((labels == init) & fg).sum((2, 3)).numpy()
+    """(N, C) number of 4-connected pieces of each component thresholded at ``threshold``."""
+    return label_components(as_tensor(images) > threshold, return_counts=True)[1].numpy()
 
 
-def connectivity(fake, real_counts_mode):
-    """Per component: mean |pieces(fake) - typical real count| and the share of samples with
-    every component in the typical real number of pieces. ``real_counts_mode``: (C,)."""
-    counts = count_pieces(fake)
-    diff = np.abs(counts - np.asarray(real_counts_mode)[None, :])
+def connectivity(fake, real_counts, threshold=0.5):
+    """Piece counts of generated samples against the typical real count per component.
+
+    real_counts: (C,) typical (median) number of pieces per component in real data.
+    Returns {"piece_count_error": (C,) mean |pieces - real count| per component,
+             "same_pieces_fraction": share of samples whose every component has the real count}."""
+    counts = count_pieces(fake, threshold)
+    real_counts = np.asarray(real_counts)
+    if real_counts.shape != (counts.shape[1],):
+        raise ValueError(f"connectivity: real_counts has shape {real_counts.shape}, expected ({counts.shape[1]},)")
+    diff = np.abs(counts - real_counts[None, :])
     return {"piece_count_error": diff.mean(0), "same_pieces_fraction": float((diff == 0).all(1).mean())}
 
 
 # ---------------------------------------------------------------- diversity and sharpness
 def mean_pairwise_l1(images, max_items=500, seed=0):
-    """Mean per-pixel L1 distance between distinct samples (on at most ``max_items``)."""
+    """Mean per-pixel L1 distance between distinct samples (a random subset of at most
+    ``max_items`` keeps it O(max_items^2)); 0 for fewer than 2 samples."""
     x = as_tensor(images).flatten(1)
     if len(x) > max_items:
         x = x[torch.from_numpy(np.random.default_rng(seed).choice(len(x), max_items, replace=False))]
@@ -216,9 +380,13 @@ def mean_pairwise_l1(images, max_items=500, seed=0):
     return float(d.sum() / (len(x) * (len(x) - 1)))
 
 
-def diversity_ratio(fake, real, real_diversity=None):
-    """Mean pairwise L1 among fake samples / among real samples (1 = as diverse as data)."""
-    real_diversity = mean_pairwise_l1(real) if real_diversity is None else real_diversity
+def diversity_ratio(fake, real=None, real_diversity=None):
+    """Mean pairwise L1 among generated samples / among real samples (1 = as diverse as the
+    data, 0 = collapse). Give ``real`` images or their precomputed ``real_diversity``."""
+    if real_diversity is None:
+        if real is None:
+            raise ValueError("diversity_ratio needs the real images or their mean_pairwise_l1")
+        real_diversity = mean_pairwise_l1(real)
     return mean_pairwise_l1(fake) / max(real_diversity, 1e-12)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import os
 import signal
 import time
 import warnings
@@ -190,13 +191,21 @@ class Trainer:
     grad_norm_keys = ()
 
     def __init__(self, cfg, resume_state=None, resume_path=None, verbose=True):
-        from ..datasets.multicomponent import build_datasets
-        from .checkpoint import remove_stale_temp_files
         from .distributed import DistContext
-        from .runtime import resolve_device, seed_everything
 
         self.cfg, self.tcfg = cfg, cfg["training"]
         self.dist = DistContext(self.tcfg["device"])
+        try:
+            self._setup(cfg, resume_state, resume_path, verbose)
+        except BaseException:
+            self.dist.close()   # no process group left behind when construction fails
+            raise
+
+    def _setup(self, cfg, resume_state, resume_path, verbose):
+        from ..datasets.multicomponent import build_datasets
+        from .checkpoint import remove_stale_temp_files
+        from .runtime import resolve_device, seed_everything
+
         self.device = self.dist.device(resolve_device(self.tcfg["device"]))
         self.verbose = verbose and self.dist.is_main
         seed = self.tcfg["seed"]
@@ -213,18 +222,34 @@ class Trainer:
         self.epoch, self.step, self.history, self.rollbacks = 0, 0, [], 0
         self.warned = {}
         if resume_state is not None:  # restores the RNG streams too
+            # Every rank read the checkpoint file itself: make sure it is the same one.
+            self.dist.check_identical({"checkpoint": resume_state}, f"the resume checkpoint {resume_path}")
             self.load_state(resume_state, resume_path)
             self.run_dir = Path(resume_path).resolve().parent
             if self.dist.is_main:
                 remove_stale_temp_files(self.run_dir)   # from a process killed mid-save
                 dump_config(cfg, self.run_dir / "config.yaml")
         else:
-            self.run_dir = create_run_dir(cfg) if self.dist.is_main else None
-            self.run_dir = Path(self.dist.broadcast_object(str(self.run_dir)))
+            self.run_dir = Path(self._on_main(lambda: str(create_run_dir(cfg))))
+            self.dist.broadcast_module(self.model)          # rank 0's initial weights everywhere
             seed_everything(seed + 1000 * self.dist.rank)   # per-rank noise streams
         self.real_diversity = mean_pairwise_l1(self.train_set.images_float[:64])
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.tcfg["bf16"] and self.device.type == "cuda" else contextlib.nullcontext())
+
+    def _on_main(self, fn):
+        """Run ``fn`` on rank 0 only and return its result on every rank; an error it raises
+        (e.g. a non-empty run folder) is raised on every rank, so all exit the same way."""
+        result, error = None, None
+        if self.dist.is_main:
+            try:
+                result = fn()
+            except (ValueError, FileNotFoundError, FileExistsError, PermissionError, OSError) as err:
+                error = err
+        result, error = self.dist.broadcast_object((result, error))
+        if error is not None:
+            raise error
+        return result
 
     # ---------------------------------------------------------------- hooks
     def build(self, cfg):
@@ -246,14 +271,19 @@ class Trainer:
         """Warnings from the epoch means (optional)."""
 
     # ---------------------------------------------------------------- state
-    def state_dict(self):
+    def state_dict(self, rng_states=None):
+        """rng_states: every rank's RNG state (distributed runs), stored as ``rng_state_per_rank``
+        so a resume with the same number of processes continues each rank's streams exactly."""
         from .runtime import get_rng_state
-        return {"model_type": self.model_type, **self.model_state(),
-                **{name: opt.state_dict() for name, (opt, _) in self.optimizers.items()},
-                "epoch": self.epoch, "global_step": self.step, "config": dict(self.cfg),
-                "cond_normalizer": self.model.cond_normalizer.state_dict(),
-                "rng_state": get_rng_state({"loader": self.loader_gen}),
-                "history": self.history, "rollbacks": self.rollbacks}
+        state = {"model_type": self.model_type, **self.model_state(),
+                 **{name: opt.state_dict() for name, (opt, _) in self.optimizers.items()},
+                 "epoch": self.epoch, "global_step": self.step, "config": dict(self.cfg),
+                 "cond_normalizer": self.model.cond_normalizer.state_dict(),
+                 "rng_state": get_rng_state({"loader": self.loader_gen}),
+                 "history": self.history, "rollbacks": self.rollbacks}
+        if rng_states is not None:
+            state["rng_state_per_rank"] = rng_states
+        return state
 
     def load_state(self, ckpt, path):
         from ..datasets.multicomponent import ConditionNormalizer
@@ -274,9 +304,12 @@ class Trainer:
         self.model.cond_normalizer = ConditionNormalizer.from_state_dict(ckpt["cond_normalizer"])
         self.epoch, self.step = ckpt["epoch"], ckpt["global_step"]
         self.history = list(ckpt.get("history", []))
+        per_rank = ckpt.get("rng_state_per_rank")
         if not self.dist.enabled:
             set_rng_state(ckpt["rng_state"], {"loader": self.loader_gen})
-        else:  # per-rank streams, reproducible from the seed, the rank and the epoch
+        elif per_rank is not None and len(per_rank) == self.dist.world_size:
+            set_rng_state(per_rank[self.dist.rank])   # exact continuation of this rank's streams
+        else:  # another process count: fresh per-rank streams, from the seed, the rank and the epoch
             seed_everything(self.tcfg["seed"] + 1000 * self.dist.rank + 7919 * self.epoch)
 
     # ---------------------------------------------------------------- loop
@@ -305,6 +338,16 @@ class Trainer:
         self.say(f"done: {self.run_dir / 'checkpoint_latest.pt'}")
         return self.run_dir
 
+    @property
+    def launcher(self):
+        """How this run was started, for resume hints."""
+        if not self.dist.enabled:
+            return "python"
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
+        if local == self.dist.world_size:
+            return f"torchrun --standalone --nproc_per_node {local}"
+        return f"torchrun --nnodes {self.dist.world_size // local} --nproc_per_node {local} <rendezvous arguments>"
+
     def current_lrs(self):
         return {key: opt.param_groups[0]["lr"] for opt, key in self.optimizers.values()}
 
@@ -321,6 +364,14 @@ class Trainer:
             real = real.to(self.device, non_blocking=True)
             cond = cond.to(self.device, non_blocking=True) if cond.shape[1] > 0 else None
             row = self.train_step(real, cond)
+            # Means across ranks (what is logged), and one stop decision for all ranks: a NaN
+            # or a signal on any rank stops every rank at the same step (no rank left waiting
+            # in a collective).
+            means, stop = self.dist.reduce_step({k: v for k, v in row.items() if isinstance(v, float)},
+                                                guard.received is not None)
+            row.update(means)
+            if stop and guard.received is None:
+                guard.received = "a signal on another process"
             self.step += 1
             check_finite({k: row[k] for k in self.finite_keys}, {k: row[k] for k in self.grad_norm_keys},
                          t["max_grad_norm"], self.step)
@@ -338,10 +389,11 @@ class Trainer:
                 raise TrainingInterrupted(
                     f"{guard.received} received at epoch {self.epoch + 1}, step {self.step}: saved "
                     f"{self.run_dir / 'checkpoint_latest.pt'} (the interrupted epoch restarts on resume). "
-                    f"Resume with: python src_new/scripts/train.py --resume {self.run_dir / 'checkpoint_latest.pt'}")
+                    f"Resume with: {self.launcher} src_new/scripts/train.py --resume "
+                    f"{self.run_dir / 'checkpoint_latest.pt'}")
         bar.close()
         self.epoch += 1
-        means = {k: self.dist.all_mean(v / max(count, 1)) for k, v in sums.items()}
+        means = {k: v / max(count, 1) for k, v in sums.items()}   # rows are already means over ranks
         self.history.append({"epoch": self.epoch, **means})
         self.health_check(means)
         last = self.epoch == t["epochs"]
@@ -352,19 +404,36 @@ class Trainer:
         self.say(f"epoch {self.epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in means.items()))
 
     def save(self, numbered):
+        """Called on every rank: checks the replicas agree, then rank 0 writes."""
+        rng_states = None
+        if self.dist.enabled:
+            from .runtime import get_rng_state
+            self.check_replicas()
+            rng_states = self.dist.all_gather_object(get_rng_state())
         if self.dist.is_main:
-            write_checkpoint(self.run_dir, self.state_dict(), self.epoch, keep_numbered=numbered)
-        self.dist.barrier()
+            write_checkpoint(self.run_dir, self.state_dict(rng_states), self.epoch, keep_numbered=numbered)
+        self.dist.barrier()   # nobody reads or rolls back to a checkpoint before it is complete
+
+    def check_replicas(self):
+        """Raise ReplicaMismatch unless the networks (EMA included) and optimizer states are
+        bit-identical on every rank (a sha256 per entry of ``model_state`` and per optimizer)."""
+        states = dict(self.model_state())
+        states.update({name: opt.state_dict() for name, (opt, _) in self.optimizers.items()})
+        self.dist.check_identical(states, f"at epoch {self.epoch}, the model state")
 
     def handle_divergence(self, err):
         from .checkpoint import load_checkpoint
 
         latest = self.run_dir / "checkpoint_latest.pt"
-        if self.tcfg["on_divergence"] != "rollback" or self.rollbacks >= MAX_ROLLBACKS or not latest.exists():
-            where = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written yet"
+        exists = self.dist.broadcast_object(latest.exists())   # rank 0 wrote it: its view decides
+        if self.tcfg["on_divergence"] != "rollback" or self.rollbacks >= MAX_ROLLBACKS or not exists:
+            where = f"the last good checkpoint is {latest}" if exists else "no checkpoint was written yet"
             raise TrainingDiverged(f"training diverged: {err}; {where}. {self.divergence_advice}") from None
         self.rollbacks += 1
-        ckpt = load_checkpoint(latest, self.device)
+        if self.dist.enabled:   # rank 0 reads it and sends it: no shared filesystem needed
+            ckpt = self._on_main(lambda: load_checkpoint(latest, "cpu"))
+        else:
+            ckpt = load_checkpoint(latest, self.device)
         ckpt["rollbacks"] = self.rollbacks
         self.load_state(ckpt, latest)
         lrs = ", ".join(f"{k}={v:.3g}" for k, v in self.current_lrs().items())
@@ -398,7 +467,8 @@ def run_training(trainer_cls, cfg, resume=None, resume_state=None, verbose=True)
     try:
         return trainer.run()
     except (TrainingDiverged, TrainingInterrupted) as err:
-        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        if trainer.dist.is_main:   # every rank stops the same way; one message is enough
+            print(f"{type(err).__name__}: {err}", file=sys.stderr)
         raise SystemExit(3 if isinstance(err, TrainingDiverged) else 130) from None
     finally:
         trainer.dist.close()

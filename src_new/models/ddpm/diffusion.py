@@ -10,53 +10,73 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...utils.checks import check_cond, check_image
+from .unet import UNet
+
+SAMPLERS = ("ddim", "ddpm")
 
 
 def cosine_alpha_bar(timesteps, s=0.008):
-    """Cumulative signal fraction alpha_bar_t (t = 0..T-1) of Nichol & Dhariwal's cosine schedule."""
+    """(T,) cumulative signal fraction alpha_bar_t, t = 0..T-1, of Nichol & Dhariwal's cosine schedule."""
     steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
     f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
-    betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)   # the clamp avoids a singular last step
     return torch.cumprod(1 - betas, 0).float()
 
 
 class GaussianDiffusion(nn.Module):
-    """unet: (x_t, t, cond, drop_mask) -> predicted noise. Images are (B, C, H, W) in [0, 1]
-    outside, [-1, 1] inside. ``ema_unet`` (set by training) is used for sampling when present;
-    ``cond_normalizer`` maps raw conditions to the model's inputs."""
+    """Epsilon-prediction diffusion around ``unet(x_t, t, cond, drop_mask) -> noise``.
+
+    Images are (B, C, H, W) in [0, 1] outside and [-1, 1] inside. ``ema_unet`` (None by
+    default; set by the training loop, averaged with ``utils.ema.EMA``) is used for sampling
+    and inpainting when present. ``cond_normalizer`` (set from a checkpoint) maps raw
+    conditions to the model's inputs for ``sample(raw_cond=...)``."""
 
     def __init__(self, unet, *, image_size, timesteps=1000, cond_drop_prob=0.1):
         super().__init__()
+        if tuple(image_size) != tuple(unet.image_size):
+            raise ValueError(f"GaussianDiffusion: image_size {tuple(image_size)} differs from the UNet's "
+                             f"{tuple(unet.image_size)}")
+        if timesteps < 1 or not 0 <= cond_drop_prob <= 1:
+            raise ValueError(f"GaussianDiffusion: need timesteps >= 1 and 0 <= cond_drop_prob <= 1, "
+                             f"got {timesteps}, {cond_drop_prob}")
         self.unet, self.ema_unet = unet, None
-        self.image_size, self.timesteps, self.cond_drop_prob = tuple(image_size), timesteps, cond_drop_prob
+        self.image_size, self.timesteps, self.cond_drop_prob = tuple(image_size), int(timesteps), cond_drop_prob
         self.channels, self.cond_dim = unet.channels, unet.cond_dim
-        self.register_buffer("alpha_bar", cosine_alpha_bar(timesteps), persistent=False)
+        self.register_buffer("alpha_bar", cosine_alpha_bar(self.timesteps), persistent=False)
         self.cond_normalizer = None
 
     @property
     def sampling_unet(self):
         return self.ema_unet if self.ema_unet is not None else self.unet
 
-    def _check(self, img, cond, what):
-        check_image(img, self.channels, self.image_size, what)
-        return check_cond(cond, img.shape[0], self.cond_dim, f"{what} condition")
+    def _device(self):
+        return self.alpha_bar.device
+
+    def _randn(self, shape, generator):
+        # Drawn on the generator's device, then moved: the same seed gives the same noise anywhere.
+        noise = torch.randn(shape, generator=generator, device=generator.device if generator is not None else self._device())
+        return noise.to(self._device())
 
     def q_sample(self, x0, t, noise):
+        """Noise x0 (B, C, H, W) on the [-1, 1] scale to steps t (B,)."""
         ab = self.alpha_bar[t].view(-1, 1, 1, 1)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
     def forward(self, img, *, cond=None):
-        """img: (B, C, H, W) in [0, 1] -> {"loss": noise-prediction MSE}; the condition is
-        dropped per sample with ``cond_drop_prob`` (learned null embedding)."""
-        cond = self._check(img, cond, "GaussianDiffusion.forward input")
+        """img: (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None -> {"loss": scalar noise-prediction
+        MSE}. Each sample's condition is dropped with probability ``cond_drop_prob`` (null embedding)."""
+        check_image(img, self.channels, self.image_size, "GaussianDiffusion.forward input")
+        cond = check_cond(cond, img.shape[0], self.cond_dim, "GaussianDiffusion.forward condition")
         x0 = img * 2 - 1
         t = torch.randint(0, self.timesteps, (len(img),), device=img.device)
         noise = torch.randn_like(x0)
         drop = torch.rand(len(img), device=img.device) < self.cond_drop_prob
         pred = self.unet(self.q_sample(x0, t, noise), t, cond, drop)
-        return {"loss": F.mse_loss(pred.float(), noise)}
+        return {"loss": F.mse_loss(pred.float(), noise.float())}
 
+    # ------------------------------------------------------------------ reverse process
     def _eps(self, x, t, cond, guidance_scale):
+        """Predicted noise at step t; with guidance s > 0: eps_u + s (eps_c - eps_u), in one batched pass."""
         net = self.sampling_unet
         tt = torch.full((len(x),), int(t), device=x.device, dtype=torch.long)
         if cond is None or guidance_scale == 0:
@@ -66,93 +86,131 @@ class GaussianDiffusion(nn.Module):
         eps_c, eps_u = both[: len(x)], both[len(x):]
         return eps_u + guidance_scale * (eps_c - eps_u)
 
-    def _ddim_step(self, x, t, t_prev, cond, guidance_scale, eta, generator):
-        """One DDIM step t -> t_prev (t_prev = -1 means the clean image)."""
+    def _predict_x0(self, x, t, eps):
+        # Clipping x0 to the data range, then re-deriving eps, keeps large guidance scales stable.
         ab = self.alpha_bar[t]
-        ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else torch.ones((), device=x.device)
-        eps = self._eps(x, t, cond, guidance_scale)
         x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
-        eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return x0, (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+
+    def _ddim_step(self, x, t, t_prev, cond, guidance_scale, eta, generator):
+        """One DDIM step t -> t_prev (t_prev = -1: the clean image); eta = 0 is deterministic."""
+        ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else self.alpha_bar.new_ones(())
+        x0, eps = self._predict_x0(x, t, self._eps(x, t, cond, guidance_scale))
+        ab = self.alpha_bar[t]
         sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).sqrt()
-        noise = torch.randn(x.shape, generator=generator, device=generator.device if generator else x.device).to(x)
-        return ab_prev.sqrt() * x0 + (1 - ab_prev - sigma ** 2).clamp(min=0).sqrt() * eps + sigma * noise
+        x_prev = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma ** 2).clamp(min=0).sqrt() * eps
+        return x_prev + sigma * self._randn(x.shape, generator) if eta > 0 and t_prev >= 0 else x_prev
 
     def _ddpm_step(self, x, t, cond, guidance_scale, generator):
-        """Ancestral step t -> t-1 with the posterior q(x_{t-1} | x_t, x0)."""
+        """Ancestral step t -> t-1: a draw from the posterior q(x_{t-1} | x_t, x0_pred)."""
         ab = self.alpha_bar[t]
-        ab_prev = self.alpha_bar[t - 1] if t > 0 else torch.ones((), device=x.device)
+        ab_prev = self.alpha_bar[t - 1] if t > 0 else self.alpha_bar.new_ones(())
         beta = 1 - ab / ab_prev
-        eps = self._eps(x, t, cond, guidance_scale)
-        x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
+        x0, _ = self._predict_x0(x, t, self._eps(x, t, cond, guidance_scale))
         mean = (ab_prev.sqrt() * beta / (1 - ab)) * x0 + ((1 - beta).sqrt() * (1 - ab_prev) / (1 - ab)) * x
         if t == 0:
             return mean
-        var = beta * (1 - ab_prev) / (1 - ab)
-        noise = torch.randn(x.shape, generator=generator, device=generator.device if generator else x.device).to(x)
-        return mean + var.sqrt() * noise
+        return mean + (beta * (1 - ab_prev) / (1 - ab)).sqrt() * self._randn(x.shape, generator)
 
     def _schedule(self, steps):
+        """``steps`` distinct timesteps from T-1 down to 0 (clamped to [1, T])."""
         steps = max(1, min(int(steps), self.timesteps))
         return torch.linspace(self.timesteps - 1, 0, steps).round().long().tolist()
 
-    def _device(self):
-        return next(self.parameters()).device
+    def normalize_condition(self, raw_cond):
+        """Raw conditions (e.g. width/height in pixels) -> the model's normalized inputs."""
+        if self.cond_normalizer is None:
+            raise ValueError("this model has no stored condition normalization; pass normalized "
+                             "conditions as `cond=` instead of `raw_cond=`")
+        return self.cond_normalizer.normalize(raw_cond)
 
     @torch.inference_mode()
     def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None,
                sampler="ddim", steps=50, eta=0.0):
-        """-> (B, C, H, W) in [0, 1]. sampler: ddim (``steps`` steps, ``eta``) | ddpm (all
-        ``timesteps`` ancestral steps). guidance: eps_u + s (eps_c - eps_u). z: initial noise."""
+        """-> (B, C, H, W) in [0, 1] from the EMA UNet when set.
+
+        cond: (B, cond_dim) normalized conditions (B then overrides ``batch_size``), or
+        ``raw_cond`` in raw units. guidance_scale s > 0 with a condition: eps_u + s (eps_c - eps_u).
+        sampler: "ddim" (``steps`` steps, stochasticity ``eta``) | "ddpm" (ancestral over all
+        ``timesteps``). z: (B, C, H, W) initial noise; generator: torch.Generator for the draws."""
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+        if steps < 1 or eta < 0:
+            raise ValueError(f"sample: need steps >= 1 and eta >= 0, got steps={steps}, eta={eta}")
         device = self._device()
         if raw_cond is not None:
-            cond = self.cond_normalizer.normalize(raw_cond)
+            if cond is not None:
+                raise ValueError("pass either cond (normalized) or raw_cond (raw units), not both")
+            cond = self.normalize_condition(raw_cond)
         if cond is not None:
-            batch_size = cond.shape[0]
-            cond = check_cond(cond.to(device, torch.float32), batch_size, self.cond_dim, "sample condition")
+            batch_size = cond.shape[0] if isinstance(cond, torch.Tensor) and cond.dim() == 2 else batch_size
+            cond = check_cond(cond, batch_size, self.cond_dim, "sample condition")
+            cond = None if cond is None else cond.to(device, torch.float32)
         if z is None:
-            z = torch.randn(batch_size, self.channels, *self.image_size, generator=generator,
-                            device=generator.device if generator is not None else device)
-        x = z.to(device)
+            x = self._randn((batch_size, self.channels, *self.image_size), generator)
+        else:
+            check_image(z, self.channels, self.image_size, "sample z")
+            if cond is not None and len(z) != batch_size:
+                raise ValueError(f"sample z: expected shape ({batch_size}, {self.channels}, {self.image_size[0]}, "
+                                 f"{self.image_size[1]}) to match the condition batch, got {tuple(z.shape)}")
+            x = z.to(device, torch.float32)
         if sampler == "ddpm":
             for t in range(self.timesteps - 1, -1, -1):
                 x = self._ddpm_step(x, t, cond, guidance_scale, generator)
-        elif sampler == "ddim":
+        else:
             ts = self._schedule(steps)
             for t, t_prev in zip(ts, ts[1:] + [-1]):
                 x = self._ddim_step(x, t, t_prev, cond, guidance_scale, eta, generator)
-        else:
-            raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
         return ((x + 1) / 2).clamp(0, 1)
 
     @torch.inference_mode()
     def inpaint(self, partial, mask, num_steps=100, cond=None, resample=1, generator=None, guidance_scale=0.0,
-                **unused):
-        """Fill mask==0 pixels: DDIM over ``num_steps`` steps, the known pixels (mask 1) replaced
-        at every step by ``partial`` noised to that step; ``resample`` > 1 re-noises and
-        repeats each step (RePaint) to harmonize. Returns ``partial*mask + x*(1-mask)``
-        (known pixels exact). WGAN-GP-only options (lr, restarts, loss) are ignored."""
+                **ignored):
+        """Fill the mask == 0 pixels of ``partial`` (both (B, C, H, W), mask 1 = known).
+
+        Deterministic DDIM over ``num_steps`` steps; after each step the known pixels are
+        replaced by ``partial`` noised to that step. ``resample`` > 1 (RePaint) re-noises each
+        step's result back to the previous step and repeats it, letting the generated region
+        harmonize with the known one. WGAN-GP-only options (lr, restarts, loss, prior_weight,
+        ...) are accepted and ignored. Returns ``partial*mask + x*(1-mask)`` in [0, 1]: known
+        pixels of a binary mask are bit-exact."""
         check_image(partial, self.channels, self.image_size, "inpaint partial")
         if not isinstance(mask, torch.Tensor) or mask.shape != partial.shape:
             got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"inpaint mask: expected shape {tuple(partial.shape)} (same as partial), got {got}")
+        if num_steps < 1 or resample < 1:
+            raise ValueError(f"inpaint: need num_steps >= 1 and resample >= 1, got {num_steps}, {resample}")
         cond = check_cond(cond, len(partial), self.cond_dim, "inpaint condition")
         device = self._device()
-        partial, mask = partial.to(device).float(), mask.to(device).float()
+        partial, mask = partial.to(device, torch.float32), mask.to(device, torch.float32)
+        cond = None if cond is None else cond.to(device, torch.float32)
         known = partial * 2 - 1
-        randn = lambda: torch.randn(partial.shape, generator=generator,
-                                    device=generator.device if generator else device).to(device)
-        x = randn()
+        x = self._randn(partial.shape, generator)
         ts = self._schedule(num_steps)
         for t, t_prev in zip(ts, ts[1:] + [-1]):
-            for r in range(max(1, resample)):
+            for r in range(resample):
                 x_prev = self._ddim_step(x, t, t_prev, cond, guidance_scale, 0.0, generator)
-                if t_prev >= 0:
-                    x_prev = mask * self.q_sample(known, torch.full((len(x),), t_prev, device=device), randn()) \
-                        + (1 - mask) * x_prev
-                if r < resample - 1 and t_prev >= 0:    # RePaint: back to step t and try again
+                if t_prev < 0:      # the final composite below restores the known pixels exactly
+                    x = x_prev
+                    break
+                t_vec = torch.full((len(x),), t_prev, device=device)
+                x_prev = mask * self.q_sample(known, t_vec, self._randn(x.shape, generator)) + (1 - mask) * x_prev
+                if r < resample - 1:    # RePaint jump: forward-diffuse t_prev -> t and redo the step
                     ratio = self.alpha_bar[t] / self.alpha_bar[t_prev]
-                    x = ratio.sqrt() * x_prev + (1 - ratio).sqrt() * randn()
+                    x = ratio.sqrt() * x_prev + (1 - ratio).sqrt() * self._randn(x.shape, generator)
                 else:
                     x = x_prev
         result = ((x + 1) / 2).clamp(0, 1)
         return partial * mask + result * (1 - mask)
+
+
+def build_ddpm(cfg):
+    """GaussianDiffusion from a resolved config dict (keys of ``cfg["model"]``: channels,
+    image_size, cond_dim, dim, dim_mults, res_blocks, attn_resolutions, dropout, timesteps,
+    cond_drop_prob; the last six have defaults)."""
+    m = cfg["model"]
+    unet = UNet(m["channels"], m["cond_dim"], m["image_size"], dim=m["dim"], dim_mults=m["dim_mults"],
+                res_blocks=m.get("res_blocks", 2), attn_resolutions=m.get("attn_resolutions") or (),
+                dropout=m.get("dropout", 0.0))
+    return GaussianDiffusion(unet, image_size=m["image_size"], timesteps=m.get("timesteps", 1000),
+                             cond_drop_prob=m.get("cond_drop_prob", 0.1))

@@ -1,4 +1,4 @@
-"""Conditional UNet for noise prediction: (x_t (B, C, H, W), t (B,), cond (B, cond_dim) or None) -> eps."""
+"""Conditional UNet for noise prediction: (x_t (B, C, H, W), t (B,), cond (B, cond_dim) or None) -> eps (B, C, H, W)."""
 import math
 
 import torch
@@ -14,15 +14,19 @@ def sinusoidal_embedding(t, dim):
     return torch.cat([args.sin(), args.cos()], dim=1)
 
 
+def norm(channels):
+    # Up to 8 groups, always dividing the width, so tiny test widths (e.g. dim=4) still build.
+    return nn.GroupNorm(math.gcd(8, channels), channels)
+
+
 class ResBlock(nn.Module):
-    """GN-SiLU-conv, + time/condition embedding, GN-SiLU-dropout-conv, residual (1x1 when widths differ)."""
+    """GN-SiLU-conv, + projected time/condition embedding, GN-SiLU-dropout-conv, residual (1x1 when widths differ)."""
 
     def __init__(self, c_in, c_out, emb_dim, dropout=0.0):
         super().__init__()
-        self.block1 = nn.Sequential(nn.GroupNorm(8, c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1))
+        self.block1 = nn.Sequential(norm(c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1))
         self.emb = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, c_out))
-        self.block2 = nn.Sequential(nn.GroupNorm(8, c_out), nn.SiLU(), nn.Dropout(dropout),
-                                    nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.block2 = nn.Sequential(norm(c_out), nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(c_out, c_out, 3, padding=1))
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x, emb):
@@ -35,7 +39,7 @@ class Attention(nn.Module):
 
     def __init__(self, dim):
         super().__init__()
-        self.norm, self.qkv, self.out = nn.GroupNorm(8, dim), nn.Conv2d(dim, 3 * dim, 1), nn.Conv2d(dim, dim, 1)
+        self.norm, self.qkv, self.out = norm(dim), nn.Conv2d(dim, 3 * dim, 1), nn.Conv2d(dim, dim, 1)
 
     def forward(self, x):
         b, c, h, w = x.shape
@@ -44,71 +48,83 @@ class Attention(nn.Module):
         return x + self.out(y.transpose(1, 2).reshape(b, c, h, w))
 
 
+class Level(nn.Module):
+    """``res_blocks`` x (ResBlock, optional attention) at one resolution."""
+
+    def __init__(self, widths_in, c_out, emb_dim, dropout, attn):
+        super().__init__()
+        self.blocks = nn.ModuleList(ResBlock(c, c_out, emb_dim, dropout) for c in widths_in)
+        self.attns = nn.ModuleList(Attention(c_out) if attn else nn.Identity() for _ in widths_in)
+
+
 class UNet(nn.Module):
-    """dim * dim_mults widths per resolution, ``res_blocks`` ResBlocks per level (one more on
-    the way up, taking the skip), stride-2 conv down / nearest + conv up, attention at the
-    heights in ``attn_resolutions`` and in the middle. A missing or dropped condition uses a
-    learned null embedding (classifier-free guidance)."""
+    """Widths ``dim * dim_mults`` per resolution, ``res_blocks`` ResBlocks per level on each
+    side; every down block's output is a skip concatenated into the matching up block.
+    Stride-2 conv down, nearest + conv up (H and W must be divisible by 2**(levels-1); 64x32
+    with 3 levels runs at 64x32, 32x16, 16x8). Self-attention in the middle and at the
+    feature-map heights listed in ``attn_resolutions`` (e.g. [16] for the 16x8 level).
+    A missing condition, or one dropped by ``drop_mask``, uses a learned null embedding, so
+    one set of weights serves conditional and unconditional prediction (classifier-free
+    guidance). About 12.2M parameters at C=5, 64x32, dim=64, dim_mults=(1, 2, 4), res_blocks=2."""
 
     def __init__(self, channels=5, cond_dim=2, image_size=(64, 32), dim=64, dim_mults=(1, 2, 4), res_blocks=2,
                  attn_resolutions=(), dropout=0.0):
         super().__init__()
         self.channels, self.cond_dim, self.image_size = channels, cond_dim, tuple(image_size)
-        emb_dim = dim * 4
+        factor = 2 ** (len(dim_mults) - 1)
+        if len(self.image_size) != 2 or any(s % factor for s in self.image_size):
+            raise ValueError(f"UNet: image_size {tuple(image_size)} must be (H, W) with H and W divisible by "
+                             f"{factor} (2**(len(dim_mults)-1) for dim_mults={list(dim_mults)})")
+        if res_blocks < 1:
+            raise ValueError(f"UNet: res_blocks must be >= 1, got {res_blocks}")
+        self.time_dim, emb_dim = dim, dim * 4
         self.time_mlp = nn.Sequential(nn.Linear(dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.time_dim = dim
         self.cond_embed = nn.Linear(cond_dim, emb_dim) if cond_dim > 0 else None
         self.null_embed = nn.Parameter(torch.zeros(emb_dim))
         self.init = nn.Conv2d(channels, dim, 3, padding=1)
-        widths = [dim * m for m in dim_mults]
-        self.down, self.up = nn.ModuleList(), nn.ModuleList()
-        skips, c, height = [dim], dim, image_size[0]
-        for i, w in enumerate(widths):
-            for _ in range(res_blocks):
-                self.down.append(nn.ModuleList([ResBlock(c, w, emb_dim, dropout),
-                                                Attention(w) if height in attn_resolutions else nn.Identity()]))
-                c = w
-                skips.append(c)
-            if i < len(widths) - 1:
-                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
-                skips.append(c)
-                height //= 2
-        self.mid1, self.mid_attn, self.mid2 = ResBlock(c, c, emb_dim), Attention(c), ResBlock(c, c, emb_dim)
-        for i, w in reversed(list(enumerate(widths))):
-            for _ in range(res_blocks + 1):
-                self.up.append(nn.ModuleList([ResBlock(c + skips.pop(), w, emb_dim, dropout),
-                                              Attention(w) if height in attn_resolutions else nn.Identity()]))
-                c = w
-            if i > 0:
-                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)))
-                height *= 2
-        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
 
-    def embed(self, t, cond, drop_mask):
+        widths, heights = [dim * m for m in dim_mults], [self.image_size[0] // 2 ** i for i in range(len(dim_mults))]
+        last = len(widths) - 1
+        self.downs, self.downsamples, c = nn.ModuleList(), nn.ModuleList(), dim
+        for i, (w, h) in enumerate(zip(widths, heights)):
+            self.downs.append(Level([c] + [w] * (res_blocks - 1), w, emb_dim, dropout, h in attn_resolutions))
+            self.downsamples.append(nn.Conv2d(w, w, 3, stride=2, padding=1) if i < last else nn.Identity())
+            c = w
+        self.mid1, self.mid_attn, self.mid2 = ResBlock(c, c, emb_dim), Attention(c), ResBlock(c, c, emb_dim)
+        self.ups, self.upsamples = nn.ModuleList(), nn.ModuleList()
+        for i in reversed(range(len(widths))):
+            w = widths[i]
+            # The first block takes the width coming from below, the rest their own; each adds a skip of width w.
+            self.ups.append(Level([c + w] + [2 * w] * (res_blocks - 1), w, emb_dim, dropout, heights[i] in attn_resolutions))
+            self.upsamples.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, w, 3, padding=1))
+                                  if i > 0 else nn.Identity())
+            c = w
+        self.out = nn.Sequential(norm(c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
+
+    def embed(self, t, cond=None, drop_mask=None):
+        """(B,) steps, (B, cond_dim) or None, (B,) bool or None -> (B, 4 dim) time + condition embedding."""
         emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))
-        null = self.null_embed.expand(len(t), -1)
+        null = self.null_embed.to(emb.dtype).expand(len(t), -1)
         if cond is None or self.cond_embed is None:
             return emb + null
-        c = self.cond_embed(cond)
+        c = self.cond_embed(cond.to(emb.dtype))
         if drop_mask is not None:
-            c = torch.where(drop_mask.view(-1, 1), null, c)
+            c = torch.where(drop_mask.view(-1, 1).to(c.device), null.to(c.dtype), c)
         return emb + c
 
     def forward(self, x, t, cond=None, drop_mask=None):
-        """x: (B, C, H, W) noisy image in [-1, 1]-scale; t: (B,) steps; returns predicted noise."""
+        """x: (B, C, H, W) noisy image on the [-1, 1] scale; t: (B,) integer steps; cond: (B, cond_dim)
+        or None; drop_mask: (B,) bool, True = use the null condition for that sample. -> (B, C, H, W) noise."""
         emb = self.embed(t, cond, drop_mask)
-        h = self.init(x)
-        hs = [h]
-        for layer in self.down:
-            if isinstance(layer, nn.ModuleList):
-                h = layer[1](layer[0](h, emb))
-            else:
-                h = layer(h)
-            hs.append(h)
+        h, skips = self.init(x), []
+        for level, down in zip(self.downs, self.downsamples):
+            for block, attn in zip(level.blocks, level.attns):
+                h = attn(block(h, emb))
+                skips.append(h)
+            h = down(h)
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
-        for layer in self.up:
-            if isinstance(layer, nn.ModuleList):
-                h = layer[1](layer[0](torch.cat([h, hs.pop()], dim=1), emb))
-            else:
-                h = layer(h)
+        for level, up in zip(self.ups, self.upsamples):
+            for block, attn in zip(level.blocks, level.attns):
+                h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))
+            h = up(h)
         return self.out(h)

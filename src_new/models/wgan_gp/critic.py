@@ -11,14 +11,39 @@ class CondConv(nn.Module):
     """``conv(cat([x, broadcast(emb)]))`` computed without building the broadcast map.
 
     The embedding is constant over space, so its share of the conv is, per output pixel,
-    emb . (the sum of the kernel taps that fall inside the image): a few thousand MACs per
-    sample instead of a full convolution over ``cond_emb_dim`` extra channels. Same weights,
-    same function as the concatenation (``forward_concat``; tested), less work.
+    emb . (the sum of the kernel taps that fall inside the image). That sum takes only a few
+    distinct values (all taps inside, or a border row/column cut off): per sample, a matmul
+    over those few "tap regions", then a one-hot matmul spreading them to the output pixels.
+    Same weights, same function as the concatenation (``forward_concat``; tested), a few
+    thousand MACs per sample instead of a convolution over ``cond_emb_dim`` extra channels.
     """
 
     def __init__(self, conv, image_channels):
         super().__init__()
         self.conv, self.image_channels = conv, image_channels
+        self._regions = {}
+
+    def regions(self, height, width, device, dtype):
+        """(rows (U, kh), cols (V, kw), spread (U*V, H'*W')): the distinct 0/1 patterns of
+        kernel rows/columns inside the image, and the one-hot map from (row, column)
+        pattern pairs to output pixels. Cached per input size."""
+        key = (height, width, device, dtype)
+        if key not in self._regions:
+            conv = self.conv
+            (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+
+            def patterns(size, k, stride, pad):
+                out = (size + 2 * pad - k) // stride + 1
+                pos = torch.arange(out)[:, None] * stride - pad + torch.arange(k)[None, :]
+                inside = ((pos >= 0) & (pos < size)).to(dtype)
+                return torch.unique(inside, dim=0, return_inverse=True)
+
+            rows, row_of = patterns(height, kh, sh, ph)
+            cols, col_of = patterns(width, kw, sw, pw)
+            pair = row_of[:, None] * len(cols) + col_of[None, :]            # (H', W')
+            spread = F.one_hot(pair.flatten(), len(rows) * len(cols)).T.to(dtype)
+            self._regions[key] = (rows.to(device), cols.to(device), spread.contiguous().to(device))
+        return self._regions[key]
 
     def forward(self, x, emb):
         conv, c = self.conv, self.image_channels
@@ -26,10 +51,11 @@ class CondConv(nn.Module):
         y = F.conv2d(x, weight[:, :c], conv.bias, conv.stride, conv.padding)
         if emb is None:
             return y
-        out_ch, cond_ch, kh, kw = weight[:, c:].shape
-        taps = F.conv2d(x.new_ones(1, 1, *x.shape[2:]), weight[:, c:].reshape(out_ch * cond_ch, 1, kh, kw),
-                        stride=conv.stride, padding=conv.padding).view(out_ch, cond_ch, -1)
-        return y + torch.einsum("bc,ocp->bop", emb, taps).view_as(y)
+        rows, cols, spread = self.regions(x.shape[2], x.shape[3], x.device, weight.dtype)
+        taps = torch.einsum("ocij,ui,vj->cuvo", weight[:, c:], rows, cols)   # tap sums per region
+        per_region = (emb @ taps.flatten(1)).view(len(emb), -1, weight.shape[0])   # (B, U*V, O)
+        cond_map = (spread.T @ per_region).view(len(emb), *y.shape[2:], -1)     # (B, H', W', O)
+        return y + cond_map.permute(0, 3, 1, 2)
 
     def forward_concat(self, x, emb):
         """Reference: the literal concatenation of the broadcast embedding."""
@@ -65,6 +91,7 @@ class Critic(nn.Module):
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Sequential(sn(nn.Linear(widths[-1], widths[-1])), nn.LeakyReLU(0.2, inplace=True),
                                   sn(nn.Linear(widths[-1], 1)))
+        self.memory_format = torch.contiguous_format   # torch.channels_last: NHWC convs (same maths)
 
     def forward(self, x, cond=None, concat=False):
         """x: (B, C, H, W); cond: (B, cond_dim) or None (zeros are used: the critic of a
@@ -77,5 +104,6 @@ class Critic(nn.Module):
             if cond is None:
                 cond = x.new_zeros(x.shape[0], self.cond_dim)
             emb = self.cond_embed(cond.to(x.dtype))
+        x = x.contiguous(memory_format=self.memory_format)
         h = self.first.forward_concat(x, emb) if concat else self.first(x, emb)
         return self.head(self.features(h))

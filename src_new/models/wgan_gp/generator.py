@@ -45,6 +45,9 @@ class Generator(nn.Module):
             c_in = c_out
         layers += [nn.Conv2d(c_in, channels, 3, padding=1), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
+        # Activation layout: torch.channels_last runs the convolutions in NHWC (faster with
+        # oneDNN / tensor cores; same maths). WGANGP(fast=True) sets it. Outputs stay NCHW.
+        self.memory_format = torch.contiguous_format
 
     def embed_condition(self, cond, batch_size, drop_mask=None):
         """(B, cond_emb_dim): embed(cond), or the null embedding where cond is missing/dropped."""
@@ -64,4 +67,6 @@ class Generator(nn.Module):
             raise ValueError(f"Generator latent: expected shape (B, {self.latent_dim}), got {tuple(z.shape)}")
         h = torch.cat([z, self.embed_condition(cond, z.shape[0], drop_mask)], dim=1)
         h = self.project(h).view(-1, self.base, self.h0, self.w0)
-        return self.net(h)
+        if self.memory_format is torch.contiguous_format:
+            return self.net(h)
+        return self.net(h.contiguous(memory_format=self.memory_format)).contiguous()

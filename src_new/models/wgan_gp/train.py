@@ -25,6 +25,37 @@ PATIENCE = 3
 NETWORKS = ("encoder", "generator", "ema_generator", "critic")
 
 
+def align_layouts(optimizer, *_):
+    """Optimizer step pre-hook: give each parameter's gradient and state tensors the
+    parameter's own strides. Fused Adam walks a parameter's memory and its gradient's/state's
+    in lockstep, so a channels_last weight with an NCHW gradient (e.g. one rebuilt by the
+    distributed all-reduce) or NCHW moments (from a checkpoint of an NCHW model) would be
+    silently misread. A no-op (a stride comparison) in the usual case."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None and p.grad.stride() != p.stride():
+                p.grad = torch.empty_like(p).copy_(p.grad)
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p).copy_(value)
+
+
+def make_optimizers(model, tcfg):
+    """Adam for the generator, critic and encoder -> (opt_g, opt_c, opt_e). Fused kernels
+    (one pass over all of a network's parameters) where the parameters' device has them:
+    the same update rule as the per-tensor loop, about twice as fast as foreach on CPU."""
+    betas = (float(tcfg["beta1"]), float(tcfg["beta2"]))   # Adam rejects an int 0
+    device = next(model.parameters()).device
+    kind = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
+    optimizers = (torch.optim.Adam(model.generator.parameters(), tcfg["lr_generator"], betas=betas, **kind),
+                  torch.optim.Adam(model.critic.parameters(), tcfg["lr_critic"], betas=betas, **kind),
+                  torch.optim.Adam(model.encoder.parameters(), tcfg["lr_encoder"], **kind))
+    for optimizer in optimizers:
+        optimizer.register_step_pre_hook(align_layouts)
+    return optimizers
+
+
 class WGANGPTrainer(Trainer):
     model_type = "wgan_gp"
     log_fields = ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
@@ -40,10 +71,9 @@ class WGANGPTrainer(Trainer):
         self.model = build_wgan_gp(cfg).to(self.device)
         self.ema = EMA(self.model.generator, t["ema_decay"], t["ema_update_every"],
                        ema_model=self.model.ema_generator)
-        betas = (float(t["beta1"]), float(t["beta2"]))   # Adam rejects an int 0
-        self.opt_g = torch.optim.Adam(self.model.generator.parameters(), t["lr_generator"], betas=betas, foreach=True)
-        self.opt_c = torch.optim.Adam(self.model.critic.parameters(), t["lr_critic"], betas=betas, foreach=True)
-        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), t["lr_encoder"], foreach=True)
+        self.opt_g, self.opt_c, self.opt_e = make_optimizers(self.model, t)
+        if t.get("compile"):
+            self.model.compile_generator_passes()
         self.optimizers = {"g_optimizer_state_dict": (self.opt_g, "lr_generator"),   # the plan's keys
                            "c_optimizer_state_dict": (self.opt_c, "lr_critic"),
                            "e_optimizer_state_dict": (self.opt_e, "lr_encoder")}
@@ -67,7 +97,15 @@ class WGANGPTrainer(Trainer):
 
     def train_step(self, real, cond):
         """n_critic critic updates, one generator update, EMA, maybe an encoder update."""
-        m, t = self.model, self.tcfg
+        row = self.gan_step(real, cond)
+        t = self.tcfg
+        if t["encoder_every"] and self.epoch >= t["encoder_start_epoch"] and self.step % t["encoder_every"] == 0:
+            row.update(self.encoder_step(real, cond))
+        return row
+
+    def gan_step(self, real, cond):
+        """n_critic critic updates, one generator update, EMA -> log row."""
+        m = self.model
         for _ in range(m.n_critic):
             self.opt_c.zero_grad(set_to_none=True)
             with self.autocast:
@@ -88,15 +126,18 @@ class WGANGPTrainer(Trainer):
                "wasserstein_distance": out_c["wasserstein_distance"].item(),
                "gradient_penalty": out_c["gradient_penalty"].item(),
                "critic_grad_norm": c_norm, "generator_grad_norm": g_norm}
-        if t["encoder_every"] and self.epoch >= t["encoder_start_epoch"] and self.step % t["encoder_every"] == 0:
-            self.opt_e.zero_grad(set_to_none=True)
-            with self.autocast:
-                out_e = m.encoder_loss(real, cond, t["encoder_mask_prob"])
-            out_e["encoder_loss"].backward()
-            self.dist.average_gradients(m.encoder.parameters())
-            self.opt_e.step()
-            row["encoder_loss"] = out_e["encoder_loss"].item()
         return row
+
+    def encoder_step(self, real, cond):
+        """One encoder (GAN inversion) update -> {"encoder_loss"}."""
+        m = self.model
+        self.opt_e.zero_grad(set_to_none=True)
+        with self.autocast:
+            out_e = m.encoder_loss(real, cond, self.tcfg["encoder_mask_prob"])
+        out_e["encoder_loss"].backward()
+        self.dist.average_gradients(m.encoder.parameters())
+        self.opt_e.step()
+        return {"encoder_loss": out_e["encoder_loss"].item()}
 
     @torch.no_grad()
     def snapshot(self):
