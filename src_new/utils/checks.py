@@ -20,3 +20,12 @@ def check_cond(cond, batch_size, cond_dim, what):
         got = tuple(cond.shape) if isinstance(cond, torch.Tensor) else type(cond).__name__
         raise ValueError(f"{what}: expected condition of shape ({batch_size}, {cond_dim}), got {got}")
     return cond if cond_dim > 0 else None
+
+
+def normalize_raw_condition(normalizer, raw_cond):
+    """Raw conditions (e.g. width/height in pixels) -> a model's normalized inputs, with the
+    statistics stored with the model; a clear error when it has none."""
+    if normalizer is None:
+        raise ValueError("this model has no stored condition normalization; pass normalized "
+                         "conditions as `cond=` instead of `raw_cond=`")
+    return normalizer.normalize(raw_cond)

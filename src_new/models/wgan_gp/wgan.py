@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...utils.masks import create_mask  # noqa: F401  (re-exported: part of this module's API)
-from ...utils.checks import check_cond, check_image
+from ...utils.checks import check_cond, check_image, normalize_raw_condition
 
 
 @contextlib.contextmanager
@@ -200,10 +200,7 @@ class WGANGP(nn.Module):
     # ------------------------------------------------------------------ sampling
     def normalize_condition(self, raw_cond):
         """Raw conditions (e.g. width/height in pixels) -> the model's normalized inputs."""
-        if self.cond_normalizer is None:
-            raise ValueError("this model has no stored condition normalization; pass normalized "
-                             "conditions as `cond=` instead of `raw_cond=`")
-        return self.cond_normalizer.normalize(raw_cond)
+        return normalize_raw_condition(self.cond_normalizer, raw_cond)
 
     @torch.inference_mode()
     def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None):
