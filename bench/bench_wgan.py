@@ -129,6 +129,20 @@ def matmul_ceiling(device, timer, n):
     return 2 * n ** 3 / seconds / 1e9
 
 
+def conv_ceiling(device, timer, quick):
+    """A second yardstick: the rate of one large, well-shaped 3x3 convolution (256 -> 256
+    channels, batch 64 at 16x8, channels_last, no autograd), the generator's bread and butter.
+    On CPUs where the BLAS sgemm is not the fastest kernel (e.g. MKL on AMD), convolutions
+    through oneDNN can run faster than torch.mm, so fractions of the matmul ceiling above
+    100% are possible; this one says how close a network gets to its best convolution."""
+    b, c, h, w = (8, 64, 16, 8) if quick else (64, 256, 16, 8)
+    x = torch.randn(b, c, h, w, device=device).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(c, c, 3, 3, device=device).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        seconds = timer(lambda: F.conv2d(x, weight, padding=1), repeats=5, warmup=2)
+    return 2 * b * c * c * 9 * h * w / seconds / 1e9
+
+
 # ---------------------------------------------------------------- our iteration = the trainer's code
 class _NoDist:
     enabled, is_main = False, True
@@ -314,12 +328,20 @@ def main(argv=None):
         apply_overrides(cfg, QUICK_OVERRIDES)
     cfg = validate_config(auto_complete_config(cfg, verbose=False))
     batch = 8 if args.quick else cfg["training"]["batch_size"]
-    cpu_start, wall_start, load_start = os.times(), time.time(), os.getloadavg()[0]
+    cpu_start, wall_start = os.times(), time.time()
     results = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
                else "cpu", "threads": torch.get_num_threads(), "config": args.config, "batch_size": batch,
                "quick": args.quick, "repeats": repeats, "torch": torch.__version__}
     mm_n = 512 if args.quick else (8192 if device.type == "cuda" else 2048)
-    ceilings = [matmul_ceiling(device, timer, mm_n)]
+    ceilings, loads = [], {}
+
+    def checkpoint(section):
+        """Between sections: one more ceiling sample and the load average (noisy machines)."""
+        ceilings.append(matmul_ceiling(device, timer, mm_n))
+        loads[section] = os.getloadavg()[0]
+
+    checkpoint("start")
+    conv_rate = conv_ceiling(device, timer, args.quick)
 
     # ------------------------------------------------------------ training iteration
     torch.manual_seed(0)
@@ -340,7 +362,7 @@ def main(argv=None):
     medians, all_times = timer.side_by_side(fns, repeats)
     t_ours, t_plain = medians["ours"], medians.get("plain", float("nan"))
     t_encoder = timer(run_encoder, repeats)
-    ceilings.append(matmul_ceiling(device, timer, mm_n))
+    checkpoint("after training iteration")
     results["train_iteration"] = {
         "what": "n_critic critic updates + generator update + EMA, with Adam steps",
         "flops_plan": flops_plan, "flops_ours": flops_ours, "seconds_ours": t_ours, "seconds_plain": t_plain,
@@ -385,6 +407,7 @@ def main(argv=None):
         "gflops_guided": g_flops_guided / s["guided"] / 1e9,
         "images_per_s_plain_unconditional": n_samples / s["plain_uncond"] if "plain_uncond" in s else None}
 
+    checkpoint("after sampling")
     # ------------------------------------------------------------ inpainting
     steps, inp_batch = (2, 2) if args.quick else (100, 8)
     names = cfg["data"]["component_dirs"]
@@ -413,13 +436,15 @@ def main(argv=None):
     # ------------------------------------------------------------ data
     results["data"] = data_throughput(cfg, 64 if args.quick else 1024, batch, 0)
 
-    ceilings.append(matmul_ceiling(device, timer, mm_n))
+    checkpoint("end")
     ceiling = statistics.median(ceilings)
     results["ceiling_gflops"], results["ceiling_samples_gflops"] = ceiling, ceilings
+    results["conv_ceiling_gflops"] = conv_rate
     t = results["train_iteration"]
     t["fraction_of_ceiling_effective"] = t["gflops_effective"] / ceiling
     t["fraction_of_ceiling_executed"] = t["gflops_executed"] / ceiling
     t["fraction_of_ceiling_plain"] = t["gflops_plain"] / ceiling
+    t["fraction_of_conv_ceiling_executed"] = t["gflops_executed"] / conv_rate
     results["encoder_step"]["fraction_of_ceiling"] = results["encoder_step"]["gflops"] / ceiling
     for key in ("unconditional", "guided"):
         results["sampling"][f"fraction_of_ceiling_{key}"] = results["sampling"][f"gflops_{key}"] / ceiling
@@ -432,7 +457,7 @@ def main(argv=None):
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         results["peak_cuda_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-    results["load_average_1min"] = {"start": load_start, "end": os.getloadavg()[0]}
+    results["load_average_1min"] = loads
 
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"bench_{device.type}{'_quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -467,14 +492,16 @@ def format_table(r):
     pct = lambda x: f"{100 * x:.0f}%"
     rows = [
         ("device / threads", f"{r['device']} ({r['device_name']}) / {r['threads']} threads, torch {r['torch']}"),
-        ("matmul ceiling", f"{r['ceiling_gflops']:.1f} GFLOP/s fp32 (median of "
-                           f"{', '.join(f'{c:.0f}' for c in r['ceiling_samples_gflops'])})"),
+        ("matmul ceiling", f"{r['ceiling_gflops']:.1f} GFLOP/s fp32 (median of samples "
+                           f"{', '.join(f'{c:.0f}' for c in r['ceiling_samples_gflops'])} taken between sections)"),
+        ("conv yardstick", f"{r['conv_ceiling_gflops']:.1f} GFLOP/s (one large 3x3 conv, channels_last, no grad)"),
         ("train iteration FLOPs", f"{t['flops_plan'] / 1e12:.3f} TFLOP as planned; ours executes "
                                   f"{t['flops_ours'] / 1e12:.3f} (batch {r['batch_size']})"),
         ("train iteration, ours", f"{t['seconds_ours']:.3f} s  {t['images_per_s']:.1f} img/s; "
                                   f"{t['gflops_effective']:.1f} GFLOP/s effective = {pct(t['fraction_of_ceiling_effective'])}"
                                   f" of ceiling ({t['gflops_executed']:.1f} executed = "
-                                  f"{pct(t['fraction_of_ceiling_executed'])})"),
+                                  f"{pct(t['fraction_of_ceiling_executed'])}, "
+                                  f"{pct(t['fraction_of_conv_ceiling_executed'])} of the conv yardstick)"),
         ("train iteration, plain reference", f"{t['seconds_plain']:.3f} s  {t['gflops_plain']:.1f} GFLOP/s = "
                                              f"{pct(t['fraction_of_ceiling_plain'])} of ceiling; "
                                              f"ours is {t['speedup_vs_plain']:.2f}x faster"),
@@ -507,8 +534,8 @@ def format_table(r):
         ("peak RSS", f"{r['peak_rss_mb']:.0f} MB" + (f", peak CUDA {r['peak_cuda_memory_mb']:.0f} MB"
                                                       if "peak_cuda_memory_mb" in r else "")),
         ("CPU utilisation / load", f"{pct(r['cpu_utilisation'])} of {r['threads']} threads over "
-                                   f"{r['wall_seconds']:.0f} s; 1-min load average {r['load_average_1min']['start']:.2f}"
-                                   f" at start, {r['load_average_1min']['end']:.2f} at end"),
+                                   f"{r['wall_seconds']:.0f} s; 1-min load average "
+                                   + ", ".join(f"{v:.2f} {k}" for k, v in r["load_average_1min"].items())),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
