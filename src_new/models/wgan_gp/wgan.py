@@ -98,7 +98,10 @@ class WGANGP(nn.Module):
         return torch.rand(batch_size, device=device) < self.cond_drop_prob
 
     def _latent(self, batch_size, device, generator=None):
-        return torch.randn(batch_size, self.latent_dim, device=device, generator=generator)
+        """z ~ N(0, I) on ``device``, drawn on the torch.Generator's own device when one is
+        given (a CPU generator then gives the same z for CPU and CUDA models)."""
+        draw_on = generator.device if generator is not None else device
+        return torch.randn(batch_size, self.latent_dim, device=draw_on, generator=generator).to(device)
 
     @property
     def sampling_generator(self):
@@ -219,8 +222,7 @@ class WGANGP(nn.Module):
             batch_size = cond.shape[0]
             cond = check_cond(cond.to(device, torch.float32), batch_size, self.cond_dim, "sample condition")
         if z is None:
-            z = torch.randn(batch_size, self.latent_dim, generator=generator,
-                            device=generator.device if generator is not None else device).to(device)
+            z = self._latent(batch_size, device, generator)
         elif z.dim() != 2 or z.shape[1] != self.latent_dim or (cond is not None and len(z) != batch_size):
             raise ValueError(f"sample: z has shape {tuple(z.shape)}, expected ({batch_size if cond is not None else 'B'}, "
                              f"{self.latent_dim})")
@@ -263,8 +265,7 @@ class WGANGP(nn.Module):
             known = partial * mask
             with torch.no_grad():
                 z0 = [self.encoder(known)]
-            z0 += [torch.randn(batch, self.latent_dim, device=partial.device, generator=generator)
-                   for _ in range(restarts - 1)]
+            z0 += [self._latent(batch, partial.device, generator) for _ in range(restarts - 1)]
             z = torch.cat(z0).requires_grad_(True)
             target, weight = known.repeat(restarts, 1, 1, 1), mask.repeat(restarts, 1, 1, 1)
             cond_all = None if cond is None else cond.repeat(restarts, 1)
