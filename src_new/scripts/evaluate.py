@@ -13,7 +13,7 @@ import _bootstrap  # noqa: F401
 from src_new.evaluation.evaluate import compare, evaluate_samples, format_table
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", help="samples folder or its samples.npz")
     parser.add_argument("--config", help="YAML config or checkpoint .pt for the data (default: the manifest's)")
@@ -25,6 +25,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsets and references (default 0)")
     parser.add_argument("--compare", nargs="+", metavar="RUN",
                         help="print a side-by-side table of existing metrics.json files (folders or files)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.samples and not args.compare:
         parser.error("give --samples (evaluate a run) or --compare (tabulate evaluated runs)")
