@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src_new" / "scripts"))   # the CLIs' `import _bootstrap`
 SHELL_SCRIPTS = ["demo.sh", "quality.sh", "compare_models.sh"]
 
 
 def load_cli(name):
-    sys.path.insert(0, str(ROOT / "src_new" / "scripts"))   # their `import _bootstrap`
     spec = importlib.util.spec_from_file_location(f"cli_{name}", ROOT / "src_new" / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

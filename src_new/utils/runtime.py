@@ -13,6 +13,13 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
+def randn(shape, device, generator=None):
+    """N(0, I) of ``shape`` on ``device``, drawn on the torch.Generator's own device when one is
+    given and then moved: the same seed gives the same draw for CPU and CUDA models."""
+    draw_on = generator.device if generator is not None else device
+    return torch.randn(shape, device=draw_on, generator=generator).to(device)
+
+
 def resolve_device(name="auto"):
     """auto -> cuda when available, else cpu; a clear error for cuda without a GPU."""
     if name in (None, "auto"):

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...utils.checks import check_cond, check_image, normalize_raw_condition
+from ...utils.runtime import randn
 from .unet import UNet
 
 SAMPLERS = ("ddim", "ddpm")
@@ -53,9 +54,7 @@ class GaussianDiffusion(nn.Module):
         return self.alpha_bar.device
 
     def _randn(self, shape, generator):
-        # Drawn on the generator's device, then moved: the same seed gives the same noise anywhere.
-        noise = torch.randn(shape, generator=generator, device=generator.device if generator is not None else self._device())
-        return noise.to(self._device())
+        return randn(shape, self._device(), generator)
 
     def q_sample(self, x0, t, noise):
         """Noise x0 (B, C, H, W) on the [-1, 1] scale to steps t (B,)."""

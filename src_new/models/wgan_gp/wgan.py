@@ -10,6 +10,7 @@ from torch import nn
 
 from ...utils.masks import create_mask  # noqa: F401  (re-exported: part of this module's API)
 from ...utils.checks import check_cond, check_image, normalize_raw_condition
+from ...utils.runtime import randn
 
 
 @contextlib.contextmanager
@@ -98,10 +99,7 @@ class WGANGP(nn.Module):
         return torch.rand(batch_size, device=device) < self.cond_drop_prob
 
     def _latent(self, batch_size, device, generator=None):
-        """z ~ N(0, I) on ``device``, drawn on the torch.Generator's own device when one is
-        given (a CPU generator then gives the same z for CPU and CUDA models)."""
-        draw_on = generator.device if generator is not None else device
-        return torch.randn(batch_size, self.latent_dim, device=draw_on, generator=generator).to(device)
+        return randn((batch_size, self.latent_dim), device, generator)
 
     @property
     def sampling_generator(self):
