@@ -120,6 +120,7 @@ MODEL_SCHEMA = {
     "ddpm": {
         "model": {
             "timesteps": 1000,
+            "objective": "pred_v",       # pred_v | pred_noise (what the UNet predicts)
             "res_blocks": 2,
             "attn_resolutions": [],
             "dropout": 0.0,
@@ -338,6 +339,8 @@ def validate_config(cfg):
                              f"channels * latent_dim_per_component ({expected}); set it to null")
         if training["optimizer"] != "adam":
             raise ValueError(f"training.optimizer = {training['optimizer']!r}: only adam is supported")
+    if model_type == "ddpm" and model["objective"] not in ("pred_v", "pred_noise"):
+        raise ValueError(f"model.objective = {model['objective']!r}: use pred_v (default) or pred_noise")
     return cfg
 
 

@@ -14,6 +14,7 @@ from ...utils.runtime import randn
 from .unet import UNet
 
 SAMPLERS = ("ddim", "ddpm")
+OBJECTIVES = ("pred_v", "pred_noise")
 
 
 def cosine_alpha_bar(timesteps, s=0.008):
@@ -25,14 +26,19 @@ def cosine_alpha_bar(timesteps, s=0.008):
 
 
 class GaussianDiffusion(nn.Module):
-    """Epsilon-prediction diffusion around ``unet(x_t, t, cond, drop_mask) -> noise``.
+    """Diffusion around ``unet(x_t, t, cond, drop_mask) -> v`` (or ``-> noise``).
 
-    Images are (B, C, H, W) in [0, 1] outside and [-1, 1] inside. ``ema_unet`` (None by
+    ``objective``: "pred_v" (default; Salimans & Ho's v = sqrt(ab) eps - sqrt(1 - ab) x0) or
+    "pred_noise" (eps). With eps the clean-image estimate x0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab)
+    multiplies any error by 1 / sqrt(ab) (2e4 at the last step of the cosine schedule), so the
+    first reverse steps commit to a wrong image; on the sparse tire masks (96% background) that
+    left DDIM samples gray noise. With v, x0 = sqrt(ab) x_t - sqrt(1 - ab) v is well conditioned
+    at every step. Images are (B, C, H, W) in [0, 1] outside and [-1, 1] inside. ``ema_unet`` (None by
     default; set by the training loop, averaged with ``utils.ema.EMA``) is used for sampling
     and inpainting when present. ``cond_normalizer`` (set from a checkpoint) maps raw
     conditions to the model's inputs for ``sample(raw_cond=...)``."""
 
-    def __init__(self, unet, *, image_size, timesteps=1000, cond_drop_prob=0.1):
+    def __init__(self, unet, *, image_size, timesteps=1000, cond_drop_prob=0.1, objective="pred_v"):
         super().__init__()
         if tuple(image_size) != tuple(unet.image_size):
             raise ValueError(f"GaussianDiffusion: image_size {tuple(image_size)} differs from the UNet's "
@@ -40,8 +46,11 @@ class GaussianDiffusion(nn.Module):
         if timesteps < 1 or not 0 <= cond_drop_prob <= 1:
             raise ValueError(f"GaussianDiffusion: need timesteps >= 1 and 0 <= cond_drop_prob <= 1, "
                              f"got {timesteps}, {cond_drop_prob}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"GaussianDiffusion: objective must be one of {OBJECTIVES}, got {objective!r}")
         self.unet, self.ema_unet = unet, None
         self.image_size, self.timesteps, self.cond_drop_prob = tuple(image_size), int(timesteps), cond_drop_prob
+        self.objective = objective
         self.channels, self.cond_dim = unet.channels, unet.cond_dim
         self.register_buffer("alpha_bar", cosine_alpha_bar(self.timesteps), persistent=False)
         self.cond_normalizer = None
@@ -63,7 +72,7 @@ class GaussianDiffusion(nn.Module):
 
     def forward(self, img, *, cond=None):
         """img: (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None -> {"loss": scalar noise-prediction
-        MSE}. Each sample's condition is dropped with probability ``cond_drop_prob`` (null embedding)."""
+        MSE on the objective's target (v or eps)}. Each sample's condition is dropped with probability ``cond_drop_prob`` (null embedding)."""
         check_image(img, self.channels, self.image_size, "GaussianDiffusion.forward input")
         cond = check_cond(cond, img.shape[0], self.cond_dim, "GaussianDiffusion.forward condition")
         x0 = img * 2 - 1
@@ -71,30 +80,41 @@ class GaussianDiffusion(nn.Module):
         noise = torch.randn_like(x0)
         drop = torch.rand(len(img), device=img.device) < self.cond_drop_prob
         pred = self.unet(self.q_sample(x0, t, noise), t, cond, drop)
-        return {"loss": F.mse_loss(pred.float(), noise.float())}
+        if self.objective == "pred_v":
+            ab = self.alpha_bar[t].view(-1, 1, 1, 1)
+            target = ab.sqrt() * noise - (1 - ab).sqrt() * x0
+        else:
+            target = noise
+        return {"loss": F.mse_loss(pred.float(), target.float())}
 
     # ------------------------------------------------------------------ reverse process
-    def _eps(self, x, t, cond, guidance_scale):
-        """Predicted noise at step t; with guidance s > 0: eps_u + s (eps_c - eps_u), in one batched pass."""
+    def _model_out(self, x, t, cond, guidance_scale):
+        """The UNet's v (or eps) at step t; with guidance s > 0: out_u + s (out_c - out_u), in one
+        batched pass (the same as guiding eps: both are affine in the output at fixed x_t)."""
         net = self.sampling_unet
         tt = torch.full((len(x),), int(t), device=x.device, dtype=torch.long)
         if cond is None or guidance_scale == 0:
             return net(x, tt, cond)
         drop = torch.arange(2 * len(x), device=x.device) >= len(x)
         both = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, cond]), drop)
-        eps_c, eps_u = both[: len(x)], both[len(x):]
-        return eps_u + guidance_scale * (eps_c - eps_u)
+        out_c, out_u = both[: len(x)], both[len(x):]
+        return out_u + guidance_scale * (out_c - out_u)
 
-    def _predict_x0(self, x, t, eps):
+    def _predict_x0(self, x, t, out):
+        """(x0 clipped to [-1, 1], eps re-derived from it) from the model output at step t."""
         # Clipping x0 to the data range, then re-deriving eps, keeps large guidance scales stable.
         ab = self.alpha_bar[t]
-        x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
+        if self.objective == "pred_v":
+            x0 = ab.sqrt() * x - (1 - ab).sqrt() * out
+        else:
+            x0 = (x - (1 - ab).sqrt() * out) / ab.sqrt()
+        x0 = x0.clamp(-1, 1)
         return x0, (x - ab.sqrt() * x0) / (1 - ab).sqrt()
 
     def _ddim_step(self, x, t, t_prev, cond, guidance_scale, eta, generator):
         """One DDIM step t -> t_prev (t_prev = -1: the clean image); eta = 0 is deterministic."""
         ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else self.alpha_bar.new_ones(())
-        x0, eps = self._predict_x0(x, t, self._eps(x, t, cond, guidance_scale))
+        x0, eps = self._predict_x0(x, t, self._model_out(x, t, cond, guidance_scale))
         ab = self.alpha_bar[t]
         sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).sqrt()
         x_prev = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma ** 2).clamp(min=0).sqrt() * eps
@@ -105,7 +125,7 @@ class GaussianDiffusion(nn.Module):
         ab = self.alpha_bar[t]
         ab_prev = self.alpha_bar[t - 1] if t > 0 else self.alpha_bar.new_ones(())
         beta = 1 - ab / ab_prev
-        x0, _ = self._predict_x0(x, t, self._eps(x, t, cond, guidance_scale))
+        x0, _ = self._predict_x0(x, t, self._model_out(x, t, cond, guidance_scale))
         mean = (ab_prev.sqrt() * beta / (1 - ab)) * x0 + ((1 - beta).sqrt() * (1 - ab_prev) / (1 - ab)) * x
         if t == 0:
             return mean
@@ -203,10 +223,10 @@ class GaussianDiffusion(nn.Module):
 def build_ddpm(cfg):
     """GaussianDiffusion from a resolved config dict (keys of ``cfg["model"]``: channels,
     image_size, cond_dim, dim, dim_mults, res_blocks, attn_resolutions, dropout, timesteps,
-    cond_drop_prob; the last six have defaults)."""
+    cond_drop_prob, objective; the last seven have defaults)."""
     m = cfg["model"]
     unet = UNet(m["channels"], m["cond_dim"], m["image_size"], dim=m["dim"], dim_mults=m["dim_mults"],
                 res_blocks=m.get("res_blocks", 2), attn_resolutions=m.get("attn_resolutions") or (),
                 dropout=m.get("dropout", 0.0))
     return GaussianDiffusion(unet, image_size=m["image_size"], timesteps=m.get("timesteps", 1000),
-                             cond_drop_prob=m.get("cond_drop_prob", 0.1))
+                             cond_drop_prob=m.get("cond_drop_prob", 0.1), objective=m.get("objective", "pred_v"))
