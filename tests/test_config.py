@@ -17,9 +17,15 @@ def resolve(cfg):
 
 
 def test_shipped_configs_resolve():
-    for name in ("wgan_gp_default", "wgan_gp_toy"):
+    for name in ("wgan_gp_default", "wgan_gp_toy", "ddpm_default", "ddpm_toy"):
         cfg = resolve(load_config(name))          # resolves against configs/ by name
         assert cfg["model"]["channels"] == 5 and cfg["model"]["cond_dim"] == 2
+
+
+def test_ddpm_objective_default_and_validation():
+    assert resolve({"model": {"type": "ddpm"}})["model"]["objective"] == "pred_v"
+    with pytest.raises(ValueError, match=r"model.objective = 'pred_x0': use pred_v \(default\) or pred_noise"):
+        resolve({"model": {"type": "ddpm", "objective": "pred_x0"}})
 
 
 def test_auto_complete_derives_and_reports(capsys):
