@@ -135,8 +135,8 @@ class OracleDenoiser(torch.nn.Module):
 
 
 @pytest.mark.parametrize("objective", ["pred_v", "pred_noise"])
-@pytest.mark.parametrize("sampler,steps", [("ddim", 10), ("ddpm", 1000)])
-def test_samplers_with_the_exact_denoiser_reproduce_training_images(objective, sampler, steps):
+@pytest.mark.parametrize("sampler,steps,eta", [("ddim", 10, 0.0), ("ddim", 10, 1.0), ("ddpm", 1000, 0.0)])
+def test_samplers_with_the_exact_denoiser_reproduce_training_images(objective, sampler, steps, eta):
     # Separates sampler bugs from learning problems: with the optimal denoiser of 6 sparse
     # images (about 4% ones, like the tire masks), every sample must land on a training image.
     gen = torch.Generator().manual_seed(0)
@@ -144,7 +144,7 @@ def test_samplers_with_the_exact_denoiser_reproduce_training_images(objective, s
     m = GaussianDiffusion(UNet(C, 0, SMALL, dim=8, dim_mults=(1, 2), res_blocks=1), image_size=SMALL,
                           timesteps=1000, objective=objective)
     m.ema_unet = OracleDenoiser(images, m.alpha_bar, objective)
-    out = m.sample(batch_size=8, sampler=sampler, steps=steps, generator=seeded(1)) * 2 - 1
+    out = m.sample(batch_size=8, sampler=sampler, steps=steps, eta=eta, generator=seeded(1)) * 2 - 1
     nearest = torch.cdist(out.flatten(1), images.flatten(1)).min(dim=1).values
     assert nearest.max() < 1e-2
 
@@ -162,7 +162,7 @@ def test_ddim_determinism_range_guidance_and_samplers():
     assert torch.equal(a, b) and not torch.equal(a, other)
     assert (a - guided).abs().max() > 1e-3
     z = torch.randn(2, C, H, W, generator=seeded(3))
-    assert torch.equal(m.sample(cond=c, z=z, steps=5), m.sample(cond=c, z=z, steps=5, generator=seeded(9)))
+    assert torch.equal(m.sample(cond=c, z=z, steps=5, eta=0.0), m.sample(cond=c, z=z, steps=5, eta=0.0, generator=seeded(9)))
     # eta > 0 draws fresh noise at every step: from the same z, different seeds must differ.
     noisy = m.sample(cond=c, z=z, steps=5, eta=1.0, generator=seeded(0))
     assert torch.equal(noisy, m.sample(cond=c, z=z, steps=5, eta=1.0, generator=seeded(0)))

@@ -134,7 +134,7 @@ MODEL_SCHEMA = {
         "sampling": {
             "sampler": "ddim",           # ddim | ddpm
             "ddim_steps": 50,
-            "ddim_eta": 0.0,
+            "ddim_eta": 1.0,              # 1: fresh noise each step (fewer stray pixels); 0: deterministic
             "repaint_resample": 1,       # RePaint resampling jumps per step (1 = plain)
             "inpaint_steps": 100,        # kept for CLI symmetry (DDIM steps for inpainting)
             "inpaint_lr": 0.0,

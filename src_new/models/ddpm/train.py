@@ -60,10 +60,11 @@ class DDPMTrainer(Trainer):
 
     @torch.no_grad()
     def snapshot(self):
-        """Grid of EMA samples (DDIM, 20 steps) from fixed noise and test conditions."""
+        """Grid of EMA samples (deterministic DDIM, 20 steps) from fixed noise and test conditions:
+        comparable across epochs, and no draws from the training RNG."""
         cond = None if self.fixed_cond is None else self.fixed_cond.to(self.device)
         samples = self.model.sample(batch_size=len(self.fixed_noise), cond=cond, z=self.fixed_noise.to(self.device),
-                                    sampler="ddim", steps=20)
+                                    sampler="ddim", steps=20, eta=0.0)
         if self.dist.is_main:
             save_grid(samples.cpu(), self.run_dir / f"samples_epoch_{self.epoch:04d}.png",
                       self.cfg["data"]["component_dirs"])
