@@ -71,8 +71,9 @@ class GaussianDiffusion(nn.Module):
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
     def forward(self, img, *, cond=None):
-        """img: (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None -> {"loss": scalar noise-prediction
-        MSE on the objective's target (v or eps)}. Each sample's condition is dropped with probability ``cond_drop_prob`` (null embedding)."""
+        """img: (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None -> {"loss": scalar MSE to the
+        objective's target (v or eps)}. Each sample's condition is dropped with probability
+        ``cond_drop_prob`` (null embedding)."""
         check_image(img, self.channels, self.image_size, "GaussianDiffusion.forward input")
         cond = check_cond(cond, img.shape[0], self.cond_dim, "GaussianDiffusion.forward condition")
         x0 = img * 2 - 1
