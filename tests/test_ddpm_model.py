@@ -7,6 +7,7 @@ import torch
 
 from src_new.models.ddpm import GaussianDiffusion, UNet, build_ddpm
 from src_new.models.ddpm.diffusion import cosine_alpha_bar
+from src_new.utils.config import auto_complete_config, load_config, validate_config
 from src_new.utils.masks import create_mask
 
 C, H, W = 5, 64, 32
@@ -40,10 +41,7 @@ def n_params(module):
 
 
 def test_parameter_count_at_default_config():
-    cfg = {"model": {"channels": C, "image_size": [H, W], "cond_dim": 2, "dim": 64, "dim_mults": [1, 2, 4],
-                     "res_blocks": 2, "attn_resolutions": [], "dropout": 0.0, "timesteps": 1000,
-                     "cond_drop_prob": 0.1}}
-    model = build_ddpm(cfg)
+    model = build_ddpm(validate_config(auto_complete_config(load_config("ddpm_default"), verbose=False)))
     assert 10e6 <= n_params(model) <= 14e6
     assert n_params(model) == n_params(UNet())          # the UNet defaults are the default config
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())

@@ -224,12 +224,10 @@ class GaussianDiffusion(nn.Module):
 
 
 def build_ddpm(cfg):
-    """GaussianDiffusion from a resolved config dict (keys of ``cfg["model"]``: channels,
-    image_size, cond_dim, dim, dim_mults, res_blocks, attn_resolutions, dropout, timesteps,
-    cond_drop_prob, objective; the last seven have defaults)."""
+    """GaussianDiffusion from a resolved config dict (``validate_config(auto_complete_config(...))``:
+    the defaults of the ``cfg["model"]`` keys live in ``utils.config``)."""
     m = cfg["model"]
     unet = UNet(m["channels"], m["cond_dim"], m["image_size"], dim=m["dim"], dim_mults=m["dim_mults"],
-                res_blocks=m.get("res_blocks", 2), attn_resolutions=m.get("attn_resolutions") or (),
-                dropout=m.get("dropout", 0.0))
-    return GaussianDiffusion(unet, image_size=m["image_size"], timesteps=m.get("timesteps", 1000),
-                             cond_drop_prob=m.get("cond_drop_prob", 0.1), objective=m.get("objective", "pred_v"))
+                res_blocks=m["res_blocks"], attn_resolutions=m["attn_resolutions"] or (), dropout=m["dropout"])
+    return GaussianDiffusion(unet, image_size=m["image_size"], timesteps=m["timesteps"],
+                             cond_drop_prob=m["cond_drop_prob"], objective=m["objective"])
