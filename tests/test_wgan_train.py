@@ -21,7 +21,8 @@ def read_losses(run_dir):
 def test_conditions_reach_the_losses(tiny_cfg):
     trainer = WGANGPTrainer(tiny_cfg, verbose=False)
     batch = next(iter(trainer.loader))
-    assert isinstance(batch, list) and batch[1].shape == (8, 2)   # default collate gives a list
+    # default collate gives a list; one step's batch holds n_critic = 2 minibatches of 8
+    assert isinstance(batch, list) and batch[1].shape == (16, 2)
     real, cond = batch
     state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     rows = []
@@ -43,7 +44,7 @@ def test_exact_resume(toy_root, tmp_path):
                             resume_state=load_checkpoint(ckpt_path), resume_path=ckpt_path, verbose=False)
     resumed.run()
     a, b = read_losses(full.run_dir), read_losses(run_dir)
-    assert len(a) == len(b) == 8
+    assert len(a) == len(b) == 4      # 32 samples, 2 minibatches of 8 per step: 2 steps per epoch
     cols = ["critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"]
     assert np.array_equal(a[cols].to_numpy(), b[cols].to_numpy())
     for key in ("generator", "ema_generator", "critic", "encoder"):
@@ -62,13 +63,13 @@ def test_run_folder_contents_and_checkpoint_keys(tiny_cfg):
                 "g_optimizer_state_dict", "c_optimizer_state_dict", "epoch", "config", "e_optimizer_state_dict",
                 "global_step", "rng_state", "cond_normalizer", "history"):
         assert key in ckpt, key
-    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 4
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2
     log = read_losses(run_dir)
     assert list(log.columns[:6]) == ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance",
                                      "gradient_penalty"]
     assert {"critic_grad_norm", "lr_generator", "lr_critic", "images_per_s"} <= set(log.columns)
     # the EMA really averaged (warm-up decay), it is not a stale copy of the initial weights
-    assert trainer.ema.num_updates == 4
+    assert trainer.ema.num_updates == 2
     ema, live = trainer.model.ema_generator.state_dict(), trainer.model.generator.state_dict()
     assert any(not torch.equal(ema[k], live[k]) for k in ema)
 
@@ -104,7 +105,7 @@ def inject_nan(trainer, at_step):
 
 def test_nan_stops_with_clear_message_and_intact_checkpoint(toy_root, tmp_path):
     trainer = WGANGPTrainer(make_cfg(toy_root, tmp_path, training={"epochs": 3}), verbose=False)
-    inject_nan(trainer, at_step=6)                 # in epoch 2 (4 steps per epoch)
+    inject_nan(trainer, at_step=3)                 # in epoch 2 (2 steps per epoch)
     with pytest.raises(TrainingDiverged, match=r"critic_loss is nan.*last good checkpoint is .*checkpoint_latest.pt"):
         trainer.run()
     ckpt = load_checkpoint(trainer.run_dir / "checkpoint_latest.pt")
@@ -115,7 +116,7 @@ def test_nan_stops_with_clear_message_and_intact_checkpoint(toy_root, tmp_path):
 def test_rollback_halves_learning_rates_and_continues(toy_root, tmp_path):
     cfg = make_cfg(toy_root, tmp_path, training={"epochs": 2, "on_divergence": "rollback"})
     trainer = WGANGPTrainer(cfg, verbose=False)
-    inject_nan(trainer, at_step=6)
+    inject_nan(trainer, at_step=3)
     trainer.run()
     assert trainer.epoch == 2 and trainer.rollbacks == 1
     assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(cfg["training"]["lr_generator"] / 2)
@@ -129,7 +130,8 @@ def test_exploding_gradient_norm_counts_as_divergence(toy_root, tmp_path):
 
 
 def test_batch_larger_than_dataset(toy_root, tmp_path):
-    with pytest.raises(ValueError, match=r"batch_size = 64 is larger than the training split \(32 samples\)"):
+    with pytest.raises(ValueError, match=r"2 minibatches of training.batch_size = 64 are larger than the "
+                                         r"training split \(32 samples\)"):
         WGANGPTrainer(make_cfg(toy_root, tmp_path, training={"batch_size": 64}), verbose=False)
 
 
@@ -139,7 +141,7 @@ def test_cli_train_resume_and_sample_all_modes(toy_root, tmp_path):
     run_dir = tmp_path / "out" / "cli"
     assert (run_dir / "checkpoint_1.pt").exists()
     proc = run_script("train.py", "--resume", run_dir / "checkpoint_latest.pt", "--epochs", 2)
-    assert (run_dir / "checkpoint_2.pt").exists() and len(read_losses(run_dir)) == 8, proc.stdout
+    assert (run_dir / "checkpoint_2.pt").exists() and len(read_losses(run_dir)) == 4, proc.stdout
     ckpt = run_dir / "checkpoint_latest.pt"
     for mode, extra in (("unconditional", []), ("conditional", ["--guidance_scale", 2]),
                         ("inpainting", ["--components", "fpu", "group_nc"]), ("interpolate", [])):

@@ -114,17 +114,21 @@ def grad_norm(params):
     return float(torch.nn.utils.get_total_norm(grads))
 
 
-def make_loader(dataset, batch_size, seed, dist_ctx=None, num_workers=0, device=None):
-    """Shuffled loader of full batches; under torchrun each rank gets batch_size / world_size
-    from a DistributedSampler. Returns (loader, generator, sampler or None)."""
+def make_loader(dataset, batch_size, seed, dist_ctx=None, num_workers=0, device=None, batches_per_step=1):
+    """Shuffled loader of full batches of batches_per_step * batch_size; under torchrun each
+    rank gets 1 / world_size of it from a DistributedSampler. Returns (loader, generator,
+    sampler or None)."""
     world = dist_ctx.world_size if dist_ctx is not None else 1
     if batch_size % world:
         raise ValueError(f"training.batch_size = {batch_size} is the global batch and must divide "
                          f"evenly across {world} processes")
+    if len(dataset) < batch_size * batches_per_step:
+        what = (f"{batches_per_step} minibatches of training.batch_size = {batch_size} are"
+                if batches_per_step > 1 else f"training.batch_size = {batch_size} is")
+        raise ValueError(f"{what} larger than the training split ({len(dataset)} samples); a step draws "
+                         f"{batch_size * batches_per_step}: lower the batch size (or model.n_critic)")
+    batch_size *= batches_per_step
     per_rank = batch_size // world
-    if len(dataset) < batch_size:
-        raise ValueError(f"training.batch_size = {batch_size} is larger than the training split "
-                         f"({len(dataset)} samples); lower it to at most {len(dataset)}")
     gen = torch.Generator().manual_seed(seed)
     sampler = None
     if world > 1:
@@ -137,13 +141,33 @@ def make_loader(dataset, batch_size, seed, dist_ctx=None, num_workers=0, device=
     return loader, gen, sampler
 
 
-def mean_pairwise_l1(x, max_items=64):
-    """Mean L1 distance between distinct samples of (N, C, H, W); a cheap diversity probe."""
-    x = x[:max_items].flatten(1).float()
-    if len(x) < 2:
+def grouped_pairwise_l1(groups):
+    """Mean L1 distance (per pixel) between distinct members of each group, averaged over
+    groups: (G, K, ...) -> float. K samples of one condition give its spread over z."""
+    x = groups.flatten(2).float()
+    if x.shape[1] < 2:
         return 0.0
-    d = torch.cdist(x, x, p=1) / x.shape[1]
-    return float(d.sum() / (len(x) * (len(x) - 1)))
+    d = torch.cdist(x, x, p=1) / x.shape[2]
+    return float(d.sum() / (x.shape[0] * x.shape[1] * (x.shape[1] - 1)))
+
+
+def near_condition_spread(images, raw_cond, tol=1.0, max_pairs=2000, seed=0):
+    """Mean per-pixel L1 distance of real pairs whose raw conditions differ by at most ``tol``
+    in every column (the real within-condition spread); images (N, ...), raw_cond (N, D).
+    Falls back to all pairs when no two conditions are that close (or D = 0)."""
+    flat = images.flatten(1).float()
+    if raw_cond.shape[1] == 0:
+        close = torch.ones(len(flat), len(flat), dtype=torch.bool)
+    else:
+        close = (raw_cond[:, None, :] - raw_cond[None, :, :]).abs().amax(-1) <= tol
+    close &= ~torch.eye(len(flat), dtype=torch.bool)
+    i, j = close.nonzero(as_tuple=True)
+    if len(i) == 0:
+        i, j = (~torch.eye(len(flat), dtype=torch.bool)).nonzero(as_tuple=True)
+    if len(i) > max_pairs:
+        pick = torch.randperm(len(i), generator=torch.Generator().manual_seed(seed))[:max_pairs]
+        i, j = i[pick], j[pick]
+    return float((flat[i] - flat[j]).abs().mean())
 
 
 class TensorBoard:
@@ -179,13 +203,15 @@ class Trainer:
 
     A model's trainer subclasses it and provides:
       model_type, log_fields, build(cfg) (``self.model``, EMA, ``self.optimizers``),
-      train_step(real, cond) -> dict of floats (incl. the keys in ``finite_keys``),
+      train_step(real, cond) -> dict of floats (incl. the keys in ``finite_keys``); it gets
+      ``batches_per_step`` minibatches concatenated (set it in build()),
       model_state() / load_model_state(ckpt, path), snapshot() (progress grid).
     ``self.optimizers`` maps each optimizer's checkpoint key to (optimizer, config
     learning-rate key); a divergence rollback halves the rates in ``self.halve_on_rollback``.
     """
 
     model_type = None
+    batches_per_step = 1          # minibatches of training.batch_size that one train_step consumes
     log_fields = ["step", "epoch"]
     finite_keys = ()
     grad_norm_keys = ()
@@ -217,8 +243,11 @@ class Trainer:
         self.optimizers, self.halve_on_rollback = {}, set()
         self.build(cfg)                              # sets self.model (+ optimizers, EMA)
         self.model.cond_normalizer = self.train_set.normalizer   # stored with the model
+        # A step may consume several minibatches (the WGAN-GP's n_critic fresh real batches):
+        # the loader yields them as one batch of batches_per_step * batch_size.
         self.loader, self.loader_gen, self.sampler = make_loader(
-            self.train_set, self.tcfg["batch_size"], seed, self.dist, self.tcfg["num_workers"], self.device)
+            self.train_set, self.tcfg["batch_size"], seed, self.dist, self.tcfg["num_workers"], self.device,
+            self.batches_per_step)
         self.epoch, self.step, self.history, self.rollbacks = 0, 0, [], 0
         self.warned = {}
         if resume_state is not None:  # restores the RNG streams too
@@ -233,7 +262,6 @@ class Trainer:
             self.run_dir = Path(self._on_main(lambda: str(create_run_dir(cfg))))
             self.dist.broadcast_module(self.model)          # rank 0's initial weights everywhere
             seed_everything(seed + 1000 * self.dist.rank)   # per-rank noise streams
-        self.real_diversity = mean_pairwise_l1(self.train_set.images_float[:64])
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.tcfg["bf16"] and self.device.type == "cuda" else contextlib.nullcontext())
 
