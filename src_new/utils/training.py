@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .checkpoint import save_checkpoint
 from .config import dump_config
-from .io import prepare_output_dir
+from .io import mirror_side, prepare_output_dir
 
 
 class TrainingDiverged(RuntimeError):
@@ -234,6 +234,8 @@ class Trainer:
             self.dist.broadcast_module(self.model)          # rank 0's initial weights everywhere
             seed_everything(seed + 1000 * self.dist.rank)   # per-rank noise streams
         self.real_diversity = mean_pairwise_l1(self.train_set.images_float[:64])
+        # progress grids mirror about the side the data's symmetry axis is on (data.mirror)
+        self.grid_mirror = mirror_side(self.train_set.images_float[:512], cfg["data"].get("mirror", "auto"))
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.tcfg["bf16"] and self.device.type == "cuda" else contextlib.nullcontext())
 

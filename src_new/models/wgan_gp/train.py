@@ -147,7 +147,7 @@ class WGANGPTrainer(Trainer):
         self.history[-1]["sample_diversity_ratio"] = ratio
         if self.dist.is_main:
             save_grid(samples.cpu(), self.run_dir / f"samples_epoch_{self.epoch:04d}.png",
-                      self.cfg["data"]["component_dirs"])
+                      self.cfg["data"]["component_dirs"], mirror=self.grid_mirror)
         if ratio < COLLAPSE_RATIO and self.epoch > 1:
             self.warn("collapse", f"fixed-noise samples are {ratio:.2f}x as diverse as real data (mode "
                       f"collapse?): raise model.n_critic (5 -> 7-10) or lower training.lr_generator")
