@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..datasets.geometry import measure_dimensions
+from ..datasets.geometry import measure_dimensions, union_measurements
 
 GEOMETRIC_FEATURES = ("area", "com_y", "com_x", "bbox_h", "bbox_w")
 MEASURED_COLUMNS = ("width_px", "height_px")        # the order measure_dimensions returns
@@ -280,24 +280,9 @@ CONVENTION_TOLERANCE_PX = 1.0      # a fit leaving a larger mean error is "no co
 
 
 def geometry_measurements(images, threshold=0.5):
-    """Candidate geometric measurements of each sample's union mask -> {name: (N,) float64 px}:
-    width / height = bounding-box extent (``measure_dimensions``); x_end = last occupied column
-    + 1 (the extent from column 0, e.g. a half-section whose mid-plane is column 0);
-    x_from_right = W - first occupied column (the same from the right edge); y_end = last
-    occupied row + 1; y_from_bottom = H - first occupied row. An empty image measures 0."""
-    union = (as_tensor(images) > threshold).any(1)                     # (N, H, W)
-    out = {}
-    for axis, (ext, end, from_far) in ((2, ("width", "x_end", "x_from_right")),
-                                       (1, ("height", "y_end", "y_from_bottom"))):
-        occupied = union.any(3 - axis).numpy()                          # (N, W) or (N, H)
-        size = occupied.shape[1]
-        has = occupied.any(1)
-        first = occupied.argmax(1)
-        last = size - 1 - occupied[:, ::-1].argmax(1)
-        out[ext] = np.where(has, last - first + 1, 0).astype(np.float64)
-        out[end] = np.where(has, last + 1, 0).astype(np.float64)
-        out[from_far] = np.where(has, size - first, 0).astype(np.float64)
-    return out
+    """Candidate measurements of each sample's union mask -> {name: (N,) float64 px}, names
+    ``MEASUREMENTS`` (see ``datasets.geometry.union_measurements``)."""
+    return union_measurements(as_tensor(images).numpy(), threshold)
 
 
 def fit_condition_convention(images, values, candidates=MEASUREMENTS, threshold=0.5, measurements=None):
