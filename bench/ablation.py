@@ -29,7 +29,6 @@ from src_new.datasets.multicomponent import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
-from src_new.utils.training import grouped_pairwise_l1, near_condition_spread  # noqa: E402
 
 COND, DRAWS, K = 100, 8, 3
 
@@ -74,8 +73,8 @@ def score(model, cfg, seed=0):
     c = test.conditions[:COND].repeat_interleave(DRAWS, 0)
     z = torch.randn(len(c), model.latent_dim, generator=gen)
     groups = model.sample(z=z, cond=c).view(COND, DRAWS, *real.shape[1:])
-    real_spread = near_condition_spread(train.images_float, train.raw_conditions)
-    out["within_condition_spread"] = grouped_pairwise_l1(groups)
+    real_spread = M.real_pair_diversity(train.images_float, train.raw_conditions.numpy(), max_pairs=2000)[0]
+    out["within_condition_spread"] = M.within_condition_diversity(groups)
     out["real_near_condition_spread"] = real_spread
     out["within_condition_ratio"] = out["within_condition_spread"] / real_spread
     z2 = torch.randn(len(c), model.latent_dim, generator=gen)

@@ -48,6 +48,7 @@ SCHEMA = {
         "filename_pattern": "mdbk_{prefix}_{component}.png",
         "split_column": "train",     # True/1/"true" = train row, else test row
         "normalized": False,         # False: standardize conditions with train statistics
+        "mirror": "auto",            # grids: side of the symmetry axis, auto | left | right | none
     },
     "training": {
         "epochs": 1000,
@@ -75,6 +76,7 @@ SCHEMA = {
         "guidance_scale": 2.0,
         "mode": "conditional",
         "components": ["fpu", "group_nc", "group_km"],
+        "per_condition": 1,          # conditional: K draws per condition (K >= 2: within-condition diversity)
     },
     "evaluation": {
         "inception_weights": None,   # path to pt_inception-2015-12-05 weights (optional)
@@ -159,7 +161,7 @@ POSITIVE_KEYS = [
     ("training", "lr_critic"), ("training", "lr_encoder"), ("training", "lr"),
     ("model", "n_critic"), ("model", "latent_dim_per_component"), ("model", "dim"),
     ("training", "ema_update_every"), ("training", "check_every"), ("training", "eval_every"),
-    ("sampling", "num_samples"), ("sampling", "batch_sz"),
+    ("sampling", "num_samples"), ("sampling", "batch_sz"), ("sampling", "per_condition"),
 ]
 
 
@@ -330,6 +332,12 @@ def validate_config(cfg):
             raise ValueError(f"training.{key} = {training[key]!r} must be in [0, 1)")
     if training["device"] not in ("auto", "cpu", "cuda") and not str(training["device"]).startswith("cuda:"):
         raise ValueError(f"training.device = {training['device']!r}: use auto, cpu or cuda")
+    if data["mirror"] not in ("auto", "left", "right", "none"):
+        raise ValueError(f"data.mirror = {data['mirror']!r}: use auto (detected from the data), left, right "
+                         f"or none (the side of the image the symmetry axis is on)")
+    if not isinstance(cfg["sampling"]["per_condition"], int) or isinstance(cfg["sampling"]["per_condition"], bool):
+        raise ValueError(f"sampling.per_condition = {cfg['sampling']['per_condition']!r}: expected a positive "
+                         f"integer (draws per condition)")
     if training["on_divergence"] not in ("stop", "rollback"):
         raise ValueError(f"training.on_divergence = {training['on_divergence']!r}: use stop or rollback")
     if model_type == "wgan_gp":

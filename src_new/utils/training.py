@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .checkpoint import save_checkpoint
 from .config import dump_config
-from .io import prepare_output_dir
+from .io import mirror_side, prepare_output_dir
 
 
 class TrainingDiverged(RuntimeError):
@@ -141,35 +141,6 @@ def make_loader(dataset, batch_size, seed, dist_ctx=None, num_workers=0, device=
     return loader, gen, sampler
 
 
-def grouped_pairwise_l1(groups):
-    """Mean L1 distance (per pixel) between distinct members of each group, averaged over
-    groups: (G, K, ...) -> float. K samples of one condition give its spread over z."""
-    x = groups.flatten(2).float()
-    if x.shape[1] < 2:
-        return 0.0
-    d = torch.cdist(x, x, p=1) / x.shape[2]
-    return float(d.sum() / (x.shape[0] * x.shape[1] * (x.shape[1] - 1)))
-
-
-def near_condition_spread(images, raw_cond, tol=1.0, max_pairs=2000, seed=0):
-    """Mean per-pixel L1 distance of real pairs whose raw conditions differ by at most ``tol``
-    in every column (the real within-condition spread); images (N, ...), raw_cond (N, D).
-    Falls back to all pairs when no two conditions are that close (or D = 0)."""
-    flat = images.flatten(1).float()
-    if raw_cond.shape[1] == 0:
-        close = torch.ones(len(flat), len(flat), dtype=torch.bool)
-    else:
-        close = (raw_cond[:, None, :] - raw_cond[None, :, :]).abs().amax(-1) <= tol
-    close &= ~torch.eye(len(flat), dtype=torch.bool)
-    i, j = close.nonzero(as_tuple=True)
-    if len(i) == 0:
-        i, j = (~torch.eye(len(flat), dtype=torch.bool)).nonzero(as_tuple=True)
-    if len(i) > max_pairs:
-        pick = torch.randperm(len(i), generator=torch.Generator().manual_seed(seed))[:max_pairs]
-        i, j = i[pick], j[pick]
-    return float((flat[i] - flat[j]).abs().mean())
-
-
 class TensorBoard:
     """Optional TensorBoard scalars: a no-op when tensorboard is not installed."""
 
@@ -262,6 +233,8 @@ class Trainer:
             self.run_dir = Path(self._on_main(lambda: str(create_run_dir(cfg))))
             self.dist.broadcast_module(self.model)          # rank 0's initial weights everywhere
             seed_everything(seed + 1000 * self.dist.rank)   # per-rank noise streams
+        # progress grids mirror about the side the data's symmetry axis is on (data.mirror)
+        self.grid_mirror = mirror_side(self.train_set.images_float[:512], cfg["data"].get("mirror", "auto"))
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.tcfg["bf16"] and self.device.type == "cuda" else contextlib.nullcontext())
 

@@ -72,5 +72,5 @@ def main(args, ckpt=None):
         with np.load(out / "samples.npz") as data:
             sweep = data["latent_sweep"]
         save_grid(sweep.reshape(-1, *sweep.shape[2:]), out / "latent_sweep.png",
-                  cfg["data"]["component_dirs"], ncol=sweep.shape[1])
+                  cfg["data"]["component_dirs"], ncol=sweep.shape[1], mirror=cfg["data"]["mirror"])
     return out

@@ -13,7 +13,8 @@ import torch
 from ...utils.checkpoint import load_state_strict
 from ...utils.ema import EMA
 from ...utils.io import save_grid
-from ...utils.training import Trainer, grad_norm, grouped_pairwise_l1, near_condition_spread, run_training
+from ...evaluation.metrics import mean_pairwise_l1, real_pair_diversity, within_condition_diversity
+from ...utils.training import Trainer, grad_norm, run_training
 from . import build_wgan_gp
 from .sample import CHECKPOINT_VERSION, check_checkpoint_version
 
@@ -99,7 +100,10 @@ class WGANGPTrainer(Trainer):
         gen = torch.Generator().manual_seed(4321)
         z = torch.randn(n_cond * COLLAPSE_DRAWS, self.model.latent_dim, generator=gen)
         cond = test.conditions[:n_cond].repeat_interleave(COLLAPSE_DRAWS, 0) if self.model.cond_dim else None
-        real = near_condition_spread(self.train_set.images_float, self.train_set.raw_conditions)
+        real, pairs = real_pair_diversity(self.train_set.images_float, self.train_set.raw_conditions,
+                                          max_pairs=2000)
+        if not pairs:   # no two training conditions within 1 unit: all pairs are the yardstick
+            real = mean_pairwise_l1(self.train_set.images_float)
         return {"z": z.to(self.device), "cond": None if cond is None else cond.to(self.device), "real": real}
 
     def model_state(self):
@@ -173,7 +177,7 @@ class WGANGPTrainer(Trainer):
         samples = self.model.sample(z=self.fixed_z, cond=self.fixed_cond)
         if self.dist.is_main:
             save_grid(samples.cpu(), self.run_dir / f"samples_epoch_{self.epoch:04d}.png",
-                      self.cfg["data"]["component_dirs"])
+                      self.cfg["data"]["component_dirs"], mirror=self.grid_mirror)
         self.check_collapse()
 
     def check_collapse(self):
@@ -192,7 +196,7 @@ class WGANGPTrainer(Trainer):
     def probe_spread(self):
         p = self.collapse_probe
         samples = self.model.sample(z=p["z"], cond=p["cond"])
-        return grouped_pairwise_l1(samples.view(-1, COLLAPSE_DRAWS, *samples.shape[1:]))
+        return within_condition_diversity(samples.view(-1, COLLAPSE_DRAWS, *samples.shape[1:]))
 
     def health_check(self, means):
         recent = self.history[-PATIENCE:]
