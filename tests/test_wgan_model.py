@@ -15,7 +15,7 @@ NAMES = ["group_nc", "group_km", "bt", "fpu", "tpc"]
 
 def tiny_model(cond_dim=2, **kw):
     torch.manual_seed(0)
-    enc = Encoder(C, 10, (H, W), dim=8)
+    enc = Encoder(C, 10, (H, W), dim=8, cond_dim=cond_dim)
     gen = Generator(C, 10, cond_dim, (H, W), dim=8, res_blocks=(1, 1, 1), bottleneck_res_blocks=1)
     critic = Critic(C, cond_dim, (H, W), dim=8)
     return WGANGP(enc, gen, critic, image_size=(H, W), latent_dim=10, **kw)
@@ -223,8 +223,78 @@ def test_inpaint_l1_and_prior_options():
     partial, mask = make_inpaint_case(m, 2)
     r = m.inpaint(partial, mask, num_steps=3, loss="l1", prior_weight=0.01)
     assert torch.equal(r * mask, partial * mask)
-    with pytest.raises(ValueError, match="loss must be 'mse' or 'l1'"):
+    with pytest.raises(ValueError, match="loss must be 'mse', 'l1' or 'bce'"):
         m.inpaint(partial, mask, loss="huber")
+    with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'cosine'"):
+        m.inpaint(partial, mask, lr_schedule="step")
+    for kw in ({"loss": "bce"}, {"lr_schedule": "constant", "noise": 0.5}):
+        r = m.inpaint(partial, mask, num_steps=3, restarts=3, **kw)
+        assert torch.equal(r * mask, partial * mask)
+
+
+def test_inpaint_bce_loss_equals_hand_computed_value():
+    """num_steps=0: the reported loss is the masked BCE of G's logits at the encoder's latent."""
+    m = tiny_model()
+    partial, mask = make_inpaint_case(m, 2)
+    _, info = m.inpaint(partial, mask, num_steps=0, loss="bce", return_info=True)
+    with torch.no_grad():
+        known = partial * mask
+        logits = m.ema_generator(m.encoder(known, mask), None, logits=True)
+        p = torch.sigmoid(logits)
+        bce = -(known * p.log() + (1 - known) * (1 - p).log())           # by hand
+        expected = (bce * mask).flatten(1).sum(1) / mask.flatten(1).sum(1)
+    assert torch.allclose(info["loss"], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_restarts_keep_the_best_final_masked_loss():
+    m = tiny_model()
+    partial, mask = make_inpaint_case(m, 3)
+    gen = torch.Generator().manual_seed(0)
+    result, info = m.inpaint(partial, mask, num_steps=4, restarts=4, loss="bce", generator=gen, return_info=True)
+    # each restart alone (restart 0: the encoder; k > 0: the k-th random start of the same stream)
+    alone = []
+    gen = torch.Generator().manual_seed(0)
+    starts = [None] + [torch.randn(3, m.latent_dim, generator=gen) for _ in range(3)]
+    for k in range(4):
+        r, i = run_single_restart(m, partial, mask, starts[k])
+        alone.append(i)
+    losses = torch.stack(alone)                                        # (restarts, B)
+    assert torch.allclose(info["loss"], losses.min(0).values, rtol=1e-4, atol=1e-6)
+    assert torch.equal(info["best_restart"], losses.argmin(0))
+
+
+def run_single_restart(m, partial, mask, z_start):
+    """One restart of inpaint (bce, 4 steps, cosine) by hand from z_start (None: the encoder)."""
+    gen = m.ema_generator
+    with torch.no_grad():
+        z = m.encoder(partial * mask, mask) if z_start is None else z_start.clone()
+    z.requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=0.01)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 4)
+
+    def loss_of(latent):
+        err = torch.nn.functional.binary_cross_entropy_with_logits(gen(latent, None, logits=True), partial * mask,
+                                                                    reduction="none")
+        return (err * mask).flatten(1).sum(1) / mask.flatten(1).sum(1)
+    for _ in range(4):
+        opt.zero_grad()
+        loss_of(z).sum().backward()
+        opt.step()
+        sched.step()
+    with torch.no_grad():
+        return None, loss_of(z)
+
+
+def test_encoder_reads_mask_and_condition():
+    m = tiny_model()
+    x, c = torch.rand(2, C, H, W), torch.randn(2, 2)
+    full = m.encoder(x, None, c)
+    assert torch.allclose(full, m.encoder(x, torch.ones_like(x), c))
+    mask = torch.ones_like(x)
+    mask[:, 2] = 0
+    assert not torch.allclose(full, m.encoder(x, mask, c))               # hiding a component changes it
+    assert torch.allclose(m.encoder(x * mask, mask, c), m.encoder(x, mask, c))   # hidden pixels are ignored
+    assert not torch.allclose(full, m.encoder(x, None, c + 1))           # the condition matters
 
 
 def test_encoder_loss_trains_encoder_only():
@@ -233,7 +303,9 @@ def test_encoder_loss_trains_encoder_only():
     out = m.encoder_loss(x, c)
     assert set(out) == {"encoder_loss", "latent_loss", "image_loss"}
     out["encoder_loss"].backward()
-    assert all(p.grad is not None for p in m.encoder.parameters())
+    # every encoder weight learns (the null-condition token only when no condition is given)
+    assert all(p.grad is not None for n, p in m.encoder.named_parameters() if n != "null_embed")
+    assert m.encoder.null_embed.grad is None
     assert all(p.grad is None for p in list(m.generator.parameters()) + list(m.ema_generator.parameters())
                + list(m.critic.parameters()))
 

@@ -115,15 +115,20 @@ MODEL_SCHEMA = {
             "encoder_every": 1,          # encoder step every k generator steps (0 = never)
             "encoder_start_epoch": 0,
             "encoder_mask_prob": 0.5,    # prob. of masking out each component of the encoder input
+            "encoder_latent_weight": 0.1,  # weight of ||E(G(z)) - z||^2 beside the BCE reconstruction of real data
             "fast": True,                # fused critic pass / frozen params (same maths)
             "fresh_critic_batches": True,  # a fresh real minibatch per critic step (Algorithm 1); False: one for all
         },
         "sampling": {
             "inpaint_steps": 100,
             "inpaint_lr": 0.01,
-            "inpaint_loss": "mse",       # mse | l1
+            "inpaint_loss": "bce",       # bce (on the generator's logits) | mse | l1
             "inpaint_prior_weight": 0.0,
-            "restarts": 1,
+            "inpaint_lr_schedule": "cosine",  # cosine | constant
+            "inpaint_noise": 0.0,        # latent noise std at the start, decaying to 0 at 3/4 of the steps
+            "restarts": 8,               # latents optimized in one batch; the best by masked loss wins
+            "truncation_psi": 1.0,       # truncation trick toward the per-condition mean style (1 = off)
+            "unconditional": "null",     # null: G(z, null token) | marginal: G(z, c ~ training conditions)
         },
     },
     "ddpm": {
@@ -345,6 +350,16 @@ def validate_config(cfg):
             raise ValueError(f"model.lambda_gp = {model['lambda_gp']} must be >= 0 (10 is standard)")
         if model["upsample"] not in ("transpose", "nearest_conv"):
             raise ValueError(f"model.upsample = {model['upsample']!r}: use transpose or nearest_conv")
+        samp = cfg.get("sampling", {})
+        if samp.get("inpaint_loss") not in ("bce", "mse", "l1"):
+            raise ValueError(f"sampling.inpaint_loss = {samp.get('inpaint_loss')!r}: use bce, mse or l1")
+        if samp.get("inpaint_lr_schedule") not in ("cosine", "constant"):
+            raise ValueError(f"sampling.inpaint_lr_schedule = {samp.get('inpaint_lr_schedule')!r}: use cosine or constant")
+        if samp.get("unconditional") not in ("null", "marginal"):
+            raise ValueError(f"sampling.unconditional = {samp.get('unconditional')!r}: use null or marginal")
+        psi = samp.get("truncation_psi")
+        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 <= psi <= 1:
+            raise ValueError(f"sampling.truncation_psi = {psi!r} must be in [0, 1] (1 = off)")
         if model["critic_cond"] not in ("projection", "concat"):
             raise ValueError(f"model.critic_cond = {model['critic_cond']!r}: use projection or concat")
         for key in ("style_dim", "mapping_layers", "minibatch_std_group"):

@@ -37,13 +37,18 @@ def add_sampling_args(parser: argparse.ArgumentParser):
     parser.add_argument("--per_condition", type=int,
                         help="conditional: K samples per condition (num_samples / K conditions; K >= 2 lets "
                              "evaluate.py measure the within-condition diversity; default: config, 1)")
+    parser.add_argument("--truncation_psi", type=float,
+                        help="WGAN-GP: truncation trick in [0, 1] (1 = off; lower = more typical, less varied)")
+    parser.add_argument("--unconditional", choices=("null", "marginal"),
+                        help="WGAN-GP unconditional mode: null = G(z, null token) (jointly trained), marginal = "
+                             "G(z, c) with c drawn from the stored training conditions (default: config)")
     parser.add_argument("--cond", action="append", default=[], metavar="W,H",
                         help="raw condition values, e.g. --cond 24,48 (repeatable; cycled over samples)")
     parser.add_argument("--cond_csv", help="CSV with the condition columns (raw units), one row per sample")
     parser.add_argument("--components", nargs="+", help="inpainting: the components to preserve")
     parser.add_argument("--inpaint_steps", type=int, help="inpainting optimization/denoising steps")
     parser.add_argument("--inpaint_lr", type=float, help="inpainting latent learning rate (WGAN-GP)")
-    parser.add_argument("--inpaint_loss", choices=("mse", "l1"), help="inpainting loss on known pixels")
+    parser.add_argument("--inpaint_loss", choices=("bce", "mse", "l1"), help="inpainting loss on known pixels")
     parser.add_argument("--restarts", type=int, help="inpainting restarts (best one kept)")
     parser.add_argument("--no_cond", action="store_true", help="inpainting: ignore the test conditions")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -66,13 +71,15 @@ def sampling_options(args, cfg):
             "inpaint_steps": pick("inpaint_steps"), "inpaint_lr": pick("inpaint_lr"),
             "inpaint_loss": pick("inpaint_loss"), "restarts": pick("restarts"),
             "inpaint_prior_weight": s.get("inpaint_prior_weight", 0.0),
+            "inpaint_lr_schedule": s.get("inpaint_lr_schedule"), "inpaint_noise": s.get("inpaint_noise"),
             "per_condition": pick("per_condition") or 1}
 
 
 # model.inpaint keyword <- (option name, CLI flag) for the options only some models use
 INPAINT_MODEL_OPTIONS = {"lr": ("inpaint_lr", "--inpaint_lr"), "restarts": ("restarts", "--restarts"),
                          "loss": ("inpaint_loss", "--inpaint_loss"),
-                         "prior_weight": ("inpaint_prior_weight", None)}
+                         "prior_weight": ("inpaint_prior_weight", None),
+                         "lr_schedule": ("inpaint_lr_schedule", None), "noise": ("inpaint_noise", None)}
 MODE_OPTIONS = {"unconditional": ("num_samples", "batch_sz"),
                 "conditional": ("num_samples", "batch_sz", "guidance_scale", "per_condition"),
                 "inpainting": ("num_samples", "batch_sz", "components", "inpaint_steps"),

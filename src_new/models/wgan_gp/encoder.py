@@ -1,30 +1,43 @@
-"""Encoder: image (B, C, H, W) in [0, 1] -> latent (B, latent_dim)."""
+"""Encoder (inversion network): partial image + known-component mask + condition -> latent."""
 import torch
 from torch import nn
 
-from ...utils.checks import check_image
+from ...utils.checks import check_cond, check_image
 
 
 class Encoder(nn.Module):
-    """Conv 3x3 + GN + ReLU, three stride-2 convs (dim -> 2dim -> 4dim -> 8dim) with GN + ReLU,
-    global average pool, Linear 8dim -> 4dim + ReLU, Linear -> latent_dim.
+    """[partial image, mask] (2C channels) -> Conv 3x3 + GN + ReLU, three stride-2 convs
+    (dim -> 2dim -> 4dim -> 8dim) with GN + ReLU, global average pool, + embed(cond) (a
+    learned null token when the condition is unknown), Linear 8dim -> 4dim + ReLU, Linear ->
+    latent_dim.
 
-    About 1.7M parameters at C=5, dim=64. Every norm is per-sample (GroupNorm), so a sample's
-    latent never depends on the rest of the batch.
+    The mask says which pixels are known (1) and which are missing (0): without it a zeroed
+    component and an empty one look alike. About 1.7M parameters at C=5, dim=64. Every norm is
+    per-sample (GroupNorm), so a sample's latent never depends on the rest of the batch.
     """
 
-    def __init__(self, channels=5, latent_dim=20, image_size=(64, 32), dim=64):
+    def __init__(self, channels=5, latent_dim=20, image_size=(64, 32), dim=64, cond_dim=0):
         super().__init__()
         self.channels, self.latent_dim, self.image_size = channels, latent_dim, tuple(image_size)
+        self.cond_dim = cond_dim
         widths = [dim, dim * 2, dim * 4, dim * 8]
-        layers = [nn.Conv2d(channels, widths[0], 3, padding=1), nn.GroupNorm(8, widths[0]), nn.ReLU()]
+        layers = [nn.Conv2d(2 * channels, widths[0], 3, padding=1), nn.GroupNorm(8, widths[0]), nn.ReLU()]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.ReLU()]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.cond_embed = nn.Linear(cond_dim, widths[-1]) if cond_dim > 0 else None
+        self.null_embed = nn.Parameter(torch.zeros(widths[-1]))
         self.head = nn.Sequential(nn.Linear(widths[-1], widths[-1] // 2), nn.ReLU(),
                                   nn.Linear(widths[-1] // 2, latent_dim))
 
-    def forward(self, x):
-        """x: (B, C, H, W) in [0, 1] -> (B, latent_dim)."""
+    def forward(self, x, mask=None, cond=None):
+        """x: (B, C, H, W) in [0, 1] (unknown pixels are ignored: zeroed by the mask);
+        mask: (B, C, H, W) in {0, 1}, 1 = known (None: all known); cond: (B, cond_dim) or None.
+        -> (B, latent_dim)."""
         check_image(x, self.channels, self.image_size, "Encoder input")
-        return self.head(self.features(x))
+        mask = torch.ones_like(x) if mask is None else mask.to(x.dtype)
+        check_image(mask, self.channels, self.image_size, "Encoder mask")
+        h = self.features(torch.cat([x * mask, mask], dim=1))
+        cond = check_cond(cond, x.shape[0], self.cond_dim, "Encoder condition")
+        h = h + (self.null_embed if cond is None else self.cond_embed(cond.to(x.dtype)))
+        return self.head(h)

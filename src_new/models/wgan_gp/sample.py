@@ -66,7 +66,11 @@ def interpolate(model, cfg, opts, generator, steps=8, sweep_values=(-2.5, -1.5, 
 
 def main(args, ckpt=None):
     model, cfg = load_model_from_checkpoint(args.checkpoint, args.device, ckpt)
-    out = run_sampling(model, cfg, args, args.checkpoint, extra_modes={"interpolate": interpolate})
+    s = cfg["sampling"]
+    pick = lambda name: getattr(args, name, None) if getattr(args, name, None) is not None else s[name]
+    sample_kwargs = {"truncation_psi": pick("truncation_psi"), "unconditional": pick("unconditional")}
+    out = run_sampling(model, cfg, args, args.checkpoint, extra_modes={"interpolate": interpolate},
+                       sample_kwargs=sample_kwargs)
     if (out / "manifest.json").exists() and (args.mode or cfg["sampling"]["mode"]) == "interpolate":
         import numpy as np
         with np.load(out / "samples.npz") as data:

@@ -165,7 +165,7 @@ class WGANGPTrainer(Trainer):
         cond = None if cond is None else cond[: self.tcfg["batch_size"]]
         self.opt_e.zero_grad(set_to_none=True)
         with self.autocast:
-            out_e = m.encoder_loss(real, cond, self.tcfg["encoder_mask_prob"])
+            out_e = m.encoder_loss(real, cond, self.tcfg["encoder_mask_prob"], self.tcfg["encoder_latent_weight"])
         out_e["encoder_loss"].backward()
         self.dist.average_gradients(m.encoder.parameters())
         self.opt_e.step()

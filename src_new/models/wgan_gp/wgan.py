@@ -225,21 +225,23 @@ class WGANGP(nn.Module):
         mask = keep.to(x.dtype).expand_as(x)
         return x * mask, mask
 
-    def encoder_loss(self, real, cond=None, mask_prob=0.5):
-        """GAN-inversion objective for the encoder (the inpainting initialiser):
-        ||E(G(z)) - z||^2 on generated samples + ||G(E(x)) - x||^2 on real data, the encoder
-        seeing randomly component-masked inputs so that it maps partial images to good latents.
-        G is the (frozen) sampling generator, the one ``inpaint`` optimizes through."""
+    def encoder_loss(self, real, cond=None, mask_prob=0.5, latent_weight=0.1):
+        """GAN-inversion objective for the encoder (the inpainting initialiser), against the
+        frozen sampling generator G (the one ``inpaint`` optimizes through): on real data,
+        BCE between G's logits at E(partial, mask, c) and the full binary image (a loss that
+        does not saturate like MSE through the sigmoid), plus latent_weight * ||E(G(z)) - z||^2
+        on generated data. The encoder sees component-masked inputs (each component hidden
+        with probability ``mask_prob``), so it maps partial designs to whole ones."""
         cond = self._check_batch(real, cond, "WGANGP.encoder_loss input")
         gen = self.sampling_generator
         z = self._latent(real.shape[0], real.device)
         with torch.no_grad():
             fake = self._compiled.get("sampling_generator", gen)(z, cond)
-        latent_loss = F.mse_loss(self.encoder(self.mask_components(fake, mask_prob)[0]), z)
+        latent_loss = F.mse_loss(self.encoder(*self.mask_components(fake, mask_prob), cond), z)
         with frozen(gen):
-            recon = gen(self.encoder(self.mask_components(real, mask_prob)[0]), cond)
-        image_loss = F.mse_loss(recon, real)
-        return {"encoder_loss": latent_loss + image_loss, "latent_loss": latent_loss.detach(),
+            logits = gen(self.encoder(*self.mask_components(real, mask_prob), cond), cond, logits=True)
+        image_loss = F.binary_cross_entropy_with_logits(logits.float(), real.float())
+        return {"encoder_loss": image_loss + latent_weight * latent_loss, "latent_loss": latent_loss.detach(),
                 "image_loss": image_loss.detach()}
 
     # ------------------------------------------------------------------ sampling
@@ -304,21 +306,28 @@ class WGANGP(nn.Module):
         return (without + guidance_scale * (with_cond - without)).clamp_(0, 1)
 
     def inpaint(self, partial, mask, num_steps=100, lr=0.01, cond=None, restarts=1, loss="mse",
-                prior_weight=0.0, generator=None, return_info=False):
+                prior_weight=0.0, lr_schedule="cosine", noise=0.0, generator=None, return_info=False):
         """Fill the unknown pixels (mask 0) by optimizing the latent so G(z) matches the known
         pixels (mask 1); the result keeps every known pixel of ``partial`` exactly.
 
-        partial, mask: (B, C, H, W), mask 1 = known. z starts from E(partial) (restart 0) and
-        from N(0, I) for the other restarts; all restarts run as one batch (Adam is
-        per-element, so this equals running them one by one) and the best by final masked
-        loss wins. loss: mse | l1 on known pixels (+ prior_weight * mean z^2). Runs with
-        gradients enabled even under an outer no_grad/inference_mode; the generator's weights
-        are frozen and no parameter's ``.grad`` is touched. Returns (B, C, H, W) in [0, 1]
-        (and a dict with the final per-sample losses if ``return_info``)."""
-        if loss not in ("mse", "l1"):
-            raise ValueError(f"inpaint loss must be 'mse' or 'l1', got {loss!r}")
-        if restarts < 1 or num_steps < 0:
-            raise ValueError(f"inpaint: restarts must be >= 1 and num_steps >= 0, got {restarts}, {num_steps}")
+        partial, mask: (B, C, H, W), mask 1 = known. z starts from E(partial, mask, cond)
+        (restart 0) and from N(0, I) for the other restarts; all restarts run as one batch
+        (Adam is per-element, so this equals running them one by one) and the best by final
+        masked loss wins. loss on known pixels: mse | l1 on G's [0, 1] output, or bce on its
+        logits (non-saturating on binary masks); + prior_weight * mean z^2. lr_schedule:
+        constant | cosine (to 0 over the steps). noise: std of Gaussian noise added to z
+        at each step, decaying quadratically to 0 at 3/4 of the steps (StyleGAN's projector:
+        explores early, settles late). Runs with gradients enabled even under an outer
+        no_grad/inference_mode; the networks' weights are frozen and no parameter's ``.grad``
+        is touched. Returns (B, C, H, W) in [0, 1] (and a dict with the final per-sample
+        losses and the winning restart if ``return_info``)."""
+        if loss not in ("mse", "l1", "bce"):
+            raise ValueError(f"inpaint loss must be 'mse', 'l1' or 'bce', got {loss!r}")
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"inpaint lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if restarts < 1 or num_steps < 0 or noise < 0:
+            raise ValueError(f"inpaint: restarts must be >= 1, num_steps and noise >= 0, got {restarts}, "
+                             f"{num_steps}, {noise}")
         check_image(partial, self.channels, self.image_size, "inpaint partial")
         if not isinstance(mask, torch.Tensor) or mask.shape != partial.shape:
             got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
@@ -332,29 +341,42 @@ class WGANGP(nn.Module):
             cond = None if cond is None else cond.clone().float()
             known = partial * mask
             with torch.no_grad():
-                z0 = [self.encoder(known)]
+                z0 = [self.encoder(known, mask, cond)]
             z0 += [self._latent(batch, partial.device, generator) for _ in range(restarts - 1)]
             z = torch.cat(z0).requires_grad_(True)
             target, weight = known.repeat(restarts, 1, 1, 1), mask.repeat(restarts, 1, 1, 1)
             cond_all = None if cond is None else cond.repeat(restarts, 1)
             optimizer = torch.optim.Adam([z], lr=lr)
+            schedule = None
+            if lr_schedule == "cosine" and num_steps > 0:
+                schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_steps)
 
-            def per_sample_loss(images):
-                diff = (images - target) * weight
-                err = diff.pow(2) if loss == "mse" else diff.abs()
-                value = err.flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
-                return value + prior_weight * z.pow(2).mean(1)
+            def per_sample_loss(latent):
+                out = gen(latent, cond_all, logits=loss == "bce")
+                if loss == "bce":
+                    err = F.binary_cross_entropy_with_logits(out, target, reduction="none")
+                else:
+                    diff = out - target
+                    err = diff.pow(2) if loss == "mse" else diff.abs()
+                value = (err * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
+                return value + prior_weight * latent.pow(2).mean(1)
 
-            for _ in range(num_steps):
+            for step in range(num_steps):
                 optimizer.zero_grad(set_to_none=True)
+                latent = z
+                scale = noise * max(0.0, 1 - step / (0.75 * num_steps)) ** 2
+                if scale > 0:
+                    latent = z + scale * randn(z.shape, z.device, generator).to(z.dtype)
                 # Sum, not mean: each latent's gradient must not depend on the batch size.
-                per_sample_loss(gen(z, cond_all)).sum().backward()
+                per_sample_loss(latent).sum().backward()
                 optimizer.step()
+                if schedule is not None:
+                    schedule.step()
             with torch.no_grad():
-                images = gen(z, cond_all)
-                final = per_sample_loss(images).view(restarts, batch)
+                final = per_sample_loss(z).view(restarts, batch)
                 best = final.argmin(0)
-                images = images.view(restarts, batch, *images.shape[1:])[best, torch.arange(batch)]
+                z_best = z.detach().view(restarts, batch, -1)[best, torch.arange(batch)]
+                images = gen(z_best, cond)
                 result = partial * mask + images * (1 - mask)
         if return_info:
             return result, {"loss": final.min(0).values, "best_restart": best}
