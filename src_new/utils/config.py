@@ -80,6 +80,9 @@ SCHEMA = {
         "inception_weights": None,   # path to pt_inception-2015-12-05 weights (optional)
         "num_samples": 4000,
     },
+    "logging": {
+        "tensorboard": False,        # true: also write <run>/tensorboard/ (every losses.csv column, grids)
+    },
 }
 
 # Keys of one model type, merged into SCHEMA when model.type names it.
@@ -96,6 +99,8 @@ MODEL_SCHEMA = {
             "critic_dim": 64,
             "spectral_norm": False,
             "encoder_dim": 64,
+            "flow_layers": 6,            # affine coupling layers of the flow prior p(z | c)
+            "flow_hidden": 64,           # width of the flow's coupling / prior MLPs
         },
         "training": {
             "lr_generator": 1.0e-4,
@@ -108,6 +113,9 @@ MODEL_SCHEMA = {
             "encoder_start_epoch": 0,
             "encoder_mask_prob": 0.5,    # prob. of masking out each component of the encoder input
             "fast": True,                # fused critic pass / frozen params (same maths)
+            "phase": "gan",              # gan | encoder | flow: which networks this run trains
+            "lr_flow": 1.0e-3,           # flow prior Adam learning rate (phase flow)
+            "grad_clip_norm": None,      # clip each network's gradient norm to this (null = off)
         },
         "sampling": {
             "inpaint_steps": 100,
@@ -129,7 +137,7 @@ MODEL_SCHEMA = {
             "lr": 2.0e-4,
             "beta1": 0.9,
             "beta2": 0.999,
-            "grad_clip": 1.0,
+            "grad_clip": 1.0,            # clip the UNet's gradient norm to this (null = off)
         },
         "sampling": {
             "sampler": "ddim",           # ddim | ddpm
@@ -146,10 +154,12 @@ MODEL_SCHEMA = {
 }
 
 MODEL_TYPES = sorted(MODEL_SCHEMA)
+PHASES = ("gan", "encoder", "flow")    # wgan_gp training.phase
 PROBABILITY_KEYS = [("model", "cond_drop_prob"), ("training", "encoder_mask_prob")]
 POSITIVE_KEYS = [
     ("training", "epochs"), ("training", "batch_size"), ("training", "lr_generator"),
-    ("training", "lr_critic"), ("training", "lr_encoder"), ("training", "lr"),
+    ("training", "lr_critic"), ("training", "lr_encoder"), ("training", "lr"), ("training", "lr_flow"),
+    ("model", "flow_hidden"),
     ("model", "n_critic"), ("model", "latent_dim_per_component"), ("model", "dim"),
     ("training", "ema_update_every"), ("training", "check_every"), ("training", "eval_every"),
     ("sampling", "num_samples"), ("sampling", "batch_sz"),
@@ -325,6 +335,12 @@ def validate_config(cfg):
         raise ValueError(f"training.device = {training['device']!r}: use auto, cpu or cuda")
     if training["on_divergence"] not in ("stop", "rollback"):
         raise ValueError(f"training.on_divergence = {training['on_divergence']!r}: use stop or rollback")
+    if not isinstance(cfg["logging"]["tensorboard"], bool):
+        raise ValueError(f"logging.tensorboard = {cfg['logging']['tensorboard']!r}: use true or false")
+    for key in ("grad_clip_norm", "grad_clip"):
+        value = training.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+            raise ValueError(f"training.{key} = {value!r}: use a positive gradient norm or null (no clipping)")
     if model_type == "wgan_gp":
         if model["lambda_gp"] < 0:
             raise ValueError(f"model.lambda_gp = {model['lambda_gp']} must be >= 0 (10 is standard)")
@@ -337,6 +353,12 @@ def validate_config(cfg):
         if model["total_latent_dim"] != expected:
             raise ValueError(f"model.total_latent_dim ({model['total_latent_dim']}) must equal "
                              f"channels * latent_dim_per_component ({expected}); set it to null")
+        if training["phase"] not in PHASES:
+            raise ValueError(f"training.phase = {training['phase']!r}: use one of {PHASES} (gan trains the GAN, "
+                             f"encoder only the encoder, flow only the flow prior)")
+        if not isinstance(model["flow_layers"], int) or isinstance(model["flow_layers"], bool) \
+                or model["flow_layers"] < 0:
+            raise ValueError(f"model.flow_layers = {model['flow_layers']!r}: use a number of coupling layers >= 0")
         if training["optimizer"] != "adam":
             raise ValueError(f"training.optimizer = {training['optimizer']!r}: only adam is supported")
     if model_type == "ddpm" and model["objective"] not in ("pred_v", "pred_noise"):

@@ -57,9 +57,12 @@ def make_grid(samples, component_names, ncol=8, mirror=True, pad=2, scale=2):
 
 
 def save_grid(samples, path, component_names, ncol=8, mirror=True):
+    """Write ``make_grid``'s image to ``path`` (PNG); returns it, (H, W, 3) uint8."""
     from PIL import Image
 
-    Image.fromarray(make_grid(samples, component_names, ncol, mirror)).save(path)
+    grid = make_grid(samples, component_names, ncol, mirror)
+    Image.fromarray(grid).save(path)
+    return grid
 
 
 def save_component_images(images, save_dir, component_names, prefix="sample", conditions=None,

@@ -1,6 +1,7 @@
 """WGAN-GP over a compressed latent: ``from src_new.models.wgan_gp import WGANGP, build_wgan_gp``."""
 from .critic import Critic
 from .encoder import Encoder
+from .flow import ConditionalFlowPrior
 from .generator import Generator
 from .wgan import WGANGP, create_mask
 
@@ -14,9 +15,12 @@ def build_wgan_gp(cfg):
                           res_blocks=m["res_blocks"], bottleneck_res_blocks=m["bottleneck_res_blocks"],
                           upsample=m["upsample"])
     critic = Critic(channels, cond_dim, size, dim=m["critic_dim"], spectral_norm=m["spectral_norm"])
-    return WGANGP(encoder, generator, critic, image_size=size, latent_dim=latent, lambda_gp=m["lambda_gp"],
-                  n_critic=m["n_critic"], cond_drop_prob=m["cond_drop_prob"],
-                  fast=cfg.get("training", {}).get("fast", True))
+    model = WGANGP(encoder, generator, critic, image_size=size, latent_dim=latent, lambda_gp=m["lambda_gp"],
+                   n_critic=m["n_critic"], cond_drop_prob=m["cond_drop_prob"],
+                   fast=cfg.get("training", {}).get("fast", True))
+    # The conditional prior p(z | c) over the latent, fitted by training.phase=flow.
+    model.flow = ConditionalFlowPrior(latent, cond_dim, num_layers=m["flow_layers"], hidden=m["flow_hidden"])
+    return model
 
 
-__all__ = ["Encoder", "Generator", "Critic", "WGANGP", "build_wgan_gp", "create_mask"]
+__all__ = ["Encoder", "Generator", "Critic", "ConditionalFlowPrior", "WGANGP", "build_wgan_gp", "create_mask"]

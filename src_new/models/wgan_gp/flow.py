@@ -18,6 +18,7 @@ import math
 import torch
 from torch import nn
 
+from ...utils.checkpoint import load_state_strict
 from ...utils.runtime import randn
 
 LOG_2PI = math.log(2 * math.pi)
@@ -158,7 +159,8 @@ class ConditionalFlowPrior(nn.Module):
         (cond None) returns (n, dim). generator: optional torch.Generator for the noise."""
         if cond is None:
             if self.cond_dim > 0:
-                raise ValueError(f"flow.sample: this flow needs a condition (B, {self.cond_dim}); got None")
+                raise ValueError(f"flow.sample: p(z | c) needs conditions of shape (B, {self.cond_dim}) "
+                                 f"(sample conditionally); got None")
             cond_rep, batch = None, 1 if n is None else n
         else:
             cond = self._check_cond(cond, len(cond), "flow.sample")
@@ -175,3 +177,13 @@ def require_fitted(flow, where):
                          f"no flow phase yet). Fit it with: python src_new/scripts/train.py --resume CKPT "
                          f"--set training.phase=flow --epochs N")
     return flow
+
+
+def load_flow_state(model, ckpt, path, say=print):
+    """Load the flow prior from ``ckpt["flow_state_dict"]``; a checkpoint from before flows
+    has none: the flow stays unfitted (sampling with prior='flow' then says how to fit it)."""
+    if "flow_state_dict" in ckpt:
+        load_state_strict(model.flow, ckpt["flow_state_dict"], "flow", path)
+    else:
+        say(f"{path}: no flow prior in this checkpoint (written before flows); the flow stays untrained "
+            f"until a run with --set training.phase=flow")

@@ -15,6 +15,7 @@ from ...utils.io import save_grid
 from ...utils.runtime import resolve_device
 from ...utils.sampling import run_sampling
 from . import build_wgan_gp
+from .flow import load_flow_state
 
 
 def load_model_from_checkpoint(path, device="cpu", ckpt=None):
@@ -26,6 +27,7 @@ def load_model_from_checkpoint(path, device="cpu", ckpt=None):
     for key, module in (("encoder_state_dict", model.encoder), ("generator_state_dict", model.generator),
                         ("ema_generator_state_dict", model.ema_generator), ("critic_state_dict", model.critic)):
         load_state_strict(module, ckpt[key], key.replace("_state_dict", ""), path)
+    load_flow_state(model, ckpt, path, say=lambda message: None)   # unfitted: sample/log_likelihood say so
     model.cond_normalizer = ConditionNormalizer.from_state_dict(ckpt["cond_normalizer"])
     return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), cfg
 
@@ -48,7 +50,8 @@ def interpolate(model, cfg, opts, generator, steps=8, sweep_values=(-2.5, -1.5, 
 
 def main(args, ckpt=None):
     model, cfg = load_model_from_checkpoint(args.checkpoint, args.device, ckpt)
-    out = run_sampling(model, cfg, args, args.checkpoint, extra_modes={"interpolate": interpolate})
+    out = run_sampling(model, cfg, args, args.checkpoint, extra_modes={"interpolate": interpolate},
+                       sample_kwargs={"prior": getattr(args, "prior", "normal")})
     if (out / "manifest.json").exists() and (args.mode or cfg["sampling"]["mode"]) == "interpolate":
         import numpy as np
         with np.load(out / "samples.npz") as data:
