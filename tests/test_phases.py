@@ -85,7 +85,8 @@ def test_flow_prior_sampling_and_likelihood(toy_root, gan_checkpoint, tmp_path):
         model.sample(cond=cond, prior="flow")
     with pytest.raises(ValueError, match="untrained"):
         model.log_likelihood(torch.rand(6, 5, 64, 32), cond)
-    resume(toy_root, ckpt_path, phase="flow", epochs=1).run()
+    trainer = resume(toy_root, ckpt_path, phase="flow", epochs=1)
+    trainer.run()
     model, _ = load_model_from_checkpoint(ckpt_path)
     gen = lambda: torch.Generator().manual_seed(0)
     x = model.sample(cond=cond, prior="flow", generator=gen())
@@ -101,6 +102,12 @@ def test_flow_prior_sampling_and_likelihood(toy_root, gan_checkpoint, tmp_path):
     assert torch.allclose(ll, model.flow.log_prob(z, cond), atol=1e-5)
     normal = model.log_likelihood(x, cond, prior="normal")
     assert torch.allclose(normal, torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1), atol=1e-4)
+    # an encoder update makes the flow stale: it must be refitted before use
+    assert int(trainer.model.flow.fitted) == 1
+    trainer.encoder_step(*next(iter(trainer.loader)))
+    assert int(trainer.model.flow.fitted) == 0
+    with pytest.raises(ValueError, match="stale"):
+        trainer.model.log_likelihood(x.clone(), cond)
 
 
 def test_old_checkpoint_without_flow_still_loads_and_fits(toy_root, gan_checkpoint, tmp_path, capsys):
@@ -141,7 +148,7 @@ def test_trainer_clips_every_network_and_logs_it(toy_root, tmp_path):
     assert row["critic_clipped"] == row["generator_clipped"] == row["encoder_clipped"] == 0
 
 
-def test_tensorboard_events_hold_every_logged_column(toy_root, tmp_path):
+def test_tensorboard_events_hold_every_logged_column(toy_root, tmp_path, gan_checkpoint):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = make_cfg(toy_root, tmp_path / "outputs", logging={"tensorboard": True})
@@ -156,8 +163,7 @@ def test_tensorboard_events_hold_every_logged_column(toy_root, tmp_path):
         assert [s.step for s in scalars] == log["step"].tolist()
         assert np.allclose([s.value for s in scalars], log[column], rtol=1e-5, atol=1e-6), column
     assert "samples" in events.Tags()["images"]
-    default = WGANGPTrainer(make_cfg(toy_root, tmp_path / "off"), verbose=False).run()
-    assert not (default / "tensorboard").exists()                    # off by default
+    assert not (gan_checkpoint.parent / "tensorboard").exists()     # off by default
 
 
 def test_tensorboard_missing_gives_a_clear_error(tmp_path, monkeypatch):
@@ -226,3 +232,25 @@ def test_cli_flow_phase_sample_and_likelihood(toy_root, gan_checkpoint, tmp_path
     for values in result["scores"].values():
         assert 0 <= values["auroc_corrupted"] <= 1 and 0 <= values["auroc_shuffled_conditions"] <= 1
     assert "auroc_corrupted" in proc.stdout
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("training.phase", "flows", "training.phase = 'flows': use one of"),
+    ("training.grad_clip_norm", -1, "positive gradient norm or null"),
+    ("training.lr_flow", 0, "lr_flow = 0 must be a positive number"),
+    ("model.flow_layers", 1.5, "model.flow_layers = 1.5"),
+    ("logging.tensorboard", "yes", "logging.tensorboard = 'yes': use true or false"),
+])
+def test_new_config_keys_are_validated(toy_root, key, value, match):
+    section, name = key.split(".")
+    with pytest.raises(ValueError, match=match):
+        make_cfg(toy_root, **{section: {name: value}})
+
+
+def test_prior_flow_is_refused_for_models_without_one(tmp_path):
+    from argparse import Namespace
+
+    from src_new.utils.sampling import run_sampling
+
+    with pytest.raises(ValueError, match="--prior flow: model 'ddpm' has no such latent prior"):
+        run_sampling(None, {"model": {"type": "ddpm"}}, Namespace(prior="flow"), "x.pt")

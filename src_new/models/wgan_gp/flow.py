@@ -28,9 +28,16 @@ def _mlp(n_in, n_out, hidden):
     """n_in -> hidden -> hidden -> n_out, the output layer zero-initialised (identity start)."""
     net = nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                         nn.Linear(hidden, n_out))
+    _reset_mlp(net)
+    return net
+
+
+def _reset_mlp(net):
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            layer.reset_parameters()
     nn.init.zeros_(net[-1].weight)
     nn.init.zeros_(net[-1].bias)
-    return net
 
 
 class AffineCoupling(nn.Module):
@@ -76,7 +83,8 @@ class ConditionalFlowPrior(nn.Module):
 
     dim: latent size (``model.total_latent_dim``); num_layers: coupling layers K; hidden:
     width of the coupling and prior MLPs; scale_bound: |log-scale| bound of each coupling.
-    The buffer ``fitted`` (saved with the state dict) is 0 until the flow has been trained."""
+    The buffer ``fitted`` (saved with the state dict) is 1 once the flow phase has fitted it,
+    back to 0 when the encoder trains again (the latents it describes change)."""
 
     def __init__(self, dim, cond_dim=0, num_layers=6, hidden=64, scale_bound=2.0):
         super().__init__()
@@ -122,8 +130,14 @@ class ConditionalFlowPrior(nn.Module):
 
     @torch.no_grad()
     def initialize(self, z):
-        """Data-dependent start: the base Gaussian gets the mean and log-std of ``z`` (N, dim)
-        per coordinate (couplings stay the identity), so fitting starts near the data's scale."""
+        """(Re)start the fit from ``z`` (N, dim): every net back to its initial state (couplings
+        the identity), the base Gaussian at the mean and log-std of z per coordinate, so
+        fitting starts near the data's scale."""
+        for module in self.modules():
+            if isinstance(module, nn.Sequential):
+                _reset_mlp(module)
+        if self.cond_dim == 0:
+            self.prior_params.zero_()
         std = z.std(0) if len(z) > 1 else torch.ones_like(z[0])
         self.prior_bias.copy_(torch.cat([z.mean(0), std.clamp_min(1e-4).log()]))
 
@@ -173,9 +187,9 @@ class ConditionalFlowPrior(nn.Module):
 def require_fitted(flow, where):
     """Raise a ValueError saying how to fit the flow when ``flow`` is missing or unfitted."""
     if flow is None or not int(flow.fitted):
-        raise ValueError(f"{where}: this model's flow prior is untrained (a checkpoint from before flows, or "
-                         f"no flow phase yet). Fit it with: python src_new/scripts/train.py --resume CKPT "
-                         f"--set training.phase=flow --epochs N")
+        raise ValueError(f"{where}: this model's flow prior is untrained or stale (no flow phase yet, a "
+                         f"checkpoint from before flows, or the encoder trained since). Fit it with: "
+                         f"python src_new/scripts/train.py --resume CKPT --set training.phase=flow --epochs N")
     return flow
 
 

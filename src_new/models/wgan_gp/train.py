@@ -181,6 +181,7 @@ class WGANGPTrainer(Trainer):
         self.dist.average_gradients(m.encoder.parameters())
         e_norm, e_clipped = self.clip(m.encoder.parameters())
         self.opt_e.step()
+        m.flow.fitted.zero_()   # the flow describes E(x): a new encoder makes it stale until refitted
         return {"encoder_loss": out_e["encoder_loss"].item(), "latent_loss": out_e["latent_loss"].item(),
                 "image_loss": out_e["image_loss"].item(), "encoder_grad_norm": e_norm,
                 "encoder_clipped": float(e_clipped)}
@@ -192,11 +193,12 @@ class WGANGPTrainer(Trainer):
 
     def flow_step(self, real, cond):
         """One flow update: NLL of the encoder's latents E(x) under p(z | c) (nats per latent
-        dimension); the encoder, generator and critic are only read. An unfitted flow first
-        takes the mean and scale of the train split's latents (``initialize``)."""
+        dimension); the encoder, generator and critic are only read. An unfitted (or stale)
+        flow first restarts from the mean and scale of the train split's latents (``initialize``)."""
         m, flow = self.model, self.model.flow
         if not int(flow.fitted):
             flow.initialize(self.encode(self.train_set.images_float))
+            self.opt_f.state.clear()          # no Adam moments from an earlier fit
             flow.fitted.fill_(1)
         with torch.no_grad():
             z = m.encoder(real).float()
