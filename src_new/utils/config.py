@@ -82,6 +82,9 @@ SCHEMA = {
         "inception_weights": None,   # path to pt_inception-2015-12-05 weights (optional)
         "num_samples": 4000,
     },
+    "logging": {
+        "tensorboard": False,        # true: also write <run>/tensorboard/ (every losses.csv column, grids)
+    },
 }
 
 # Keys of one model type, merged into SCHEMA when model.type names it.
@@ -98,12 +101,14 @@ MODEL_SCHEMA = {
             "critic_dim": 64,
             "spectral_norm": False,
             "encoder_dim": 64,
-            "style_dim": 128,            # mapping-network width; w modulates every generator norm (0 = plan: z enters once)
+            "style_dim": 0,              # mapping-network width; w modulates every generator norm (0 = off: z enters once)
             "mapping_layers": 2,         # MLP layers of the mapping [z, embed(c)] -> w
             "critic_cond": "projection", # projection (Miyato & Koyama) | concat (the plan: embedding map at the input)
             "minibatch_std_group": 0,    # critic minibatch-std feature over groups of this size (0 = off)
             "critic_null_condition": True,  # dropped conditions use a learned null token in the critic too (False = plan)
             "lambda_ms": 0.0,            # mode-seeking (MSGAN) weight in the generator loss (0 = off)
+            "flow_layers": 6,            # affine coupling layers of the flow prior p(z | c)
+            "flow_hidden": 64,           # width of the flow's coupling / prior MLPs
         },
         "training": {
             "lr_generator": 1.0e-4,
@@ -118,6 +123,9 @@ MODEL_SCHEMA = {
             "encoder_latent_weight": 0.1,  # weight of ||E(G(z)) - z||^2 beside the BCE reconstruction of real data
             "fast": True,                # fused critic pass / frozen params (same maths)
             "fresh_critic_batches": True,  # a fresh real minibatch per critic step (Algorithm 1); False: one for all
+            "phase": "gan",              # gan | encoder | flow: which networks this run trains
+            "lr_flow": 1.0e-3,           # flow prior Adam learning rate (phase flow)
+            "grad_clip_norm": None,      # clip each network's gradient norm to this (null = off)
         },
         "sampling": {
             "inpaint_steps": 100,
@@ -143,7 +151,7 @@ MODEL_SCHEMA = {
             "lr": 2.0e-4,
             "beta1": 0.9,
             "beta2": 0.999,
-            "grad_clip": 1.0,
+            "grad_clip": 1.0,            # clip the UNet's gradient norm to this (null = off)
         },
         "sampling": {
             "sampler": "ddim",           # ddim | ddpm
@@ -160,10 +168,12 @@ MODEL_SCHEMA = {
 }
 
 MODEL_TYPES = sorted(MODEL_SCHEMA)
+PHASES = ("gan", "encoder", "flow")    # wgan_gp training.phase
 PROBABILITY_KEYS = [("model", "cond_drop_prob"), ("training", "encoder_mask_prob")]
 POSITIVE_KEYS = [
     ("training", "epochs"), ("training", "batch_size"), ("training", "lr_generator"),
-    ("training", "lr_critic"), ("training", "lr_encoder"), ("training", "lr"),
+    ("training", "lr_critic"), ("training", "lr_encoder"), ("training", "lr"), ("training", "lr_flow"),
+    ("model", "flow_hidden"),
     ("model", "n_critic"), ("model", "latent_dim_per_component"), ("model", "dim"),
     ("training", "ema_update_every"), ("training", "check_every"), ("training", "eval_every"),
     ("sampling", "num_samples"), ("sampling", "batch_sz"), ("sampling", "per_condition"),
@@ -345,6 +355,12 @@ def validate_config(cfg):
                          f"integer (draws per condition)")
     if training["on_divergence"] not in ("stop", "rollback"):
         raise ValueError(f"training.on_divergence = {training['on_divergence']!r}: use stop or rollback")
+    if not isinstance(cfg["logging"]["tensorboard"], bool):
+        raise ValueError(f"logging.tensorboard = {cfg['logging']['tensorboard']!r}: use true or false")
+    for key in ("grad_clip_norm", "grad_clip"):
+        value = training.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+            raise ValueError(f"training.{key} = {value!r}: use a positive gradient norm or null (no clipping)")
     if model_type == "wgan_gp":
         if model["lambda_gp"] < 0:
             raise ValueError(f"model.lambda_gp = {model['lambda_gp']} must be >= 0 (10 is standard)")
@@ -378,6 +394,12 @@ def validate_config(cfg):
         if model["total_latent_dim"] != expected:
             raise ValueError(f"model.total_latent_dim ({model['total_latent_dim']}) must equal "
                              f"channels * latent_dim_per_component ({expected}); set it to null")
+        if training["phase"] not in PHASES:
+            raise ValueError(f"training.phase = {training['phase']!r}: use one of {PHASES} (gan trains the GAN, "
+                             f"encoder only the encoder, flow only the flow prior)")
+        if not isinstance(model["flow_layers"], int) or isinstance(model["flow_layers"], bool) \
+                or model["flow_layers"] < 0:
+            raise ValueError(f"model.flow_layers = {model['flow_layers']!r}: use a number of coupling layers >= 0")
         if training["optimizer"] != "adam":
             raise ValueError(f"training.optimizer = {training['optimizer']!r}: only adam is supported")
     if model_type == "ddpm" and model["objective"] not in ("pred_v", "pred_noise"):

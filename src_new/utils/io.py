@@ -88,11 +88,14 @@ def make_grid(samples, component_names, ncol=8, mirror="auto", pad=2, scale=2):
 
 
 def save_grid(samples, path, component_names, ncol=8, mirror="auto"):
-    """Write ``make_grid`` as a PNG. mirror: the side of the symmetry axis (``mirror_side``):
-    pass the one detected from the data (``data.mirror``); "auto" detects it from ``samples``."""
+    """Write ``make_grid``'s image to ``path`` (PNG) and return it, (H, W, 3) uint8. mirror: the
+    side of the symmetry axis (``mirror_side``): pass the one detected from the data
+    (``data.mirror``); "auto" detects it from ``samples``."""
     from PIL import Image
 
-    Image.fromarray(make_grid(samples, component_names, ncol, mirror)).save(path)
+    grid = make_grid(samples, component_names, ncol, mirror)
+    Image.fromarray(grid).save(path)
+    return grid
 
 
 def save_component_images(images, save_dir, component_names, prefix="sample", conditions=None,

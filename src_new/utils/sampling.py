@@ -42,6 +42,8 @@ def add_sampling_args(parser: argparse.ArgumentParser):
     parser.add_argument("--unconditional", choices=("null", "marginal"),
                         help="WGAN-GP unconditional mode: null = G(z, null token) (jointly trained), marginal = "
                              "G(z, c) with c drawn from the stored training conditions (default: config)")
+    parser.add_argument("--prior", choices=("normal", "flow"),
+                        help="WGAN-GP latent prior: normal N(0, I) (default) or flow (the fitted p(z | c))")
     parser.add_argument("--cond", action="append", default=[], metavar="W,H",
                         help="raw condition values, e.g. --cond 24,48 (repeatable; cycled over samples)")
     parser.add_argument("--cond_csv", help="CSV with the condition columns (raw units), one row per sample")
@@ -147,6 +149,9 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     sample_kwargs / inpaint_kwargs: model-specific options passed to ``sample`` / ``inpaint``
     (e.g. the DDPM's sampler and step count)."""
     sample_kwargs, inpaint_kwargs = sample_kwargs or {}, inpaint_kwargs or {}
+    if getattr(args, "prior", "normal") != sample_kwargs.get("prior", "normal"):
+        raise ValueError(f"--prior {args.prior}: model '{cfg['model']['type']}' has no such latent prior "
+                         f"(the flow prior is the WGAN-GP's)")
     opts = sampling_options(args, cfg)
     mode, names = opts["mode"], cfg["data"]["component_dirs"]
     columns = list(cfg["data"].get("condition_columns") or [])

@@ -108,10 +108,22 @@ def check_finite(values, grad_norms, max_grad_norm, step):
 
 
 def grad_norm(params):
+    """The total L2 norm of the parameters' gradients (0.0 when none has one)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0
     return float(torch.nn.utils.get_total_norm(grads))
+
+
+def clip_gradients(params, max_norm):
+    """Clip the parameters' total gradient norm to ``max_norm`` (None = off; every model's
+    clipping key goes through here) -> (norm before clipping, 1 if it was clipped else 0).
+    The divergence check reads the norm before clipping."""
+    params = [p for p in params if p.grad is not None]
+    if max_norm is None or not params:
+        return grad_norm(params), 0
+    norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    return norm, int(norm > max_norm)
 
 
 def make_loader(dataset, batch_size, seed, dist_ctx=None, num_workers=0, device=None, batches_per_step=1):
@@ -142,22 +154,31 @@ def make_loader(dataset, batch_size, seed, dist_ctx=None, num_workers=0, device=
 
 
 class TensorBoard:
-    """Optional TensorBoard scalars: a no-op when tensorboard is not installed."""
+    """TensorBoard event files in ``log_dir`` (``logging.tensorboard: true``); a no-op when
+    disabled. Enabled without the ``tensorboard`` package installed: a clear ImportError."""
 
     def __init__(self, log_dir, enabled=True):
         self.writer = None
         if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.writer = SummaryWriter(str(log_dir))
-            except Exception:  # tensorboard missing or broken: optional by design
-                self.writer = None
+            except ImportError as err:
+                raise ImportError(f"logging.tensorboard is true but tensorboard cannot be imported ({err}); "
+                                  f"pip install tensorboard (it is in requirements.txt), or set "
+                                  f"--set logging.tensorboard=false") from None
+            self.writer = SummaryWriter(str(log_dir))
 
     def log(self, values, step):
+        """Scalars {tag: number} at ``step``."""
         if self.writer is not None:
             for k, v in values.items():
-                if isinstance(v, (int, float)):
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
                     self.writer.add_scalar(k, v, step)
+
+    def image(self, tag, image, step):
+        """image: (H, W, 3) uint8 RGB (e.g. ``utils.io.make_grid``)."""
+        if self.writer is not None:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
 
     def close(self):
         if self.writer is not None:
@@ -184,8 +205,12 @@ class Trainer:
     model_type = None
     batches_per_step = 1          # minibatches of training.batch_size that one train_step consumes
     log_fields = ["step", "epoch"]
+    log_file = "losses.csv"
     finite_keys = ()
     grad_norm_keys = ()
+    # A run trains in one phase (the WGAN-GP: gan | encoder | flow); training.epochs counts
+    # the epochs of the current phase, from the epoch where it started.
+    default_phase = phase = "train"
 
     def __init__(self, cfg, resume_state=None, resume_path=None, verbose=True):
         from .distributed import DistContext
@@ -220,7 +245,9 @@ class Trainer:
             self.train_set, self.tcfg["batch_size"], seed, self.dist, self.tcfg["num_workers"], self.device,
             self.batches_per_step)
         self.epoch, self.step, self.history, self.rollbacks = 0, 0, [], 0
+        self.phase_start = 0
         self.warned = {}
+        self.board = TensorBoard(None, enabled=False)
         if resume_state is not None:  # restores the RNG streams too
             # Every rank read the checkpoint file itself: make sure it is the same one.
             self.dist.check_identical({"checkpoint": resume_state}, f"the resume checkpoint {resume_path}")
@@ -281,7 +308,8 @@ class Trainer:
                  "epoch": self.epoch, "global_step": self.step, "config": dict(self.cfg),
                  "cond_normalizer": self.model.cond_normalizer.state_dict(),
                  "rng_state": get_rng_state({"loader": self.loader_gen}),
-                 "history": self.history, "rollbacks": self.rollbacks}
+                 "history": self.history, "rollbacks": self.rollbacks,
+                 "phase": {"name": self.phase, "start_epoch": self.phase_start}}
         if rng_states is not None:
             state["rng_state_per_rank"] = rng_states
         return state
@@ -294,7 +322,8 @@ class Trainer:
         check_model_type(ckpt, self.model_type, path)
         self.load_model_state(ckpt, path)
         for name, (opt, _) in self.optimizers.items():
-            opt.load_state_dict(ckpt[name])
+            if name in ckpt:   # an optimizer added after the checkpoint was written starts fresh
+                opt.load_state_dict(ckpt[name])
         self.rollbacks = ckpt.get("rollbacks", 0)
         # The config's learning rates win over the stored ones (the tuning guide's resume
         # workflow: --set training.lr_generator=1e-5), halved once per divergence rollback.
@@ -304,6 +333,9 @@ class Trainer:
                 group["lr"] = lr
         self.model.cond_normalizer = ConditionNormalizer.from_state_dict(ckpt["cond_normalizer"])
         self.epoch, self.step = ckpt["epoch"], ckpt["global_step"]
+        stored = ckpt.get("phase") or {"name": self.default_phase, "start_epoch": 0}
+        # Same phase: continue it; another phase: it starts at the checkpoint's epoch.
+        self.phase_start = stored["start_epoch"] if stored["name"] == self.phase else self.epoch
         self.history = list(ckpt.get("history", []))
         per_rank = ckpt.get("rng_state_per_rank")
         if not self.dist.enabled:
@@ -314,15 +346,23 @@ class Trainer:
             seed_everything(self.tcfg["seed"] + 1000 * self.dist.rank + 7919 * self.epoch)
 
     # ---------------------------------------------------------------- loop
+    @property
+    def end_epoch(self):
+        """The epoch where this run stops: the phase's start + training.epochs."""
+        return self.phase_start + self.tcfg["epochs"]
+
     def run(self):
-        epochs = self.tcfg["epochs"]
+        epochs = self.end_epoch
         if self.epoch >= epochs:
-            self.say(f"checkpoint is at epoch {self.epoch} >= training.epochs = {epochs}; nothing to do "
-                     f"(raise --epochs to train further)")
+            start = f"phase {self.phase} started at epoch {self.phase_start}, " if self.phase_start else ""
+            self.say(f"checkpoint is at epoch {self.epoch} >= {start}training.epochs = {self.tcfg['epochs']}; "
+                     f"nothing to do (raise --epochs to train further)")
             return self.run_dir
-        logger = CSVLogger(self.run_dir / "losses.csv", self.log_fields) if self.dist.is_main else None
-        board = TensorBoard(self.run_dir / "tensorboard", enabled=self.dist.is_main)
-        self.say(f"training {self.model_type} on {self.device} ({self.dist.world_size} process(es)): "
+        logger = CSVLogger(self.run_dir / self.log_file, self.log_fields) if self.dist.is_main else None
+        board = self.board = TensorBoard(self.run_dir / "tensorboard", enabled=self.dist.is_main and bool(
+            self.cfg.get("logging", {}).get("tensorboard", False)))
+        phase = "" if self.phase == self.default_phase else f" (phase {self.phase})"
+        self.say(f"training {self.model_type}{phase} on {self.device} ({self.dist.world_size} process(es)): "
                  f"{len(self.train_set)} train samples, {len(self.loader)} steps/epoch, "
                  f"epochs {self.epoch + 1}..{epochs}; run folder {self.run_dir}")
         try:
@@ -336,6 +376,7 @@ class Trainer:
             if logger is not None:
                 logger.close()
             board.close()
+            self.board = TensorBoard(None, enabled=False)
         self.say(f"done: {self.run_dir / 'checkpoint_latest.pt'}")
         return self.run_dir
 
@@ -358,7 +399,7 @@ class Trainer:
             self.sampler.set_epoch(self.epoch)
         self.model.train()
         sums, count = {}, 0
-        bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{t['epochs']}", disable=not self.verbose,
+        bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{self.end_epoch}", disable=not self.verbose,
                    leave=False, dynamic_ncols=True)
         for real, cond in bar:  # the collated batch is a list [images, conds]: unpack both
             start = time.perf_counter()
@@ -380,7 +421,7 @@ class Trainer:
                        images_per_s=len(real) * self.dist.world_size / (time.perf_counter() - start))
             if logger is not None:
                 logger.log(row)
-            board.log({k: v for k, v in row.items() if k not in ("step", "epoch")}, self.step)
+            board.log({k: row[k] for k in self.log_fields if k != "step" and k in row}, self.step)
             for k in self.finite_keys:
                 sums[k] = sums.get(k, 0.0) + row[k]
             count += 1
@@ -397,7 +438,7 @@ class Trainer:
         means = {k: v / max(count, 1) for k, v in sums.items()}   # rows are already means over ranks
         self.history.append({"epoch": self.epoch, **means})
         self.health_check(means)
-        last = self.epoch == t["epochs"]
+        last = self.epoch == self.end_epoch
         if self.epoch % t["eval_every"] == 0 or last:
             self.snapshot()
         if self.epoch % t["check_every"] == 0 or last:

@@ -12,13 +12,13 @@ import torch
 from ...utils.checkpoint import load_state_strict
 from ...utils.ema import EMA
 from ...utils.io import save_grid
-from ...utils.training import Trainer, run_training
+from ...utils.training import Trainer, clip_gradients, run_training
 from . import build_ddpm
 
 
 class DDPMTrainer(Trainer):
     model_type = "ddpm"
-    log_fields = ["step", "epoch", "loss", "grad_norm", "lr", "images_per_s"]
+    log_fields = ["step", "epoch", "loss", "grad_norm", "grad_clipped", "lr", "images_per_s"]
     finite_keys = ("loss",)
     grad_norm_keys = ("grad_norm",)
     divergence_advice = "Remedies: lower training.lr (/5) or training.grad_clip, or set training.on_divergence=rollback"
@@ -52,11 +52,11 @@ class DDPMTrainer(Trainer):
             loss = self.model(real, cond=cond)["loss"]
         loss.backward()
         self.dist.average_gradients(self.model.unet.parameters())
-        # Clipping returns the norm before clipping: that is what the divergence check reads.
-        norm = torch.nn.utils.clip_grad_norm_(self.model.unet.parameters(), self.tcfg["grad_clip"])
+        # The norm before clipping: that is what the divergence check reads.
+        norm, clipped = clip_gradients(self.model.unet.parameters(), self.tcfg["grad_clip"])
         self.opt.step()
         self.ema.update()
-        return {"loss": loss.item(), "grad_norm": float(norm)}
+        return {"loss": loss.item(), "grad_norm": norm, "grad_clipped": float(clipped)}
 
     @torch.no_grad()
     def snapshot(self):
@@ -66,8 +66,9 @@ class DDPMTrainer(Trainer):
         samples = self.model.sample(batch_size=len(self.fixed_noise), cond=cond, z=self.fixed_noise.to(self.device),
                                     sampler="ddim", steps=20, eta=0.0)
         if self.dist.is_main:
-            save_grid(samples.cpu(), self.run_dir / f"samples_epoch_{self.epoch:04d}.png",
-                      self.cfg["data"]["component_dirs"], mirror=self.grid_mirror)
+            grid = save_grid(samples.cpu(), self.run_dir / f"samples_epoch_{self.epoch:04d}.png",
+                             self.cfg["data"]["component_dirs"], mirror=self.grid_mirror)
+            self.board.image("samples", grid, self.step)
 
 
 def train(cfg, resume=None, resume_state=None, verbose=True):

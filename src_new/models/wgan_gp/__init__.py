@@ -1,6 +1,7 @@
 """WGAN-GP over a compressed latent: ``from src_new.models.wgan_gp import WGANGP, build_wgan_gp``."""
 from .critic import Critic
 from .encoder import Encoder
+from .flow import ConditionalFlowPrior
 from .generator import Generator
 from .wgan import WGANGP, create_mask
 
@@ -15,10 +16,13 @@ def build_wgan_gp(cfg):
                           upsample=m["upsample"], style_dim=m["style_dim"], mapping_layers=m["mapping_layers"])
     critic = Critic(channels, cond_dim, size, dim=m["critic_dim"], spectral_norm=m["spectral_norm"],
                     cond_mode=m["critic_cond"], minibatch_std_group=m["minibatch_std_group"])
-    return WGANGP(encoder, generator, critic, image_size=size, latent_dim=latent, lambda_gp=m["lambda_gp"],
-                  n_critic=m["n_critic"], cond_drop_prob=m["cond_drop_prob"],
-                  critic_null_condition=m["critic_null_condition"], lambda_ms=m["lambda_ms"],
-                  fast=cfg.get("training", {}).get("fast", True))
+    model = WGANGP(encoder, generator, critic, image_size=size, latent_dim=latent, lambda_gp=m["lambda_gp"],
+                   n_critic=m["n_critic"], cond_drop_prob=m["cond_drop_prob"],
+                   critic_null_condition=m["critic_null_condition"], lambda_ms=m["lambda_ms"],
+                   fast=cfg.get("training", {}).get("fast", True))
+    # The conditional prior p(z | c) over the latent, fitted by training.phase=flow.
+    model.flow = ConditionalFlowPrior(latent, cond_dim, num_layers=m["flow_layers"], hidden=m["flow_hidden"])
+    return model
 
 
-__all__ = ["Encoder", "Generator", "Critic", "WGANGP", "build_wgan_gp", "create_mask"]
+__all__ = ["Encoder", "Generator", "Critic", "ConditionalFlowPrior", "WGANGP", "build_wgan_gp", "create_mask"]

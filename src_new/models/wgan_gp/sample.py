@@ -15,6 +15,7 @@ from ...utils.io import save_grid
 from ...utils.runtime import resolve_device
 from ...utils.sampling import run_sampling
 from . import build_wgan_gp
+from .flow import load_flow_state
 
 
 # 2: modulated generator (mapping network), critic with a learned null condition and
@@ -43,6 +44,7 @@ def load_model_from_checkpoint(path, device="cpu", ckpt=None):
     for key, module in (("encoder_state_dict", model.encoder), ("generator_state_dict", model.generator),
                         ("ema_generator_state_dict", model.ema_generator), ("critic_state_dict", model.critic)):
         load_state_strict(module, ckpt[key], key.replace("_state_dict", ""), path)
+    load_flow_state(model, ckpt, path, say=lambda message: None)   # unfitted: sample/log_likelihood say so
     model.cond_normalizer = ConditionNormalizer.from_state_dict(ckpt["cond_normalizer"])
     model.train_conditions = ckpt["train_conditions"]
     return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), cfg
@@ -68,7 +70,8 @@ def main(args, ckpt=None):
     model, cfg = load_model_from_checkpoint(args.checkpoint, args.device, ckpt)
     s = cfg["sampling"]
     pick = lambda name: getattr(args, name, None) if getattr(args, name, None) is not None else s[name]
-    sample_kwargs = {"truncation_psi": pick("truncation_psi"), "unconditional": pick("unconditional")}
+    sample_kwargs = {"truncation_psi": pick("truncation_psi"), "unconditional": pick("unconditional"),
+                     "prior": getattr(args, "prior", None) or "normal"}
     out = run_sampling(model, cfg, args, args.checkpoint, extra_modes={"interpolate": interpolate},
                        sample_kwargs=sample_kwargs)
     if (out / "manifest.json").exists() and (args.mode or cfg["sampling"]["mode"]) == "interpolate":

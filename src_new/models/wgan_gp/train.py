@@ -2,20 +2,30 @@
 The epoch loop, checkpoints, resume, logging and fault handling are the shared
 ``src_new.utils.training.Trainer``.
 
+``training.phase`` picks what a run trains; the other networks stay bit-identical:
+  gan      critic, generator (+ EMA), and the encoder every ``encoder_every`` steps
+  encoder  the encoder only (``WGANGP.encoder_loss``)     -> losses_encoder.csv
+  flow     the flow prior p(z | c) only, by NLL on E(x)    -> losses_flow.csv
+``training.epochs`` counts the epochs of the current phase (a new phase starts at the
+checkpoint's epoch).
+
     python src_new/scripts/train.py --model wgan_gp --config configs/wgan_gp_toy.yaml
     python src_new/scripts/train.py --resume outputs/wgan_gp/<run>/checkpoint_latest.pt \
         --set training.lr_generator=1e-5 --epochs 200
+    python src_new/scripts/train.py --resume outputs/wgan_gp/<run>/checkpoint_latest.pt \
+        --set training.phase=flow --epochs 5
 """
 from __future__ import annotations
 
 import torch
 
+from ...evaluation.metrics import mean_pairwise_l1, real_pair_diversity, within_condition_diversity
 from ...utils.checkpoint import load_state_strict
 from ...utils.ema import EMA
 from ...utils.io import save_grid
-from ...evaluation.metrics import mean_pairwise_l1, real_pair_diversity, within_condition_diversity
-from ...utils.training import Trainer, grad_norm, run_training
+from ...utils.training import Trainer, clip_gradients, run_training
 from . import build_wgan_gp
+from .flow import load_flow_state
 from .sample import CHECKPOINT_VERSION, check_checkpoint_version
 
 # Health checks (the tuning guide's reading of the losses), on epoch means.
@@ -26,6 +36,23 @@ COLLAPSE_CONDITIONS, COLLAPSE_DRAWS = 16, 8   # the probe: 8 latents for each of
 PATIENCE = 3
 
 NETWORKS = ("encoder", "generator", "ema_generator", "critic")
+
+# Per phase: (CSV file, its columns, keys that must stay finite, gradient norms checked).
+PHASE_LOGS = {
+    "gan": ("losses.csv",
+            ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
+             "mode_seeking_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm", "critic_clipped",
+             "generator_clipped", "encoder_clipped", "lr_generator", "lr_critic", "lr_encoder", "images_per_s"],
+            ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"),
+            ("critic_grad_norm", "generator_grad_norm")),
+    "encoder": ("losses_encoder.csv",
+                ["step", "epoch", "encoder_loss", "latent_loss", "image_loss", "encoder_grad_norm",
+                 "encoder_clipped", "lr_encoder", "images_per_s"],
+                ("encoder_loss",), ("encoder_grad_norm",)),
+    "flow": ("losses_flow.csv",
+             ["step", "epoch", "flow_nll", "flow_grad_norm", "flow_clipped", "lr_flow", "images_per_s"],
+             ("flow_nll",), ("flow_grad_norm",)),
+}
 
 
 def align_layouts(optimizer, *_):
@@ -61,29 +88,31 @@ def make_optimizers(model, tcfg):
 
 class WGANGPTrainer(Trainer):
     model_type = "wgan_gp"
-    log_fields = ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
-                  "mode_seeking_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "lr_generator",
-                  "lr_critic", "lr_encoder", "images_per_s"]
-    finite_keys = ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty")
-    grad_norm_keys = ("critic_grad_norm", "generator_grad_norm")
+    default_phase = "gan"
+    log_file, log_fields, finite_keys, grad_norm_keys = PHASE_LOGS["gan"]
     divergence_advice = ("Remedies: lower training.lr_critic/lr_generator (/5), raise model.lambda_gp "
                          "(10 -> 20), or set training.on_divergence=rollback")
 
     def build(self, cfg):
         t = self.tcfg
         self.model = build_wgan_gp(cfg).to(self.device)
+        self.phase = t["phase"]
         # Algorithm 1 of Gulrajani et al.: a fresh real minibatch for each critic iteration.
-        self.batches_per_step = self.model.n_critic if t["fresh_critic_batches"] else 1
+        self.batches_per_step = self.model.n_critic if t["fresh_critic_batches"] and self.phase == "gan" else 1
         self.model.train_conditions = self.data["train"].raw_conditions.clone()
         self.ema = EMA(self.model.generator, t["ema_decay"], t["ema_update_every"],
                        ema_model=self.model.ema_generator)
         self.opt_g, self.opt_c, self.opt_e = make_optimizers(self.model, t)
+        self.opt_f = torch.optim.Adam(self.model.flow.parameters(), t["lr_flow"])
         if t.get("compile"):
             self.model.compile_generator_passes()
         self.optimizers = {"g_optimizer_state_dict": (self.opt_g, "lr_generator"),   # the plan's keys
                            "c_optimizer_state_dict": (self.opt_c, "lr_critic"),
-                           "e_optimizer_state_dict": (self.opt_e, "lr_encoder")}
-        self.halve_on_rollback = {"lr_generator", "lr_critic"}
+                           "e_optimizer_state_dict": (self.opt_e, "lr_encoder"),
+                           "f_optimizer_state_dict": (self.opt_f, "lr_flow")}
+        self.log_file, self.log_fields, self.finite_keys, self.grad_norm_keys = PHASE_LOGS[self.phase]
+        self.halve_on_rollback = {"gan": {"lr_generator", "lr_critic"}, "encoder": {"lr_encoder"},
+                                  "flow": {"lr_flow"}}[self.phase]
         # Fixed noise and test conditions for the progress grids.
         z = torch.randn(32, self.model.latent_dim, generator=torch.Generator().manual_seed(12345))
         test_cond = self.data["test"].conditions
@@ -108,6 +137,7 @@ class WGANGPTrainer(Trainer):
 
     def model_state(self):
         state = {f"{name}_state_dict": getattr(self.model, name).state_dict() for name in NETWORKS}
+        state["flow_state_dict"] = self.model.flow.state_dict()
         state["ema_state"] = {"step": self.ema.step, "num_updates": self.ema.num_updates}
         state["train_conditions"] = self.model.train_conditions
         state["wgan_gp_version"] = CHECKPOINT_VERSION
@@ -117,15 +147,25 @@ class WGANGPTrainer(Trainer):
         check_checkpoint_version(ckpt, path)
         for name in NETWORKS:
             load_state_strict(getattr(self.model, name), ckpt[f"{name}_state_dict"], name, path)
+        load_flow_state(self.model, ckpt, path, say=self.say)
         self.ema.step, self.ema.num_updates = ckpt["ema_state"]["step"], ckpt["ema_state"]["num_updates"]
 
     def train_step(self, real, cond):
-        """n_critic critic updates, one generator update, EMA, maybe an encoder update."""
+        """One step of the phase: gan = n_critic critic updates, one generator update, EMA,
+        maybe an encoder update; encoder = one encoder update; flow = one flow update."""
+        if self.phase == "encoder":
+            return self.encoder_step(real, cond)
+        if self.phase == "flow":
+            return self.flow_step(real, cond)
         row = self.gan_step(real, cond)
         t = self.tcfg
         if t["encoder_every"] and self.epoch >= t["encoder_start_epoch"] and self.step % t["encoder_every"] == 0:
             row.update(self.encoder_step(real, cond))
         return row
+
+    def clip(self, params):
+        """-> (gradient norm before clipping, 1 if clipped) at training.grad_clip_norm."""
+        return clip_gradients(params, self.tcfg["grad_clip_norm"])
 
     def gan_step(self, real, cond):
         """n_critic critic updates (each on its own minibatch when the loader yields
@@ -133,6 +173,7 @@ class WGANGPTrainer(Trainer):
         m = self.model
         reals = real.chunk(self.batches_per_step)
         conds = cond.chunk(self.batches_per_step) if cond is not None else [None] * len(reals)
+        c_clipped = 0                 # how many of the n_critic updates were clipped
         for i in range(m.n_critic):
             real, cond = reals[i % len(reals)], conds[i % len(reals)]
             self.opt_c.zero_grad(set_to_none=True)
@@ -140,26 +181,29 @@ class WGANGPTrainer(Trainer):
                 out_c = m(real, cond=cond, step="critic")
             out_c["critic_loss"].backward()
             self.dist.average_gradients(m.critic.parameters())
-            c_norm = grad_norm(m.critic.parameters())
+            c_norm, clipped = self.clip(m.critic.parameters())
+            c_clipped += clipped
             self.opt_c.step()
         self.opt_g.zero_grad(set_to_none=True)
         with self.autocast:
             out_g = m(real, cond=cond, step="generator")
         out_g["generator_loss"].backward()
         self.dist.average_gradients(m.generator.parameters())
-        g_norm = grad_norm(m.generator.parameters())
+        g_norm, g_clipped = self.clip(m.generator.parameters())
         self.opt_g.step()
         self.ema.update()
         row = {"critic_loss": out_c["critic_loss"].item(), "generator_loss": out_g["generator_loss"].item(),
                "wasserstein_distance": out_c["wasserstein_distance"].item(),
                "gradient_penalty": out_c["gradient_penalty"].item(),
-               "critic_grad_norm": c_norm, "generator_grad_norm": g_norm}
+               "critic_grad_norm": c_norm, "generator_grad_norm": g_norm,
+               "critic_clipped": float(c_clipped), "generator_clipped": float(g_clipped)}
         if "mode_seeking_loss" in out_g:
             row["mode_seeking_loss"] = out_g["mode_seeking_loss"].item()
         return row
 
     def encoder_step(self, real, cond):
-        """One encoder (GAN inversion) update (on the step's first minibatch) -> {"encoder_loss"}."""
+        """One encoder (GAN inversion) update (on the step's first minibatch) -> {"encoder_loss",
+        ...}; nothing else changes."""
         m = self.model
         real = real[: self.tcfg["batch_size"]]
         cond = None if cond is None else cond[: self.tcfg["batch_size"]]
@@ -168,23 +212,81 @@ class WGANGPTrainer(Trainer):
             out_e = m.encoder_loss(real, cond, self.tcfg["encoder_mask_prob"], self.tcfg["encoder_latent_weight"])
         out_e["encoder_loss"].backward()
         self.dist.average_gradients(m.encoder.parameters())
+        e_norm, e_clipped = self.clip(m.encoder.parameters())
         self.opt_e.step()
-        return {"encoder_loss": out_e["encoder_loss"].item()}
+        m.flow.fitted.zero_()   # the flow describes E(x): a new encoder makes it stale until refitted
+        return {"encoder_loss": out_e["encoder_loss"].item(), "latent_loss": out_e["latent_loss"].item(),
+                "image_loss": out_e["image_loss"].item(), "encoder_grad_norm": e_norm,
+                "encoder_clipped": float(e_clipped)}
+
+    @torch.no_grad()
+    def encode(self, images, cond=None, batch=256):
+        """E(x | c) of whole (N, C, H, W) images in [0, 1] with their (N, cond_dim) conditions or
+        None, in batches -> (N, latent_dim) on the device."""
+        part = lambda t, i: None if t is None else t[i:i + batch].to(self.device)
+        return torch.cat([self.model.encoder(part(images, i), None, part(cond, i)) for i in range(0, len(images), batch)])
+
+    def flow_step(self, real, cond):
+        """One flow update: NLL of the encoder's latents E(x) under p(z | c) (nats per latent
+        dimension); the encoder, generator and critic are only read. An unfitted (or stale)
+        flow first restarts from the mean and scale of the train split's latents (``initialize``)."""
+        m, flow = self.model, self.model.flow
+        if not int(flow.fitted):
+            flow.initialize(self.encode(self.train_set.images_float,
+                                        self.train_set.conditions if m.cond_dim > 0 else None))
+            self.opt_f.state.clear()          # no Adam moments from an earlier fit
+            flow.fitted.fill_(1)
+        with torch.no_grad():
+            z = m.encoder(real, None, cond).float()
+        self.opt_f.zero_grad(set_to_none=True)
+        nll = -flow.log_prob(z, cond).mean() / flow.dim
+        nll.backward()
+        self.dist.average_gradients(flow.parameters())
+        f_norm, f_clipped = self.clip(flow.parameters())
+        self.opt_f.step()
+        return {"flow_nll": nll.item(), "flow_grad_norm": f_norm, "flow_clipped": float(f_clipped)}
+
+    @torch.no_grad()
+    def latent_nll(self, split="test", batch=256):
+        """Mean NLL (nats per latent dimension) of E(x) over a split: under the flow and
+        under N(0, I) -> {"<split>_flow_nll", "<split>_normal_nll"}."""
+        data, m = self.data[split], self.model
+        out = {}
+        for prior in ("flow", "normal"):
+            total = 0.0
+            for i in range(0, len(data), batch):
+                x = data.images_float[i:i + batch].to(self.device)
+                cond = data.conditions[i:i + batch].to(self.device) if m.cond_dim > 0 else None
+                total += float(m.log_likelihood(x, cond, prior=prior).sum())
+            out[f"{split}_{prior}_nll"] = -total / (len(data) * m.latent_dim)
+        return out
 
     @torch.no_grad()
     def snapshot(self):
-        """Grid of EMA samples from fixed noise/conditions; warns when the generator ignores z."""
-        samples = self.model.sample(z=self.fixed_z, cond=self.fixed_cond)
+        """Grid of EMA samples from fixed noise/conditions; warns when the generator ignores z.
+        Phase flow: latents drawn from the flow (fixed seed), and the test split's latent NLL."""
+        suffix = ""
+        if self.phase == "flow":
+            nll = self.latent_nll("test")
+            self.history[-1].update(nll)
+            self.say(f"epoch {self.epoch}: test latent NLL {nll['test_flow_nll']:.4f} nats/dim under the flow, "
+                     f"{nll['test_normal_nll']:.4f} under N(0, I)")
+            samples = self.model.sample(cond=self.fixed_cond, batch_size=len(self.fixed_z), prior="flow",
+                                        generator=torch.Generator().manual_seed(12345))
+            suffix = "_flow"
+        else:
+            samples = self.model.sample(z=self.fixed_z, cond=self.fixed_cond)
         if self.dist.is_main:
-            save_grid(samples.cpu(), self.run_dir / f"samples_epoch_{self.epoch:04d}.png",
-                      self.cfg["data"]["component_dirs"], mirror=self.grid_mirror)
-        self.check_collapse()
+            grid = save_grid(samples.cpu(), self.run_dir / f"samples_epoch_{self.epoch:04d}{suffix}.png",
+                             self.cfg["data"]["component_dirs"], mirror=self.grid_mirror)
+            self.board.image(f"samples{suffix}", grid, self.step)
+        if self.phase == "gan":
+            self.check_collapse()
 
     def check_collapse(self):
         """Spread over z at fixed conditions (mean pairwise L1 of COLLAPSE_DRAWS samples per
         test condition) vs real pairs of nearly equal conditions; warns below COLLAPSE_RATIO."""
-        probe = self.probe_spread()
-        ratio = probe / max(self.collapse_probe["real"], 1e-8)
+        ratio = self.probe_spread() / max(self.collapse_probe["real"], 1e-8)
         self.history[-1]["within_condition_spread_ratio"] = ratio
         if ratio < COLLAPSE_RATIO and self.epoch > 1:
             self.warn("collapse", f"samples that share a condition are {ratio:.2f}x as varied as real designs "
@@ -199,8 +301,8 @@ class WGANGPTrainer(Trainer):
         return within_condition_diversity(samples.view(-1, COLLAPSE_DRAWS, *samples.shape[1:]))
 
     def health_check(self, means):
-        recent = self.history[-PATIENCE:]
-        if len(recent) < PATIENCE:
+        recent = [h for h in self.history[-PATIENCE:] if "critic_loss" in h]   # gan-phase epochs
+        if len(recent) < PATIENCE or self.phase != "gan":
             return
         if all(h["critic_loss"] < CRITIC_DOMINATES for h in recent):
             self.warn("critic", f"critic loss below {CRITIC_DOMINATES} for {PATIENCE} epochs (critic "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from torch import nn
 from ...utils.masks import create_mask  # noqa: F401  (re-exported: part of this module's API)
 from ...utils.checks import check_cond, check_image, normalize_raw_condition
 from ...utils.runtime import randn
+from .flow import require_fitted
 
 
 @contextlib.contextmanager
@@ -76,6 +78,7 @@ class WGANGP(nn.Module):
         self.train_conditions = None
         self.channels, self.cond_dim = generator.channels, generator.cond_dim
         self.cond_normalizer = None
+        self.flow = None          # optional ConditionalFlowPrior p(z | c), set by build_wgan_gp
         self.fast = fast
         self._compiled = {}       # name -> torch.compile'd network for autograd-free passes
 
@@ -261,7 +264,7 @@ class WGANGP(nn.Module):
 
     @torch.inference_mode()
     def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None,
-               truncation_psi=1.0, unconditional="null"):
+               truncation_psi=1.0, unconditional="null", prior="normal"):
         """-> (B, C, H, W) in [0, 1] from the EMA generator.
 
         cond: (B, cond_dim) normalized conditions, or ``raw_cond`` in raw units (normalized
@@ -272,7 +275,8 @@ class WGANGP(nn.Module):
         condition's mean style (1 = off; lower = typical, less varied samples).
         unconditional (when no condition is given): ``null`` = G(z, null), the jointly
         trained unconditional mode; ``marginal`` = G(z, c) with c drawn from the stored
-        training conditions (``draw_train_conditions``)."""
+        training conditions (``draw_train_conditions``).
+        prior: where z is drawn from when not given: normal N(0, I), or flow (the fitted p(z | c))."""
         device = next(self.parameters()).device
         if unconditional not in ("null", "marginal"):
             raise ValueError(f"unconditional must be 'null' or 'marginal', got {unconditional!r}")
@@ -289,7 +293,12 @@ class WGANGP(nn.Module):
         if cond is not None:
             batch_size = cond.shape[0]
             cond = check_cond(cond.to(device, torch.float32), batch_size, self.cond_dim, "sample condition")
-        if z is None:
+        if prior not in ("normal", "flow"):
+            raise ValueError(f"sample: prior must be 'normal' or 'flow', got {prior!r}")
+        if z is None and prior == "flow":   # one latent per condition row (batch_size when unconditional)
+            flow = require_fitted(self.flow, "sample(prior='flow')")
+            z = flow.sample(cond, None if cond is not None else batch_size, generator=generator)
+        elif z is None:
             z = self._latent(batch_size, device, generator)
         elif z.dim() != 2 or z.shape[1] != self.latent_dim or (cond is not None and len(z) != batch_size):
             raise ValueError(f"sample: z has shape {tuple(z.shape)}, expected ({batch_size if cond is not None else 'B'}, "
@@ -304,6 +313,19 @@ class WGANGP(nn.Module):
         both = gen(torch.cat([z, z]), torch.cat([cond, cond]), drop)
         with_cond, without = both[: len(z)], both[len(z):]
         return (without + guidance_scale * (with_cond - without)).clamp_(0, 1)
+
+    @torch.no_grad()
+    def log_likelihood(self, x, cond=None, prior="flow"):
+        """log p(E(x) | c) in nats under the flow prior (prior="normal": under N(0, I), the
+        baseline): x (B, C, H, W) in [0, 1], cond (B, cond_dim) normalized or None -> (B,).
+        A typicality score of a design for a condition."""
+        if prior not in ("normal", "flow"):
+            raise ValueError(f"log_likelihood: prior must be 'flow' or 'normal', got {prior!r}")
+        cond = self._check_batch(x, cond, "log_likelihood input")
+        z = self.encoder(x, None, cond).float()
+        if prior == "normal":
+            return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(1)
+        return require_fitted(self.flow, "log_likelihood").log_prob(z, cond)
 
     def inpaint(self, partial, mask, num_steps=100, lr=0.01, cond=None, restarts=1, loss="mse",
                 prior_weight=0.0, lr_schedule="cosine", noise=0.0, generator=None, return_info=False):

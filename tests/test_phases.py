@@ -1,0 +1,256 @@
+"""WGAN-GP training phases (gan | encoder | flow): each trains only its networks; the flow
+prior's checkpoint key (old checkpoints still load); gradient clipping; TensorBoard events;
+the likelihood evaluation and sample.py --prior flow end to end."""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from src_new.evaluation.likelihood import auroc, likelihood_report, shift_component
+from src_new.models.wgan_gp.sample import load_model_from_checkpoint
+from src_new.models.wgan_gp.train import WGANGPTrainer
+from src_new.utils.checkpoint import load_checkpoint, save_checkpoint
+from src_new.utils.training import TensorBoard, clip_gradients, grad_norm
+
+from conftest import make_cfg, run_script
+
+FROZEN = {"flow": ("encoder", "generator", "ema_generator", "critic"),
+          "encoder": ("generator", "ema_generator", "critic", "flow")}
+
+
+@pytest.fixture(scope="module")
+def gan_checkpoint(toy_root, tmp_path_factory):
+    """One gan-phase epoch of the tiny model -> its checkpoint_latest.pt."""
+    out = tmp_path_factory.mktemp("phases")
+    run_dir = WGANGPTrainer(make_cfg(toy_root, out), verbose=False).run()
+    return run_dir / "checkpoint_latest.pt"
+
+
+def resume(toy_root, ckpt_path, **training):
+    out = ckpt_path.parent.parent
+    cfg = make_cfg(toy_root, out, training={"run_name": ckpt_path.parent.name, **training})
+    return WGANGPTrainer(cfg, resume_state=load_checkpoint(ckpt_path), resume_path=ckpt_path, verbose=False)
+
+
+def copy_run(ckpt_path, tmp_path, drop=()):
+    """A copy of the run folder (its checkpoint optionally without some keys)."""
+    run_dir = Path(shutil.copytree(ckpt_path.parent, tmp_path / "outputs" / "copy"))
+    ckpt = load_checkpoint(ckpt_path)
+    for key in drop:
+        ckpt.pop(key)
+    return save_checkpoint(ckpt, run_dir / "checkpoint_latest.pt")
+
+
+@pytest.mark.parametrize("phase", ["flow", "encoder"])
+def test_a_phase_trains_only_its_network(toy_root, gan_checkpoint, tmp_path, phase):
+    ckpt_path = copy_run(gan_checkpoint, tmp_path)
+    before = load_checkpoint(ckpt_path)
+    trainer = resume(toy_root, ckpt_path, phase=phase, epochs=1)   # 1 epoch of this phase
+    trainer.run()
+    after = load_checkpoint(ckpt_path)
+    assert after["epoch"] == 2 and after["phase"] == {"name": phase, "start_epoch": 1}
+    for name in FROZEN[phase]:                                       # bit-identical
+        a, b = before[f"{name}_state_dict"], after[f"{name}_state_dict"]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    trained = "flow" if phase == "flow" else "encoder"
+    a, b = before[f"{trained}_state_dict"], after[f"{trained}_state_dict"]
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    assert after["ema_state"] == before["ema_state"]
+    log = pd.read_csv(ckpt_path.parent / f"losses_{phase}.csv")
+    assert len(log) == 4 and log["epoch"].eq(2).all()
+    assert len(pd.read_csv(ckpt_path.parent / "losses.csv")) == 4  # the gan phase's log is untouched
+    if phase == "flow":
+        assert np.isfinite(log["flow_nll"]).all()
+        nll = after["history"][-1]
+        # the fitted flow beats N(0, I) on held-out latents (nats per dimension)
+        assert nll["test_flow_nll"] < nll["test_normal_nll"], nll
+        assert (ckpt_path.parent / "samples_epoch_0002_flow.png").exists()
+    # the same phase again: training.epochs counts from the phase's start, so nothing to do
+    again = resume(toy_root, ckpt_path, phase=phase, epochs=1)
+    assert again.end_epoch == 2
+    again.run()
+    assert load_checkpoint(ckpt_path)["global_step"] == after["global_step"]
+
+
+def test_flow_prior_sampling_and_likelihood(toy_root, gan_checkpoint, tmp_path):
+    ckpt_path = copy_run(gan_checkpoint, tmp_path)
+    model, _ = load_model_from_checkpoint(ckpt_path)
+    cond = torch.randn(6, 2)
+    with pytest.raises(ValueError, match="untrained.*training.phase=flow"):
+        model.sample(cond=cond, prior="flow")
+    with pytest.raises(ValueError, match="untrained"):
+        model.log_likelihood(torch.rand(6, 5, 64, 32), cond)
+    trainer = resume(toy_root, ckpt_path, phase="flow", epochs=1)
+    trainer.run()
+    model, _ = load_model_from_checkpoint(ckpt_path)
+    gen = lambda: torch.Generator().manual_seed(0)
+    x = model.sample(cond=cond, prior="flow", generator=gen())
+    assert x.shape == (6, 5, 64, 32) and 0 <= x.min() and x.max() <= 1
+    assert torch.equal(x, model.sample(cond=cond, prior="flow", generator=gen()))
+    assert not torch.equal(x, model.sample(cond=cond, generator=gen()))          # not N(0, I)
+    with pytest.raises(ValueError, match="prior must be"):
+        model.sample(cond=cond, prior="gauss")
+    ll = model.log_likelihood(x, cond)
+    assert ll.shape == (6,) and torch.isfinite(ll).all()
+    with torch.no_grad():
+        z = model.encoder(x)
+    assert torch.allclose(ll, model.flow.log_prob(z, cond), atol=1e-5)
+    normal = model.log_likelihood(x, cond, prior="normal")
+    assert torch.allclose(normal, torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1), atol=1e-4)
+    # an encoder update makes the flow stale: it must be refitted before use
+    assert int(trainer.model.flow.fitted) == 1
+    trainer.encoder_step(*next(iter(trainer.loader)))
+    assert int(trainer.model.flow.fitted) == 0
+    with pytest.raises(ValueError, match="stale"):
+        trainer.model.log_likelihood(x.clone(), cond)
+
+
+def test_old_checkpoint_without_flow_still_loads_and_fits(toy_root, gan_checkpoint, tmp_path, capsys):
+    ckpt_path = copy_run(gan_checkpoint, tmp_path, drop=("flow_state_dict", "f_optimizer_state_dict", "phase"))
+    model, _ = load_model_from_checkpoint(ckpt_path)
+    assert int(model.flow.fitted) == 0
+    trainer = resume(toy_root, ckpt_path, phase="flow", epochs=1)
+    assert trainer.phase_start == 1
+    trainer.run()
+    assert int(load_model_from_checkpoint(ckpt_path)[0].flow.fitted) == 1
+
+
+def test_clip_gradients_bounds_the_norm():
+    net = torch.nn.Linear(10, 10)
+    net(torch.randn(4, 10)).pow(2).sum().mul(100).backward()
+    before = grad_norm(net.parameters())
+    assert before > 1
+    assert clip_gradients(net.parameters(), None) == (pytest.approx(before), 0)        # off: untouched
+    assert grad_norm(net.parameters()) == pytest.approx(before)
+    norm, clipped = clip_gradients(net.parameters(), 0.5)
+    assert norm == pytest.approx(before) and clipped == 1
+    assert grad_norm(net.parameters()) <= 0.5 * (1 + 1e-5)
+    assert clip_gradients(net.parameters(), 10 * before)[1] == 0
+
+
+def test_trainer_clips_every_network_and_logs_it(toy_root, tmp_path):
+    cfg = make_cfg(toy_root, tmp_path / "outputs", training={"grad_clip_norm": 1e-3})
+    trainer = WGANGPTrainer(cfg, verbose=False)
+    real, cond = next(iter(trainer.loader))
+    row = trainer.train_step(real, cond)
+    m = trainer.model
+    assert row["critic_clipped"] == m.n_critic and row["generator_clipped"] == 1 and row["encoder_clipped"] == 1
+    assert row["generator_grad_norm"] > 1e-3                         # the logged norm is before clipping
+    for net in (m.generator, m.critic, m.encoder):                   # the gradients the optimizer used
+        assert grad_norm(net.parameters()) <= 1e-3 * (1 + 1e-4)
+    trainer.tcfg["grad_clip_norm"] = None                            # off (the default)
+    row = trainer.train_step(real, cond)
+    assert row["critic_clipped"] == row["generator_clipped"] == row["encoder_clipped"] == 0
+
+
+def test_tensorboard_events_hold_every_logged_column(toy_root, tmp_path, gan_checkpoint):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = make_cfg(toy_root, tmp_path / "outputs", logging={"tensorboard": True})
+    run_dir = WGANGPTrainer(cfg, verbose=False).run()
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    log = pd.read_csv(run_dir / "losses.csv")
+    columns = [c for c in log.columns if c != "step"]
+    assert set(events.Tags()["scalars"]) == set(columns)
+    for column in columns:
+        scalars = events.Scalars(column)
+        assert [s.step for s in scalars] == log["step"].tolist()
+        assert np.allclose([s.value for s in scalars], log[column], rtol=1e-5, atol=1e-6), column
+    assert "samples" in events.Tags()["images"]
+    assert not (gan_checkpoint.parent / "tensorboard").exists()     # off by default
+
+
+def test_tensorboard_missing_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # import fails
+    with pytest.raises(ImportError, match="pip install tensorboard"):
+        TensorBoard(tmp_path / "tb", enabled=True)
+    TensorBoard(tmp_path / "tb", enabled=False).log({"a": 1.0}, 1)      # disabled: a silent no-op
+
+
+def test_auroc_and_corruption():
+    assert auroc([2, 3], [0, 1]) == 1.0 and auroc([0, 1], [2, 3]) == 0.0
+    assert auroc([1, 1], [1, 1]) == 0.5
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1, 1, 300), rng.normal(0, 1, 200)
+    assert auroc(a, b) == pytest.approx(np.mean([[x > y for y in b] for x in a]))
+    with pytest.raises(ValueError, match="NaN"):
+        auroc([np.nan], [0])
+    images = (rng.random((20, 5, 16, 8)) > 0.5).astype(np.float32)
+    images[:, :, :3] = images[:, :, -3:] = images[:, :, :, :3] = images[:, :, :, -3:] = 0   # room to move
+    bad, comps = shift_component(images, rng)
+    for i, c in enumerate(comps):
+        others = [j for j in range(5) if j != c]
+        assert np.array_equal(bad[i, others], images[i, others])
+        assert not np.array_equal(bad[i, c], images[i, c])
+        assert bad[i, c].sum() == images[i, c].sum()                  # moved, not cut
+        moved = [np.array_equal(bad[i, c], np.roll(images[i, c], s, axis=a)) for s in (3, -3) for a in (0, 1)]
+        assert sum(moved) == 1
+
+
+def test_likelihood_report_separates_what_the_score_sees():
+    """A score that knows the true condition (the mean pixel) and the true layout separates
+    real from shuffled conditions and from shifted components; N(0, I)-like scores that ignore
+    the condition sit at 0.5 for shuffled conditions."""
+    rng = np.random.default_rng(1)
+    images = np.zeros((60, 2, 16, 8), np.float32)
+    for i in range(60):
+        images[i, :, 4:4 + i % 8 + 2, 2:6] = 1
+    cond = images.mean((1, 2, 3))[:, None]
+    template = images.mean(0)
+
+    def score(x, c):
+        return -np.abs(x.mean((1, 2, 3))[:, None] - c).sum(1) * 100 - np.abs(x - template).sum((1, 2, 3)) * 0.01
+
+    blind = lambda x, c: -np.abs(x - template).sum((1, 2, 3))
+    report = likelihood_report({"good": score, "blind": blind}, images, cond, dims=4, seed=0)
+    assert report["good"]["auroc_shuffled_conditions"] > 0.8
+    assert report["blind"]["auroc_shuffled_conditions"] == 0.5
+    assert report["good"]["nll_per_dim"] == pytest.approx(-report["good"]["mean_log_likelihood"] / 4)
+    assert report["good"]["auroc_corrupted"] > 0.8 and report["blind"]["auroc_corrupted"] > 0.8
+    unconditional = likelihood_report({"s": blind}, images, None)["s"]
+    assert "auroc_corrupted" in unconditional and "auroc_shuffled_conditions" not in unconditional
+
+
+def test_cli_flow_phase_sample_and_likelihood(toy_root, gan_checkpoint, tmp_path):
+    ckpt_path = copy_run(gan_checkpoint, tmp_path)
+    run_script("train.py", "--resume", ckpt_path, "--set", "training.phase=flow", "--epochs", "1")
+    out = tmp_path / "flow_samples"
+    run_script("sample.py", "--checkpoint", ckpt_path, "--mode", "conditional", "--prior", "flow",
+               "--num_samples", 8, "--out", out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model_options"]["prior"] == "flow" and manifest["num_samples"] == 8
+    report = tmp_path / "likelihood.json"
+    proc = run_script("evaluate.py", "--likelihood", ckpt_path, "--out", report)
+    result = json.loads(report.read_text())
+    assert {"flow", "normal"} <= set(result["scores"])
+    for values in result["scores"].values():
+        assert 0 <= values["auroc_corrupted"] <= 1 and 0 <= values["auroc_shuffled_conditions"] <= 1
+    assert "auroc_corrupted" in proc.stdout
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("training.phase", "flows", "training.phase = 'flows': use one of"),
+    ("training.grad_clip_norm", -1, "positive gradient norm or null"),
+    ("training.lr_flow", 0, "lr_flow = 0 must be a positive number"),
+    ("model.flow_layers", 1.5, "model.flow_layers = 1.5"),
+    ("logging.tensorboard", "yes", "logging.tensorboard = 'yes': use true or false"),
+])
+def test_new_config_keys_are_validated(toy_root, key, value, match):
+    section, name = key.split(".")
+    with pytest.raises(ValueError, match=match):
+        make_cfg(toy_root, **{section: {name: value}})
+
+
+def test_prior_flow_is_refused_for_models_without_one(tmp_path):
+    from argparse import Namespace
+
+    from src_new.utils.sampling import run_sampling
+
+    with pytest.raises(ValueError, match="--prior flow: model 'ddpm' has no such latent prior"):
+        run_sampling(None, {"model": {"type": "ddpm"}}, Namespace(prior="flow"), "x.pt")
