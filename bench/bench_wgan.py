@@ -228,7 +228,7 @@ class PlainReference:
         if eps is None:
             eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
         x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        out = m.critic(x_hat, cond, critic_drop, concat=True)
+        out = m.critic(x_hat, cond, critic_drop)
         grad = torch.autograd.grad(out, x_hat, grad_outputs=torch.ones_like(out), create_graph=True)[0]
         return m.lambda_gp * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
@@ -248,8 +248,8 @@ class PlainReference:
         drop = noise["drop_mask"] if m.critic_null_condition else None   # joint null condition
         with torch.no_grad():
             fake = G(noise["z"], cond, noise["drop_mask"])
-        critic_real = D(real, cond, drop, concat=True)
-        critic_fake = D(fake.detach(), cond, drop, concat=True)
+        critic_real = D(real, cond, drop)
+        critic_fake = D(fake.detach(), cond, drop)
         wasserstein_distance = critic_real.mean() - critic_fake.mean()
         gp = self.gradient_penalty(real, fake, cond, noise["eps"], drop)
         return -wasserstein_distance + gp, wasserstein_distance, gp
@@ -260,7 +260,7 @@ class PlainReference:
         noise = noise or self.draw_noise(real.shape[0], real.device)
         fake = m.generator(noise["z"], cond, noise["drop_mask"])
         drop = noise["drop_mask"] if m.critic_null_condition else None
-        return -m.critic(fake, cond, drop, concat=True).mean()
+        return -m.critic(fake, cond, drop).mean()
 
     def iteration(self, real, cond):
         m = self.model

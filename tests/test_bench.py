@@ -22,7 +22,9 @@ def test_bench_quick_runs_and_writes_json(tmp_path):
                 "load_average_1min"):
         assert key in result, key
     t = result["train_iteration"]
-    assert t["flops_plan"] > t["flops_ours"] > 0 and t["seconds_ours"] > 0 and t["seconds_plain"] > 0
+    # ours never executes more than the plan (with the projection critic there is no condition map
+    # to avoid convolving, so the two may be equal)
+    assert t["flops_plan"] >= t["flops_ours"] > 0 and t["seconds_ours"] > 0 and t["seconds_plain"] > 0
     # the accounting: executed FLOPs over the best yardstick; avoided work beside the speed-up
     assert result["yardstick_gflops"] == max(result["ceiling_gflops"], result["conv_ceiling_gflops"])
     assert t["utilisation_executed"] == pytest.approx(t["flops_ours"] / t["seconds_ours"] / 1e9

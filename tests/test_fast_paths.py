@@ -1,5 +1,4 @@
-"""The performance paths compute what the plain ones do: channels_last layout, the closed-form
-critic condition, the generator step's separate D(real), fused Adam with layout alignment,
+"""The performance paths compute what the plain ones do: channels_last layout, the generator step's separate D(real), fused Adam with layout alignment,
 compiled no-grad generator passes; and the fast model against the plan's literal iteration."""
 import copy
 
@@ -7,7 +6,6 @@ import pytest
 import torch
 
 from src_new.models.wgan_gp import Critic, Encoder, Generator, WGANGP
-from src_new.models.wgan_gp.critic import CondConv
 from src_new.models.wgan_gp.train import align_layouts, make_optimizers
 
 C, H, W = 5, 64, 32
@@ -28,10 +26,10 @@ def plan_critic_loss(m, real, cond, noise):
     drop = noise["drop_mask"]
     with torch.no_grad():
         fake = m.generator(noise["z"], cond, drop)
-    d_real, d_fake = m.critic(real, cond, drop, concat=True), m.critic(fake, cond, drop, concat=True)
+    d_real, d_fake = m.critic(real, cond, drop), m.critic(fake, cond, drop)
     eps = noise["eps"]
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    out = m.critic(x_hat, cond, drop, concat=True)
+    out = m.critic(x_hat, cond, drop)
     (grad,) = torch.autograd.grad(out, x_hat, torch.ones_like(out), create_graph=True)
     gp = m.lambda_gp * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
     return -(d_real.mean() - d_fake.mean()) + gp
@@ -39,7 +37,7 @@ def plan_critic_loss(m, real, cond, noise):
 
 def plan_generator_loss(m, cond, noise):
     fake = m.generator(noise["z"], cond, noise["drop_mask"])
-    return -m.critic(fake, cond, noise["drop_mask"], concat=True).mean()
+    return -m.critic(fake, cond, noise["drop_mask"]).mean()
 
 
 def grads(module):
@@ -56,8 +54,8 @@ def test_fast_model_matches_the_plans_literal_losses_and_gradients():
     fast = tiny_model(fast=True)
     plain = tiny_model(fast=False)
     plain.load_state_dict(fast.state_dict())
-    assert fast.critic.first.conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert plain.critic.first.conv.weight.is_contiguous()
+    assert fast.critic.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.critic.features[0].weight.is_contiguous()
     x, c = torch.rand(4, C, H, W).round(), torch.randn(4, 2)
     noise = fast.draw_noise(4, x.device)
     noise["drop_mask"][0] = True                      # one dropped condition
@@ -83,8 +81,8 @@ def test_fast_model_matches_the_plans_literal_losses_and_gradients():
     assert all(p.grad is None for p in fast.critic.parameters())       # frozen in the fast path
     with torch.no_grad():
         drop = noise["drop_mask"]
-        w = plain.critic(x, c, drop, concat=True).mean() - plain.critic(plain.generator(noise["z"], c, drop),
-                                                                          c, drop, concat=True).mean()
+        w = plain.critic(x, c, drop).mean() - plain.critic(plain.generator(noise["z"], c, drop),
+                                                                          c, drop).mean()
     assert torch.allclose(out["wasserstein_distance"], w, atol=1e-5)
 
 
@@ -136,30 +134,14 @@ def test_fused_adam_with_mismatched_layouts_is_aligned():
     assert torch.allclose(p, q, atol=1e-6)
 
 
-@pytest.mark.parametrize("size", [(64, 32), (32, 48), (40, 24)])
-def test_closed_form_condition_equals_concatenation(size):
+@pytest.mark.parametrize("cond_mode", ["concat", "projection"])
+def test_critic_layouts_agree(cond_mode):
     torch.manual_seed(0)
-    d = Critic(3, 2, size, dim=4, cond_emb_dim=6).double()
-    x, c = torch.rand(2, 3, *size, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
-    ref = d(x, c, concat=True)
-    for layout in (torch.contiguous_format, torch.channels_last):
-        d.memory_format = layout
-        assert torch.allclose(d(x, c), ref, atol=1e-12)
-
-
-def test_closed_form_condition_gradients_and_double_backward():
-    torch.manual_seed(0)
-    conv = CondConv(torch.nn.Conv2d(3 + 2, 3, 4, 2, 1).double(), 3)
-    x = torch.rand(2, 3, 8, 6, dtype=torch.float64, requires_grad=True)
-    emb = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(conv, (x, emb))
-    assert torch.autograd.gradgradcheck(conv, (x, emb))
-    # and the weight gradients equal the concatenation's
-    out_a = conv(x, emb).pow(2).sum()
-    ga = torch.autograd.grad(out_a, list(conv.parameters()))
-    out_b = conv.forward_concat(x, emb).pow(2).sum()
-    gb = torch.autograd.grad(out_b, list(conv.parameters()))
-    assert_close_lists(ga, gb, atol=1e-12, rtol=1e-10)
+    d = Critic(3, 2, (40, 24), dim=4, cond_emb_dim=6, cond_mode=cond_mode).double()
+    x, c = torch.rand(2, 3, 40, 24, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    ref = d(x, c)
+    d.memory_format = torch.channels_last
+    assert torch.allclose(d(x, c), ref, atol=1e-12)
 
 
 def test_layout_switch_keeps_values_and_outputs_nchw():

@@ -66,12 +66,6 @@ def test_no_cross_sample_coupling():
         assert torch.allclose(net(*a)[0], net(*b)[0], atol=1e-5), type(net).__name__
 
 
-def test_critic_closed_form_condition_equals_concatenation():
-    m = tiny_model()
-    x, c = torch.rand(4, C, H, W), torch.randn(4, 2)
-    assert torch.allclose(m.critic(x, c), m.critic(x, c, concat=True), atol=1e-5)
-
-
 class LinearCritic(nn.Module):
     def __init__(self, w):
         super().__init__()
