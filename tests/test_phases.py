@@ -63,7 +63,8 @@ def test_a_phase_trains_only_its_network(toy_root, gan_checkpoint, tmp_path, pha
     assert after["ema_state"] == before["ema_state"]
     log = pd.read_csv(ckpt_path.parent / f"losses_{phase}.csv")
     assert len(log) == 4 and log["epoch"].eq(2).all()
-    assert len(pd.read_csv(ckpt_path.parent / "losses.csv")) == 4  # the gan phase's log is untouched
+    # the gan phase's log is untouched (32 samples, n_critic = 2 minibatches of 8 per step: 2 steps)
+    assert len(pd.read_csv(ckpt_path.parent / "losses.csv")) == 2
     if phase == "flow":
         assert np.isfinite(log["flow_nll"]).all()
         nll = after["history"][-1]
@@ -98,7 +99,7 @@ def test_flow_prior_sampling_and_likelihood(toy_root, gan_checkpoint, tmp_path):
     ll = model.log_likelihood(x, cond)
     assert ll.shape == (6,) and torch.isfinite(ll).all()
     with torch.no_grad():
-        z = model.encoder(x)
+        z = model.encoder(x, None, cond)
     assert torch.allclose(ll, model.flow.log_prob(z, cond), atol=1e-5)
     normal = model.log_likelihood(x, cond, prior="normal")
     assert torch.allclose(normal, torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1), atol=1e-4)
@@ -156,7 +157,7 @@ def test_tensorboard_events_hold_every_logged_column(toy_root, tmp_path, gan_che
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     log = pd.read_csv(run_dir / "losses.csv")
-    columns = [c for c in log.columns if c != "step"]
+    columns = [c for c in log.columns if c != "step" and log[c].notna().any()]   # (mode seeking is off)
     assert set(events.Tags()["scalars"]) == set(columns)
     for column in columns:
         scalars = events.Scalars(column)

@@ -122,6 +122,7 @@ MODEL_SCHEMA = {
             "encoder_mask_prob": 0.5,    # prob. of masking out each component of the encoder input
             "encoder_latent_weight": 0.1,  # weight of ||E(G(z)) - z||^2 beside the BCE reconstruction of real data
             "fast": True,                # fused critic pass / frozen params (same maths)
+            "compile": False,            # torch.compile the no-grad generator passes (critic-step fakes, sampling)
             "fresh_critic_batches": True,  # a fresh real minibatch per critic step (Algorithm 1); False: one for all
             "phase": "gan",              # gan | encoder | flow: which networks this run trains
             "lr_flow": 1.0e-3,           # flow prior Adam learning rate (phase flow)

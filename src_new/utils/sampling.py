@@ -149,7 +149,7 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     sample_kwargs / inpaint_kwargs: model-specific options passed to ``sample`` / ``inpaint``
     (e.g. the DDPM's sampler and step count)."""
     sample_kwargs, inpaint_kwargs = sample_kwargs or {}, inpaint_kwargs or {}
-    if getattr(args, "prior", "normal") != sample_kwargs.get("prior", "normal"):
+    if (getattr(args, "prior", None) or "normal") != sample_kwargs.get("prior", "normal"):
         raise ValueError(f"--prior {args.prior}: model '{cfg['model']['type']}' has no such latent prior "
                          f"(the flow prior is the WGAN-GP's)")
     opts = sampling_options(args, cfg)

@@ -104,7 +104,7 @@ class WGANGPTrainer(Trainer):
                        ema_model=self.model.ema_generator)
         self.opt_g, self.opt_c, self.opt_e = make_optimizers(self.model, t)
         self.opt_f = torch.optim.Adam(self.model.flow.parameters(), t["lr_flow"])
-        if t.get("compile"):
+        if t["compile"]:
             self.model.compile_generator_passes()
         self.optimizers = {"g_optimizer_state_dict": (self.opt_g, "lr_generator"),   # the plan's keys
                            "c_optimizer_state_dict": (self.opt_c, "lr_critic"),

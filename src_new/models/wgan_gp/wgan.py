@@ -289,7 +289,6 @@ class WGANGP(nn.Module):
         elif cond is None and unconditional == "marginal" and self.cond_dim > 0:
             n = len(z) if z is not None else batch_size
             cond = self.normalize_condition(self.draw_train_conditions(n, generator))
-            guidance_scale = 0.0
         if cond is not None:
             batch_size = cond.shape[0]
             cond = check_cond(cond.to(device, torch.float32), batch_size, self.cond_dim, "sample condition")
