@@ -207,7 +207,9 @@ def load_config(path):
 
 
 def apply_overrides(cfg, overrides):
-    """Apply ``section.key=value`` strings; values are parsed as YAML (``1e-4``, ``[1,2]``)."""
+    """Apply ``section.key=value`` strings; values are parsed as YAML (``1e-4``, ``[1,2]``).
+    A value that is not valid YAML (e.g. ``{prefix}_{component}.png``) is taken as the plain
+    string, with a note printed."""
     for item in overrides or []:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ValueError(f"--set '{item}': expected section.key=value, e.g. training.epochs=5")
@@ -218,8 +220,9 @@ def apply_overrides(cfg, overrides):
             raise ValueError(f"--set '{item}': '{section}' is not a config section")
         try:
             cfg[section][key] = _parse_value(yaml.safe_load(raw))
-        except yaml.YAMLError as err:
-            raise ValueError(f"--set '{item}': value is not valid YAML ({err})") from None
+        except yaml.YAMLError:
+            cfg[section][key] = raw
+            print(f"[config] --set {dotted}: {raw!r} is not valid YAML; taken as the string {raw!r}")
     return cfg
 
 
