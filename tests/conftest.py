@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 from src_new.datasets.synthetic import write_dataset  # noqa: E402
 from src_new.utils.config import auto_complete_config, validate_config  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 2))   # 2 unless the caller limits it
 
 TINY_WGAN = {
     "model": {"type": "wgan_gp", "image_size": [64, 32], "latent_dim_per_component": 2, "dim": 8,

@@ -21,6 +21,9 @@ CRITIC_DOMINATES = -10.0      # critic loss below this for PATIENCE epochs
 HIGH_PENALTY = 1.0            # gradient penalty above this for PATIENCE epochs
 COLLAPSE_RATIO = 0.3          # fixed-noise sample diversity below this share of the real data's
 PATIENCE = 3
+# The same bounds, shaded as healthy ranges in the run's curves.png (None = open).
+HEALTHY_RANGES = {"critic_loss": (CRITIC_DOMINATES, None), "gradient_penalty": (None, HIGH_PENALTY),
+                  "sample_diversity_ratio": (COLLAPSE_RATIO, None)}
 
 NETWORKS = ("encoder", "generator", "ema_generator", "critic")
 
@@ -63,6 +66,7 @@ class WGANGPTrainer(Trainer):
                   "lr_encoder", "images_per_s"]
     finite_keys = ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty")
     grad_norm_keys = ("critic_grad_norm", "generator_grad_norm")
+    healthy_ranges = HEALTHY_RANGES
     divergence_advice = ("Remedies: lower training.lr_critic/lr_generator (/5), raise model.lambda_gp "
                          "(10 -> 20), or set training.on_divergence=rollback")
 
