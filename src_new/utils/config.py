@@ -40,6 +40,7 @@ SCHEMA = {
         "cond_drop_prob": 0.1,       # condition dropout for classifier-free guidance
     },
     "data": {
+        "type": "multicomponent",    # multicomponent (one PNG per component) | image_folder (pictures)
         "root_dir": "data/",
         "condition_csv": "data/dimensions.csv",
         "component_dirs": ["group_nc", "group_km", "bt", "fpu", "tpc"],
@@ -48,6 +49,7 @@ SCHEMA = {
         "filename_pattern": "mdbk_{prefix}_{component}.png",
         "split_column": "train",     # True/1/"true" = train row, else test row
         "normalized": False,         # False: standardize conditions with train statistics
+        "test_fraction": 0.1,        # image_folder without conditions: share of images in the test split
     },
     "training": {
         "epochs": 1000,
@@ -146,6 +148,10 @@ MODEL_SCHEMA = {
 }
 
 MODEL_TYPES = sorted(MODEL_SCHEMA)
+DATA_TYPES = ("multicomponent", "image_folder")
+# data.type image_folder: data.component_dirs names the picture's channels (and grids show
+# such samples as pictures, not as component overlays).
+PICTURE_CHANNELS = {"rgb": ["red", "green", "blue"], "gray": ["gray"]}
 PROBABILITY_KEYS = [("model", "cond_drop_prob"), ("training", "encoder_mask_prob")]
 POSITIVE_KEYS = [
     ("training", "epochs"), ("training", "batch_size"), ("training", "lr_generator"),
@@ -309,7 +315,15 @@ def validate_config(cfg):
             and all(isinstance(s, int) and s > 0 and s % 8 == 0 for s in size)):
         raise ValueError(f"model.image_size = {size!r}: expected [H, W] with both divisible by 8 "
                          f"(three 2x up/downsampling stages), e.g. [64, 32]")
-    if "{prefix}" not in data["filename_pattern"] or "{component}" not in data["filename_pattern"]:
+    if data["type"] not in DATA_TYPES:
+        raise ValueError(f"data.type = {data['type']!r}: use one of {list(DATA_TYPES)}")
+    if data["type"] == "image_folder":
+        if comps not in PICTURE_CHANNELS.values():
+            raise ValueError(f"data.type image_folder: data.component_dirs = {comps} must name the picture's "
+                             f"channels: {PICTURE_CHANNELS['rgb']} (RGB) or {PICTURE_CHANNELS['gray']} (grayscale)")
+        if not (isinstance(data["test_fraction"], (int, float)) and 0 < data["test_fraction"] < 1):
+            raise ValueError(f"data.test_fraction = {data['test_fraction']!r}: use a share in (0, 1), e.g. 0.1")
+    elif "{prefix}" not in data["filename_pattern"] or "{component}" not in data["filename_pattern"]:
         raise ValueError(f"data.filename_pattern = {data['filename_pattern']!r} must contain "
                          f"'{{prefix}}' and '{{component}}', e.g. 'mdbk_{{prefix}}_{{component}}.png'")
     for section, key in POSITIVE_KEYS:

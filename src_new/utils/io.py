@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import PICTURE_CHANNELS
+
 # Overlay colours (RGB) per component name; unknown names get a colour from the fallback list.
 COMPONENT_COLORS = {
     "group_nc": (255, 0, 0),      # carcass: red
@@ -31,7 +33,12 @@ def overlay(sample, component_names, mirror=True):
     """One sample (C, H, W) in [0, 1] -> uint8 RGB (H, W or 2W, 3) colour composite.
 
     Components are painted in order, each blended by its intensity; ``mirror`` prepends the
-    flipped half so the full cross-section shows (column 0 is the mid-plane)."""
+    flipped half so the full cross-section shows (column 0 is the mid-plane). Picture
+    channels (``[red, green, blue]`` or ``[gray]``, data.type image_folder) show as the
+    picture itself, never mirrored."""
+    if list(component_names) in PICTURE_CHANNELS.values():
+        rgb = np.repeat(sample, 3, axis=0) if len(sample) == 1 else sample
+        return (rgb.transpose(1, 2, 0) * 255).round().astype(np.uint8)
     rgb = np.zeros(sample.shape[1:] + (3,), dtype=np.float32)
     for c, name in enumerate(component_names):
         color = np.array(COMPONENT_COLORS.get(name, _FALLBACK[c % len(_FALLBACK)]), np.float32)
