@@ -127,6 +127,12 @@ def test_video_frames_train_the_wgan(tmp_path):
     assert grid.shape == (2 * (4 * 34 + 2), 2 * (8 * 34 + 2), 3)
     tile = grid[4:68, 4:68].astype(int)
     assert np.abs(tile[..., 0] - tile[..., 1]).max() > 0                      # colour, not a grey overlay
+    out = tmp_path / "samples"
+    run_script("sample.py", "--checkpoint", run_dir / "checkpoint_latest.pt", "--mode", "unconditional",
+               "--num_samples", "4", "--out", out, "--device", "cpu")
+    assert {p.name for p in out.iterdir()} >= {"red", "green", "blue", "composite", "grid.png", "samples.npz"}
+    picture = Image.open(next((out / "composite").glob("*.png")))
+    assert picture.mode == "RGB" and picture.size == (32, 32)                  # the picture, not mirrored
 
 
 def test_unreadable_video_is_a_clear_error(tmp_path):
