@@ -7,17 +7,27 @@ by side), encoder step, sampling, inpainting (ours vs a plain loop), data loadin
 Prints a table and writes JSON (default bench/results/bench_<device>[_quick].json).
 
 How it measures (numbers on shared machines are noisy, so it leans on medians and ratios):
-- every timing is a median over ``--repeats`` runs after a warm-up run; ours and the plain
-  reference are interleaved (ours, plain, ours, plain, ...) so a load change hits both;
-- the matmul ceiling (large square fp32 ``torch.mm``, same thread count) is sampled at the
-  start, in the middle and at the end; fractions use the median of those samples;
+- every timing is a median over ``--repeats`` (>= 5) rounds after a warm-up round, reported
+  with its spread (min, max); within a round ours and the plain reference alternate their
+  order (ours first, then plain first, ...) so neither always runs on a warm or cold cache;
+- the yardstick is the best measured rate at the benchmark's thread count: the max of the
+  matmul rate (large square fp32 ``torch.mm``, sampled at the start, between sections and at
+  the end; median of the samples) and a large 3x3 convolution's rate. Utilisation is
+  *executed* FLOPs per second over that yardstick (never above 100% unless the network beats
+  both yardsticks);
+- avoided work is its own factor, plain FLOPs / executed FLOPs, beside the wall-clock
+  speed-up (plain seconds / our seconds); the speed-up is the avoided work times the ratio of
+  the two rates;
 - "our iteration" is the trainer's own code (``WGANGPTrainer.gan_step``: n_critic critic
-  updates, one generator update, EMA, with the trainer's optimizers), the encoder update
-  (``WGANGPTrainer.encoder_step``) is timed on its own;
+  updates, one generator update, EMA, with the trainer's optimizers); the training throughput
+  adds the encoder update (``WGANGPTrainer.encoder_step``, every ``encoder_every`` steps);
 - the plain reference is the plan's pseudo-code ("Training Loop Structure"), written out
   below with the same networks and weights: separate critic calls on real and fake, the
   literal concatenated condition map, critic weights trainable in the generator step,
-  default (NCHW) layout, default Adam, nothing compiled;
+  default (NCHW) layout, default Adam, nothing compiled; it drops the generator's condition
+  per sample like ours (tests/test_bench.py checks that with fixed noise its losses and
+  gradients equal ``WGANGP``'s fast path);
+- inpainting (ours vs the plan's loop) is timed the same way: alternated, repeated, median;
 - FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matmuls,
   forward, backward and the penalty's double backward), see ``FlopCounter``;
 - on CUDA times come from CUDA events, and peak device memory is reported.
@@ -109,24 +119,60 @@ class Timer:
         return time.perf_counter() - t0
 
     def side_by_side(self, fns, repeats, warmup=1):
-        """{name: median seconds}, the functions interleaved round by round."""
+        """({name: median seconds}, {name: all seconds}): the functions interleaved round by
+        round, their order reversed every other round (ours first, then last, ...)."""
         for _ in range(warmup):
             for fn in fns.values():
                 fn()
         times = {name: [] for name in fns}
-        for _ in range(repeats):
-            for name, fn in fns.items():
-                times[name].append(self.once(fn))
+        for r in range(repeats):
+            for name in alternating_order(list(fns), r):
+                times[name].append(self.once(fns[name]))
         return {name: statistics.median(t) for name, t in times.items()}, times
 
     def __call__(self, fn, repeats, warmup=1):
         return self.side_by_side({"fn": fn}, repeats, warmup)[0]["fn"]
 
 
+def alternating_order(names, round_index):
+    """The order of round ``round_index``: as given on even rounds, reversed on odd ones."""
+    return list(names) if round_index % 2 == 0 else list(reversed(names))
+
+
+def spread(times):
+    """Median, min, max and (max - min) / median of a list of seconds."""
+    med = statistics.median(times)
+    return {"median": med, "min": min(times), "max": max(times),
+            "relative_spread": (max(times) - min(times)) / med if med > 0 else float("nan"), "all": list(times)}
+
+
+def matmul_flops(n):
+    """FLOPs of an n x n by n x n matmul (a multiply and an add per term)."""
+    return 2 * n ** 3
+
+
+def conv_flops(batch, c_in, c_out, kernel, h_out, w_out):
+    """FLOPs of a dense 2-D convolution (no bias): 2 per multiply-add."""
+    return 2 * batch * c_in * c_out * kernel * kernel * h_out * w_out
+
+
+def accounting(flops_plain, flops_ours, seconds_plain, seconds_ours, matmul_gflops, conv_gflops):
+    """The benchmark's figures from FLOP counts, medians and the two yardsticks (GFLOP/s):
+    executed rates, utilisation of the best yardstick, avoided work and wall-clock speed-up.
+    speedup_vs_plain == avoided_work_factor * gflops_executed / gflops_plain_executed."""
+    yardstick = max(matmul_gflops, conv_gflops)
+    ours = flops_ours / seconds_ours / 1e9
+    plain = flops_plain / seconds_plain / 1e9
+    return {"gflops_executed": ours, "gflops_plain_executed": plain, "yardstick_gflops": yardstick,
+            "yardstick": "matmul" if matmul_gflops >= conv_gflops else "conv",
+            "utilisation_executed": ours / yardstick, "utilisation_plain": plain / yardstick,
+            "avoided_work_factor": flops_plain / flops_ours, "speedup_vs_plain": seconds_plain / seconds_ours}
+
+
 def matmul_ceiling(device, timer, n):
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     seconds = timer(lambda: torch.mm(a, b), repeats=5, warmup=2)
-    return 2 * n ** 3 / seconds / 1e9
+    return matmul_flops(n) / seconds / 1e9
 
 
 def conv_ceiling(device, timer, quick):
@@ -140,7 +186,7 @@ def conv_ceiling(device, timer, quick):
     weight = torch.randn(c, c, 3, 3, device=device).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         seconds = timer(lambda: F.conv2d(x, weight, padding=1), repeats=5, warmup=2)
-    return 2 * b * c * c * 9 * h * w / seconds / 1e9
+    return conv_flops(b, c, c, 3, h, w) / seconds / 1e9
 
 
 # ---------------------------------------------------------------- our iteration = the trainer's code
@@ -177,36 +223,54 @@ class PlainReference:
         self.opt_g = torch.optim.Adam(model.generator.parameters(), t["lr_generator"], betas=betas)
         self.ema = EMA(model.generator, t["ema_decay"], t["ema_update_every"], ema_model=model.ema_generator)
 
-    def gradient_penalty(self, real, fake, cond):
+    def gradient_penalty(self, real, fake, cond, eps=None, critic_drop=None):
         m = self.model
-        eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+        if eps is None:
+            eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
         x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        out = m.critic(x_hat, cond, concat=True)
+        out = m.critic(x_hat, cond, critic_drop, concat=True)
         grad = torch.autograd.grad(out, x_hat, grad_outputs=torch.ones_like(out), create_graph=True)[0]
         return m.lambda_gp * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
-    def iteration(self, real, cond):
+    def draw_noise(self, batch_size, device):
+        """z, the per-sample condition-dropout mask (True = the generator gets no condition, as
+        in ours) and the penalty's interpolation weights."""
+        m = self.model
+        return {"z": torch.randn(batch_size, m.latent_dim, device=device),
+                "drop_mask": torch.rand(batch_size, device=device) < m.cond_drop_prob,
+                "eps": torch.rand(batch_size, 1, 1, 1, device=device)}
+
+    def critic_loss(self, real, cond, noise=None):
+        """The plan's critic loss -W + GP -> (loss, W, GP); noise: ``draw_noise`` (fixed in tests)."""
         m = self.model
         G, D = m.generator, m.critic
+        noise = noise or self.draw_noise(real.shape[0], real.device)
+        drop = noise["drop_mask"] if m.critic_null_condition else None   # joint null condition
+        with torch.no_grad():
+            fake = G(noise["z"], cond, noise["drop_mask"])
+        critic_real = D(real, cond, drop, concat=True)
+        critic_fake = D(fake.detach(), cond, drop, concat=True)
+        wasserstein_distance = critic_real.mean() - critic_fake.mean()
+        gp = self.gradient_penalty(real, fake, cond, noise["eps"], drop)
+        return -wasserstein_distance + gp, wasserstein_distance, gp
+
+    def generator_loss(self, real, cond, noise=None):
+        """The plan's generator loss -mean D(G(z)) (critic weights trainable, as planned)."""
+        m = self.model
+        noise = noise or self.draw_noise(real.shape[0], real.device)
+        fake = m.generator(noise["z"], cond, noise["drop_mask"])
+        drop = noise["drop_mask"] if m.critic_null_condition else None
+        return -m.critic(fake, cond, drop, concat=True).mean()
+
+    def iteration(self, real, cond):
+        m = self.model
         for _ in range(m.n_critic):
             self.opt_c.zero_grad()
-            z = torch.randn(real.shape[0], m.latent_dim, device=real.device)
-            cond_for_gen = None if (cond is None or torch.rand(()) < m.cond_drop_prob) else cond
-            with torch.no_grad():
-                fake = G(z, cond_for_gen)
-            critic_real = D(real, cond, concat=True)
-            critic_fake = D(fake.detach(), cond, concat=True)
-            wasserstein_distance = critic_real.mean() - critic_fake.mean()
-            gp = self.gradient_penalty(real, fake, cond)
-            critic_loss = -wasserstein_distance + gp
+            critic_loss = self.critic_loss(real, cond)[0]
             critic_loss.backward()
             self.opt_c.step()
         self.opt_g.zero_grad()
-        z = torch.randn(real.shape[0], m.latent_dim, device=real.device)
-        cond_for_gen = None if (cond is None or torch.rand(()) < m.cond_drop_prob) else cond
-        fake = G(z, cond_for_gen)
-        critic_fake = D(fake, cond, concat=True)
-        generator_loss = -critic_fake.mean()
+        generator_loss = self.generator_loss(real, cond)
         generator_loss.backward()
         self.opt_g.step()
         self.ema.update()
@@ -304,9 +368,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
     parser.add_argument("--config", default="wgan_gp_default", help="config name or path (default: wgan_gp_default)")
-    parser.add_argument("--quick", action="store_true", help="tiny config, one repetition each (smoke test)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny config and batch, 2 alternated repetitions each (smoke test; figures meaningless)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as set)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per measurement (median)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed rounds per measurement, order alternated (median and spread; default 5, min 5)")
     parser.add_argument("--inpaint-restarts", type=int, default=1, help="restarts for the inpainting comparison")
     parser.add_argument("--compile", action="store_true",
                         help="also time training.compile=true (compiled no-grad generator passes) and "
@@ -322,7 +388,9 @@ def main(argv=None):
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)    # as the trainer does on CPU
     timer = Timer(device)
-    repeats = 1 if args.quick else args.repeats
+    if not args.quick and args.repeats < 5:
+        parser.error(f"--repeats {args.repeats}: use at least 5 (a median of fewer is noise on a shared machine)")
+    repeats = 2 if args.quick else args.repeats
     cfg = load_config(args.config)
     if args.quick:
         apply_overrides(cfg, QUICK_OVERRIDES)
@@ -358,20 +426,24 @@ def main(argv=None):
     flops_plan = count_flops(run_plain)                 # the algorithm's FLOPs
     flops_ours = count_flops(run_ours)                  # what ours executes (less: see the table)
     flops_encoder = count_flops(run_encoder)
-    fns = {"ours": run_ours} if args.skip_plain else {"ours": run_ours, "plain": run_plain}
+    fns = {"ours": run_ours, "encoder": run_encoder}
+    if not args.skip_plain:
+        fns["plain"] = run_plain
     medians, all_times = timer.side_by_side(fns, repeats)
-    t_ours, t_plain = medians["ours"], medians.get("plain", float("nan"))
-    t_encoder = timer(run_encoder, repeats)
+    t_ours, t_plain, t_encoder = medians["ours"], medians.get("plain", float("nan")), medians["encoder"]
     checkpoint("after training iteration")
+    encoder_every = cfg["training"]["encoder_every"]
+    t_step = t_ours + (t_encoder / encoder_every if encoder_every else 0.0)
     results["train_iteration"] = {
-        "what": "n_critic critic updates + generator update + EMA, with Adam steps",
+        "what": "n_critic critic updates + generator update + EMA, with Adam steps (ours vs plain)",
         "flops_plan": flops_plan, "flops_ours": flops_ours, "seconds_ours": t_ours, "seconds_plain": t_plain,
-        "seconds_ours_all": all_times["ours"], "seconds_plain_all": all_times.get("plain", []),
-        "gflops_effective": flops_plan / t_ours / 1e9, "gflops_executed": flops_ours / t_ours / 1e9,
-        "gflops_plain": flops_plan / t_plain / 1e9,
-        "speedup_vs_plain": t_plain / t_ours, "images_per_s": batch / t_ours}
-    results["encoder_step"] = {"seconds": t_encoder, "flops": flops_encoder,
-                               "gflops": flops_encoder / t_encoder / 1e9}
+        "timing_ours": spread(all_times["ours"]),
+        "timing_plain": spread(all_times["plain"]) if "plain" in all_times else None}
+    results["training_step"] = {
+        "what": "the GAN iteration + the encoder update every training.encoder_every steps (the trainer's step)",
+        "encoder_every": encoder_every, "seconds": t_step, "images_per_s": batch / t_step,
+        "flops": flops_ours + (flops_encoder / encoder_every if encoder_every else 0.0)}
+    results["encoder_step"] = {"seconds": t_encoder, "flops": flops_encoder, "timing": spread(all_times["encoder"])}
     if args.bf16 and device.type == "cuda":
         bf16_trainer = BenchTrainer(cfg, ours, autocast=torch.autocast("cuda", dtype=torch.bfloat16))
         results["train_iteration_bf16"] = {"seconds": timer(lambda: bf16_trainer.gan_step(real, cond), repeats)}
@@ -398,7 +470,7 @@ def main(argv=None):
     fns = {"uncond": sample_uncond, "guided": sample_guided}
     if not args.skip_plain:
         fns["plain_uncond"] = sample_plain
-    s, _ = timer.side_by_side(fns, max(repeats, 3) if not args.quick else 1)
+    s, _ = timer.side_by_side(fns, repeats)
     results["sampling"] = {
         "num_samples": n_samples, "generator_gflop_per_sample": g_flops_uncond / n_samples / 1e9,
         "seconds_unconditional": s["uncond"], "seconds_guided": s["guided"],
@@ -416,15 +488,16 @@ def main(argv=None):
     restarts = args.inpaint_restarts
     plain_model = copy.deepcopy(ours)
     plain_model.fast = False
-    ours.inpaint(truth * mask, mask, num_steps=1, restarts=restarts)                 # warm-up
-    plain_inpaint(plain_model, truth * mask, mask, 1, 0.01, restarts)
     fns = {"ours": lambda: ours.inpaint(truth * mask, mask, num_steps=steps, lr=0.01, restarts=restarts)}
     if not args.skip_plain:
         fns["plain"] = lambda: plain_inpaint(plain_model, truth * mask, mask, steps, 0.01, restarts)
-    # 100 steps are a long measurement already: one timed run each after the 1-step warm-up
-    inp, _ = timer.side_by_side(fns, 1, warmup=0)
+    # timed like the iteration: a warm-up round (1 step each), then alternated rounds
+    ours.inpaint(truth * mask, mask, num_steps=1, restarts=restarts)
+    plain_inpaint(plain_model, truth * mask, mask, 1, 0.01, restarts)
+    inp, inp_all = timer.side_by_side(fns, repeats, warmup=0)
     results["inpainting"] = {"batch": inp_batch, "steps": steps, "restarts": restarts, "seconds_ours": inp["ours"],
-                             "seconds_plain": inp.get("plain", float("nan")),
+                             "seconds_plain": inp.get("plain", float("nan")), "timing_ours": spread(inp_all["ours"]),
+                             "timing_plain": spread(inp_all["plain"]) if "plain" in inp_all else None,
                              "speedup_vs_plain": inp.get("plain", float("nan")) / inp["ours"]}
     del plain_model
 
@@ -440,14 +513,19 @@ def main(argv=None):
     ceiling = statistics.median(ceilings)
     results["ceiling_gflops"], results["ceiling_samples_gflops"] = ceiling, ceilings
     results["conv_ceiling_gflops"] = conv_rate
+    yardstick = max(ceiling, conv_rate)
+    results["yardstick_gflops"] = yardstick
     t = results["train_iteration"]
-    t["fraction_of_ceiling_effective"] = t["gflops_effective"] / ceiling
-    t["fraction_of_ceiling_executed"] = t["gflops_executed"] / ceiling
-    t["fraction_of_ceiling_plain"] = t["gflops_plain"] / ceiling
-    t["fraction_of_conv_ceiling_executed"] = t["gflops_executed"] / conv_rate
-    results["encoder_step"]["fraction_of_ceiling"] = results["encoder_step"]["gflops"] / ceiling
+    t.update(accounting(t["flops_plan"], t["flops_ours"], t["seconds_plain"], t["seconds_ours"], ceiling, conv_rate))
+    t["images_per_s"] = batch / t["seconds_ours"]
+    step = results["training_step"]
+    step["gflops_executed"] = step["flops"] / step["seconds"] / 1e9
+    step["utilisation_executed"] = step["gflops_executed"] / yardstick
+    e = results["encoder_step"]
+    e["gflops"] = e["flops"] / e["seconds"] / 1e9
+    e["utilisation"] = e["gflops"] / yardstick
     for key in ("unconditional", "guided"):
-        results["sampling"][f"fraction_of_ceiling_{key}"] = results["sampling"][f"gflops_{key}"] / ceiling
+        results["sampling"][f"utilisation_{key}"] = results["sampling"][f"gflops_{key}"] / yardstick
 
     cpu_end = os.times()
     busy = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
@@ -489,32 +567,37 @@ def compile_measurements(cfg, ours, trainer, timer, repeats, real, cond, t_eager
 
 def format_table(r):
     t, e, s, i, d = r["train_iteration"], r["encoder_step"], r["sampling"], r["inpainting"], r["data"]
+    step = r["training_step"]
     pct = lambda x: f"{100 * x:.0f}%"
+    rng = lambda sp: f"[{sp['min']:.3g}-{sp['max']:.3g}]" if sp else ""
     rows = [
         ("device / threads", f"{r['device']} ({r['device_name']}) / {r['threads']} threads, torch {r['torch']}"),
-        ("matmul ceiling", f"{r['ceiling_gflops']:.1f} GFLOP/s fp32 (median of samples "
-                           f"{', '.join(f'{c:.0f}' for c in r['ceiling_samples_gflops'])} taken between sections)"),
-        ("conv yardstick", f"{r['conv_ceiling_gflops']:.1f} GFLOP/s (one large 3x3 conv, channels_last, no grad)"),
-        ("train iteration FLOPs", f"{t['flops_plan'] / 1e12:.3f} TFLOP as planned; ours executes "
-                                  f"{t['flops_ours'] / 1e12:.3f} (batch {r['batch_size']})"),
-        ("train iteration, ours", f"{t['seconds_ours']:.3f} s  {t['images_per_s']:.1f} img/s; "
-                                  f"{t['gflops_effective']:.1f} GFLOP/s effective = {pct(t['fraction_of_ceiling_effective'])}"
-                                  f" of ceiling ({t['gflops_executed']:.1f} executed = "
-                                  f"{pct(t['fraction_of_ceiling_executed'])}, "
-                                  f"{pct(t['fraction_of_conv_ceiling_executed'])} of the conv yardstick)"),
-        ("train iteration, plain reference", f"{t['seconds_plain']:.3f} s  {t['gflops_plain']:.1f} GFLOP/s = "
-                                             f"{pct(t['fraction_of_ceiling_plain'])} of ceiling; "
-                                             f"ours is {t['speedup_vs_plain']:.2f}x faster"),
-        ("encoder step (separate)", f"{e['seconds']:.3f} s  {e['flops'] / 1e9:.0f} GFLOP, "
-                                    f"{e['gflops']:.1f} GFLOP/s = {pct(e['fraction_of_ceiling'])} of ceiling"),
+        ("yardstick", f"{r['yardstick_gflops']:.1f} GFLOP/s = max(matmul {r['ceiling_gflops']:.1f} (median of "
+                      f"{', '.join(f'{c:.0f}' for c in r['ceiling_samples_gflops'])}), 3x3 conv "
+                      f"{r['conv_ceiling_gflops']:.1f}); fp32, same threads"),
+        ("train iteration FLOPs", f"plain {t['flops_plan'] / 1e12:.3f} TFLOP, ours executes {t['flops_ours'] / 1e12:.3f}"
+                                  f" (batch {r['batch_size']}): avoided work {t['avoided_work_factor']:.2f}x"),
+        ("train iteration, ours", f"{t['seconds_ours']:.3f} s {rng(t['timing_ours'])} (median of {r['repeats']}); "
+                                  f"{t['gflops_executed']:.1f} GFLOP/s executed = "
+                                  f"{pct(t['utilisation_executed'])} of the yardstick"),
+        ("train iteration, plain reference", f"{t['seconds_plain']:.3f} s {rng(t['timing_plain'])}; "
+                                             f"{t['gflops_plain_executed']:.1f} GFLOP/s = "
+                                             f"{pct(t['utilisation_plain'])} of the yardstick"),
+        ("speed-up over plain", f"{t['speedup_vs_plain']:.2f}x wall clock = {t['avoided_work_factor']:.2f}x less work"
+                                f" x {t['gflops_executed'] / t['gflops_plain_executed']:.2f}x the rate"),
+        ("training step (+ encoder)", f"{step['seconds']:.3f} s = {step['images_per_s']:.1f} img/s, "
+                                      f"{step['gflops_executed']:.1f} GFLOP/s = "
+                                      f"{pct(step['utilisation_executed'])}; encoder every {step['encoder_every']}"),
+        ("encoder step", f"{e['seconds']:.3f} s {rng(e['timing'])} {e['flops'] / 1e9:.1f} GFLOP, "
+                         f"{e['gflops']:.1f} GFLOP/s = {pct(e['utilisation'])} of the yardstick"),
         ("sampling", f"{s['num_samples']} samples: {s['images_per_s_unconditional']:.1f} img/s unconditional "
-                     f"({pct(s['fraction_of_ceiling_unconditional'])} of ceiling), {s['images_per_s_guided']:.1f} "
-                     f"img/s guided ({pct(s['fraction_of_ceiling_guided'])}); {s['generator_gflop_per_sample']:.2f}"
+                     f"({pct(s['utilisation_unconditional'])} of the yardstick), {s['images_per_s_guided']:.1f} "
+                     f"img/s guided ({pct(s['utilisation_guided'])}); {s['generator_gflop_per_sample']:.2f}"
                      f" GFLOP/sample" + (f"; plain {s['images_per_s_plain_unconditional']:.1f} img/s"
                                         if s.get("images_per_s_plain_unconditional") else "")),
         ("inpainting", f"batch {i['batch']} x {i['steps']} steps x {i['restarts']} restart(s): "
-                       f"{i['seconds_ours']:.2f} s ours, {i['seconds_plain']:.2f} s plain reference "
-                       f"({i['speedup_vs_plain']:.2f}x)"),
+                       f"{i['seconds_ours']:.2f} s {rng(i['timing_ours'])} ours, {i['seconds_plain']:.2f} s "
+                       f"{rng(i['timing_plain'])} plain reference ({i['speedup_vs_plain']:.2f}x)"),
         ("data loading", f"{d['images_per_s_first_epoch']:.0f} img/s first epoch (decodes "
                          f"{d['png_decodes_first_epoch']} PNGs), {d['images_per_s_later_epochs']:.0f} img/s later "
                          f"epochs ({d['png_decodes_later_epochs']} PNG decodes)"),

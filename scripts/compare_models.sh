@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 BUDGET=${BUDGET:-900}     # seconds of training per model
-N=${N:-1000}              # samples per mode and model (equal counts for a fair comparison)
+N=${N:-800}               # conditions per mode and model: one per test condition (toy: 800 test samples)
+K=${K:-1}                 # draws per condition (K >= 2 adds the within-condition diversity; N*K samples)
 N_INPAINT=${N_INPAINT:-160}
 OUT=samples/compare
 
@@ -31,8 +32,8 @@ for model in wgan_gp ddpm; do
     $PY src_new/scripts/sample.py --checkpoint "$ckpt" --mode unconditional --num_samples "$N" --batch_sz 250 \
         --out $OUT/${model}_unconditional --overwrite
     for g in 0 2; do
-        $PY src_new/scripts/sample.py --checkpoint "$ckpt" --mode conditional --guidance_scale $g --num_samples "$N" \
-            --batch_sz 250 --out $OUT/${model}_conditional_g$g --overwrite
+        $PY src_new/scripts/sample.py --checkpoint "$ckpt" --mode conditional --guidance_scale $g \
+            --num_samples $(( N * K )) --per_condition "$K" --batch_sz 250 --out $OUT/${model}_conditional_g$g --overwrite
     done
     $PY src_new/scripts/sample.py --checkpoint "$ckpt" --mode inpainting --components fpu group_nc group_km \
         --num_samples "$N_INPAINT" --batch_sz 80 --out $OUT/${model}_inpainting --overwrite

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The quality run of the README: the toy WGAN-GP trained for 20 epochs (2000 generator steps,
-# about 20 minutes on 2 CPU cores), 4000 samples per sampling mode, inpainting with three sets
-# of preserved components, every folder evaluated against the test split.
+# about 20 minutes on 2 CPU cores), one unconditional sample per test sample, K = 5 conditional
+# draws for each test condition (the first feeds FD/precision/recall/coverage, all five the
+# within-condition diversity), inpainting with three sets of preserved components, every
+# folder evaluated against the test split.
 # Run through `make quality` (which installs requirements and generates data/toy first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 EPOCHS=${EPOCHS:-20}
-N=${N:-4000}                # samples per unconditional/conditional mode
+N=${N:-800}                 # unconditional samples, and conditions (one per test sample; toy: 800)
+K=${K:-5}                   # conditional draws per condition (N*K samples)
 N_INPAINT=${N_INPAINT:-160} # test samples per inpainting set (latent optimization is the slow part)
 RUN=outputs/wgan_gp/quality
 OUT=samples/wgan_gp/quality
@@ -20,8 +23,8 @@ CKPT=$RUN/checkpoint_latest.pt
 $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode unconditional --num_samples "$N" --batch_sz 250 \
     --out $OUT/unconditional --overwrite
 for g in 0 2; do
-    $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode conditional --guidance_scale $g --num_samples "$N" \
-        --batch_sz 250 --out $OUT/conditional_g$g --overwrite
+    $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode conditional --guidance_scale $g \
+        --num_samples $(( N * K )) --per_condition "$K" --batch_sz 250 --out $OUT/conditional_g$g --overwrite
 done
 # preserved sets: carcass+crown+sidewall (belt and tread generated), carcass+belt+tread, tread only
 $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode inpainting --components fpu group_nc group_km \

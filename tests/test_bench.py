@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -16,18 +17,115 @@ def test_bench_quick_runs_and_writes_json(tmp_path):
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    for key in ("ceiling_gflops", "train_iteration", "encoder_step", "sampling", "inpainting", "data",
-                "peak_rss_mb", "cpu_utilisation", "load_average_1min"):
+    for key in ("ceiling_gflops", "conv_ceiling_gflops", "yardstick_gflops", "train_iteration", "training_step",
+                "encoder_step", "sampling", "inpainting", "data", "peak_rss_mb", "cpu_utilisation",
+                "load_average_1min"):
         assert key in result, key
     t = result["train_iteration"]
     assert t["flops_plan"] > t["flops_ours"] > 0 and t["seconds_ours"] > 0 and t["seconds_plain"] > 0
-    for key in ("speedup_vs_plain", "fraction_of_ceiling_effective", "fraction_of_ceiling_executed", "images_per_s"):
-        assert t[key] > 0, key
+    # the accounting: executed FLOPs over the best yardstick; avoided work beside the speed-up
+    assert result["yardstick_gflops"] == max(result["ceiling_gflops"], result["conv_ceiling_gflops"])
+    assert t["utilisation_executed"] == pytest.approx(t["flops_ours"] / t["seconds_ours"] / 1e9
+                                                      / result["yardstick_gflops"])
+    assert t["avoided_work_factor"] == pytest.approx(t["flops_plan"] / t["flops_ours"])
+    assert t["speedup_vs_plain"] == pytest.approx(t["seconds_plain"] / t["seconds_ours"])
+    assert not any("effective" in k for k in t)                 # plain FLOPs over our time is not a rate
+    # medians of alternated rounds, with their spread; the encoder is part of the training step
+    assert len(t["timing_ours"]["all"]) == len(t["timing_plain"]["all"]) == result["repeats"] == 2
+    assert t["timing_ours"]["min"] <= t["seconds_ours"] <= t["timing_ours"]["max"]
+    step = result["training_step"]
+    assert step["seconds"] == pytest.approx(t["seconds_ours"] + result["encoder_step"]["seconds"])
+    assert step["images_per_s"] == pytest.approx(result["batch_size"] / step["seconds"])
+    i = result["inpainting"]
+    assert len(i["timing_ours"]["all"]) == len(i["timing_plain"]["all"]) == 2
     assert result["sampling"]["images_per_s_unconditional"] > 0 and result["sampling"]["images_per_s_guided"] > 0
-    assert result["inpainting"]["seconds_ours"] > 0 and result["inpainting"]["seconds_plain"] > 0
     assert result["data"]["png_decodes_first_epoch"] > 0
     assert result["data"]["png_decodes_later_epochs"] == 0          # later epochs read the uint8 cache
-    assert "matmul ceiling" in proc.stdout and "plain reference" in proc.stdout
+    assert "yardstick" in proc.stdout and "plain reference" in proc.stdout and "avoided work" in proc.stdout
+
+
+def test_accounting_on_a_network_with_flops_known_by_hand():
+    """A linear layer (batch 2, 3 -> 4, no bias): forward 2*2*3*4 = 48 FLOPs, the weight
+    gradient 48 more, the input gradient 48 more. "Plain" also computes the input gradient
+    (144 FLOPs), "ours" skips it (96): 1.5x avoided work; a 3x3 convolution and a matmul too."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_wgan import accounting, alternating_order, conv_flops, count_flops, matmul_flops, spread
+
+    lin = nn.Linear(3, 4, bias=False)
+    x = torch.randn(2, 3)
+    xg = x.clone().requires_grad_(True)
+    ours = count_flops(lambda: lin(x).sum().backward())
+    plain = count_flops(lambda: lin(xg).sum().backward())
+    assert (ours, plain) == (96, 144)
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    assert count_flops(lambda: conv(torch.randn(4, 2, 5, 6))) == conv_flops(4, 2, 3, 3, 5, 6) == 2 * 4 * 2 * 3 * 9 * 30
+    assert count_flops(lambda: torch.randn(7, 7) @ torch.randn(7, 7)) == matmul_flops(7) == 686
+    a = accounting(plain, ours, seconds_plain=4e-6, seconds_ours=2e-6, matmul_gflops=0.04, conv_gflops=0.06)
+    assert a["gflops_executed"] == pytest.approx(0.048) and a["gflops_plain_executed"] == pytest.approx(0.036)
+    assert a["yardstick_gflops"] == 0.06 and a["yardstick"] == "conv"          # the better yardstick
+    assert a["utilisation_executed"] == pytest.approx(0.8) and a["utilisation_plain"] == pytest.approx(0.6)
+    assert a["avoided_work_factor"] == 1.5 and a["speedup_vs_plain"] == 2.0
+    assert a["speedup_vs_plain"] == pytest.approx(a["avoided_work_factor"] * a["gflops_executed"]
+                                                  / a["gflops_plain_executed"])
+    assert [alternating_order(["ours", "plain"], r) for r in range(3)] == [["ours", "plain"], ["plain", "ours"],
+                                                                           ["ours", "plain"]]
+    sp = spread([3.0, 1.0, 2.0])
+    assert (sp["median"], sp["min"], sp["max"], sp["relative_spread"]) == (2.0, 1.0, 3.0, 1.0)
+
+
+def test_plain_reference_equals_the_fast_path_with_fixed_noise(tmp_path):
+    """The benchmark's plain loop is the same algorithm as WGANGP's fast path: with the same
+    draws (z, per-sample condition dropout, penalty weights) losses and gradients agree."""
+    import copy
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_wgan import PlainReference
+    from conftest import make_cfg
+    from src_new.models.wgan_gp import build_wgan_gp
+
+    cfg = make_cfg(tmp_path)
+    torch.manual_seed(0)
+    ours = build_wgan_gp(cfg)
+    assert ours.fast
+    plain = copy.deepcopy(ours)
+    plain.fast = False
+    reference = PlainReference(plain, cfg)
+    real = torch.rand(4, 5, 64, 32).round()
+    cond = torch.randn(4, 2)
+    noise = ours.draw_noise(4, real.device)
+    noise["drop_mask"] = torch.tensor([True, False, False, True])     # dropped per sample, both kinds
+
+    def grads(net):
+        out = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+        net.zero_grad(set_to_none=True)
+        return out
+
+    mine = ours(real, cond=cond, step="critic", noise=noise)
+    mine["critic_loss"].backward()
+    loss, wasserstein, gp = reference.critic_loss(real, cond, noise)
+    loss.backward()
+    assert loss.item() == pytest.approx(mine["critic_loss"].item(), rel=1e-5, abs=1e-6)
+    assert wasserstein.item() == pytest.approx(mine["wasserstein_distance"].item(), rel=1e-5, abs=1e-6)
+    assert gp.item() == pytest.approx(mine["gradient_penalty"].item(), rel=1e-5, abs=1e-6)
+    g_ours, g_plain = grads(ours.critic), grads(plain.critic)
+    assert set(g_ours) == set(g_plain) and len(g_ours) > 0
+    for name in g_ours:
+        assert torch.allclose(g_ours[name], g_plain[name], rtol=1e-4, atol=1e-6), name
+    ours.zero_grad(set_to_none=True)
+    plain.zero_grad(set_to_none=True)
+
+    mine = ours(real, cond=cond, step="generator", noise=noise)
+    mine["generator_loss"].backward()
+    g_loss = reference.generator_loss(real, cond, noise)
+    g_loss.backward()
+    assert g_loss.item() == pytest.approx(mine["generator_loss"].item(), rel=1e-5, abs=1e-6)
+    g_ours, g_plain = grads(ours.generator), grads(plain.generator)
+    assert set(g_ours) == set(g_plain) and len(g_ours) > 0
+    for name in g_ours:
+        assert torch.allclose(g_ours[name], g_plain[name], rtol=1e-4, atol=1e-6), name
+    # the dropped samples really lost their condition: another condition changes only the kept ones
+    other = reference.generator_loss(real, cond + 1, noise)
+    assert other.item() != g_loss.item()
 
 
 def test_flop_counter_counts_through_the_gradient_penalty():

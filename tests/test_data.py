@@ -226,3 +226,22 @@ def test_make_toy_data_cli(tmp_path):
     assert list(frame.columns) == ["matching", "train", "width_px", "height_px"] and len(frame) == 10
     cfg = make_cfg(tmp_path / "t")
     assert len(build_datasets(cfg, verbose=False)["test"]) == 2
+
+
+def test_grids_mirror_about_the_side_of_the_symmetry_axis(tmp_path):
+    from src_new.utils.io import make_grid, mirror_side, overlay
+    left = np.zeros((3, 5, 8, 4), np.float32)
+    left[:, 0, 2:6, 0:2] = 1                             # a half-section touching column 0 (the toy data)
+    right = left[..., ::-1].copy()                       # the same, axis on the right edge
+    assert mirror_side(left) == "left" and mirror_side(right) == "right"
+    assert mirror_side(np.zeros_like(left)) == "none" and mirror_side(right, "left") == "left"
+    # the full section is the same picture either way: the axis ends up in the middle
+    a, b = overlay(left[0], COMPONENTS, "left"), overlay(right[0], COMPONENTS, "right")
+    assert a.shape == b.shape == (8, 8, 3) and np.array_equal(a, b)
+    assert np.array_equal(overlay(right[0], COMPONENTS, "auto"), a)
+    assert not np.array_equal(overlay(right[0], COMPONENTS, "left"), a)   # the fixed side got it wrong
+    assert make_grid(right, COMPONENTS, mirror="none").shape[1] < make_grid(right, COMPONENTS).shape[1]
+    with pytest.raises(ValueError, match="data.mirror"):
+        mirror_side(left, "up")
+    with pytest.raises(ValueError, match=r"data.mirror = 'up'"):
+        make_cfg(tmp_path, data={"mirror": "up"})

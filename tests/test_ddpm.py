@@ -31,6 +31,30 @@ def test_train_and_sample_through_dispatchers(toy_root, tmp_path):
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["model"] == "ddpm" and manifest["model_options"]
         assert np.load(out / "samples.npz")["images"].shape == (4, C, H, W)
+        if mode == "inpainting":      # the manifest records what was applied, not WGAN-GP-only options
+            assert manifest["model_options"] == {"resample": 1} and manifest["options"]["inpaint_steps"] == 3
+            assert not {"restarts", "inpaint_lr", "inpaint_loss"} & set(manifest["options"])
+            assert {"restarts", "inpaint_lr", "inpaint_loss"} <= set(manifest["not_applied"])
+        if mode == "conditional":
+            assert manifest["model_options"] == {"sampler": "ddim", "steps": 3, "eta": 1.0}
+    proc = run_script("sample.py", "--checkpoint", ckpt, "--mode", "inpainting", "--components", "fpu",
+                      "--restarts", 3, "--out", tmp_path / "r", check=False)
+    assert proc.returncode != 0 and "--restarts does not apply to GaussianDiffusion inpainting" in proc.stderr
+    # K draws per condition -> the within-condition diversity; the first draw of each feeds the rest
+    out = tmp_path / "s" / "per_condition"
+    run_script("sample.py", "--checkpoint", ckpt, "--mode", "conditional", "--per_condition", 2,
+               "--num_samples", 8, "--guidance_scale", 0, "--out", out)
+    data = np.load(out / "samples.npz")
+    assert data["condition_index"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert np.array_equal(data["conditions"][0], data["conditions"][1])
+    assert json.loads((out / "manifest.json").read_text())["per_condition"] == 2
+    from src_new.evaluation.evaluate import evaluate_samples
+    result = evaluate_samples(out, references=False, write=False)
+    m = result["metrics"]
+    assert m["n"] == 4 and m["within_condition_diversity"] > 0 and m["within_condition_diversity_real"] > 0
+    assert m["within_condition_diversity_ratio"] == m["within_condition_diversity"] / m["within_condition_diversity_real"]
+    assert result["details"]["within_condition"]["draws_per_condition"] == 2
+    assert any("first of the 2 draws" in n for n in result["notes"])
     proc = run_script("sample.py", "--checkpoint", ckpt, "--mode", "interpolate", "--out", tmp_path / "x", check=False)
     assert proc.returncode != 0 and "not available for model 'ddpm'" in proc.stderr
     proc = run_script("train.py", "--model", "wgan_gp", "--config", path, check=False)

@@ -160,3 +160,76 @@ def test_script_and_compare(real_sets, tmp_path):
     assert rows["binarization"][0] == "1" and float(rows["binarization"][1]) < 0.3
     proc = run_script("evaluate.py", "--compare", a, tmp_path / "missing", check=False)
     assert proc.returncode != 0 and "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- the protocol
+@pytest.fixture(scope="module")
+def toy240(tmp_path_factory):
+    """240 synthetic samples (120 train, 120 test): enough for the k-NN metrics to rank sets."""
+    from src_new.datasets.multicomponent import build_datasets
+    from src_new.datasets.synthetic import write_dataset
+    root = tmp_path_factory.mktemp("toy240")
+    write_dataset(root, n=240, seed=0, test_fraction=0.5)
+    cfg = make_cfg(root)
+    return cfg, build_datasets(cfg, verbose=False)["test"].images_float.numpy()
+
+
+def test_sets_that_differ_in_known_ways_rank_in_that_order(toy240, tmp_path):
+    cfg, test = toy240
+    shifted = np.zeros_like(test)
+    shifted[:, :, 2:] = test[:, :, :-2]                       # 2 px down: a near miss
+    rng = np.random.default_rng(0)
+    shuffled = np.stack([test[rng.permutation(len(test)), c] for c in range(test.shape[1])], 1)
+    scores = {name: evaluate_samples(make_folder(tmp_path / name, x, cfg, "unconditional"), references=False,
+                                     write=False)["metrics"]
+              for name, x in (("identity", test), ("shifted", shifted), ("shuffled", shuffled))}
+    ident, shift, shuf = scores["identity"], scores["shifted"], scores["shuffled"]
+    assert ident["geometric_fd"] < shift["geometric_fd"] < shuf["geometric_fd"]
+    for key in ("pixel_density", "pixel_coverage", "pixel_precision"):   # (recall: shuffled parts spread wide)
+        assert ident[key] > shift[key] > shuf[key], (key, ident[key], shift[key], shuf[key])
+    for key in ("density", "coverage", "precision"):     # a 2-px shift is nearly invisible to geometry
+        assert ident[key] >= shift[key] > shuf[key], (key, ident[key], shift[key], shuf[key])
+    assert ident["density"] == 1.0 and ident["coverage"] == 1.0      # strict `<`: identity is exactly 1
+
+
+def test_repeated_conditions_are_refused_and_n_is_equal(real_sets, tmp_path):
+    cfg, train, test = real_sets
+    x = test.images_float.numpy()
+    twice = np.concatenate([x, x])                            # every test condition used twice
+    idx = np.arange(len(twice)) % len(x)
+    folder = make_folder(tmp_path / "twice", twice, cfg, "conditional", conditions=test.raw_conditions[idx],
+                         arrays={"test_indices": idx})
+    with pytest.raises(ValueError, match=r"only 8 distinct conditions \(2.0 per condition\).*--num_samples <= 8"):
+        evaluate_samples(folder)
+    # more unconditional samples than the real set: subsampled to the same n as every reference
+    folder = make_folder(tmp_path / "many", twice, cfg, "unconditional")
+    result = evaluate_samples(folder, write=False)
+    n = result["metrics"]["n"]
+    assert n == len(x) and all(r["n"] == n for k, r in result["references"].items() if "n" in r)
+    assert any("use 8 of the 16 samples" in note for note in result["notes"])
+
+
+def test_condition_error_follows_the_dataset_convention(tmp_path):
+    import pandas as pd
+
+    from src_new.datasets.multicomponent import build_datasets
+    from src_new.datasets.synthetic import write_dataset
+    write_dataset(tmp_path / "d", n=40, seed=0, test_fraction=0.2)
+    csv = tmp_path / "d" / "dimensions.csv"
+    frame = pd.read_csv(csv, dtype={"matching": str})
+    frame["width_px"] = 2 * frame["width_px"] - 1               # full width of the mirrored section
+    frame["height_px"] = frame["height_px"] + 3                 # counted with a 3-row margin
+    frame["load"] = np.random.default_rng(0).normal(100, 20, len(frame))   # not geometric at all
+    frame.to_csv(csv, index=False)
+    cfg = make_cfg(tmp_path / "d", data={"condition_columns": ["width_px", "height_px", "load"]}, model={"cond_dim": None})
+    test = build_datasets(cfg, verbose=False)["test"]
+    folder = make_folder(tmp_path / "c", test.images_float, cfg, "conditional", conditions=test.raw_conditions)
+    result = evaluate_samples(folder)
+    m = result["metrics"]
+    # real test images at their own conditions: exact under the fitted convention (bbox: off by 20 px)
+    assert m["condition_mae_width"] == 0 and m["condition_mae_height"] == 0 and m["condition_mae"] == 0
+    assert result["references"]["real_test_own_conditions"]["condition_mae_width"] == 0
+    conv = result["details"]["condition_conventions"]
+    assert (conv["width_px"]["slope"], conv["width_px"]["intercept"], conv["height_px"]["intercept"]) == (2, -1, 3)
+    assert not conv["load"]["ok"]
+    assert any("no measurement convention fits condition column 'load'" in n for n in result["notes"])

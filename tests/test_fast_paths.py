@@ -23,13 +23,15 @@ def tiny_model(**kw):
 
 
 def plan_critic_loss(m, real, cond, noise):
-    """The plan's critic loss, literally: separate passes, the concatenated condition map."""
+    """The plan's critic loss, literally: separate passes, the concatenated condition map;
+    the critic sees the generator's per-sample dropout mask (joint training)."""
+    drop = noise["drop_mask"]
     with torch.no_grad():
-        fake = m.generator(noise["z"], cond, noise["drop_mask"])
-    d_real, d_fake = m.critic(real, cond, concat=True), m.critic(fake, cond, concat=True)
+        fake = m.generator(noise["z"], cond, drop)
+    d_real, d_fake = m.critic(real, cond, drop, concat=True), m.critic(fake, cond, drop, concat=True)
     eps = noise["eps"]
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    out = m.critic(x_hat, cond, concat=True)
+    out = m.critic(x_hat, cond, drop, concat=True)
     (grad,) = torch.autograd.grad(out, x_hat, torch.ones_like(out), create_graph=True)
     gp = m.lambda_gp * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
     return -(d_real.mean() - d_fake.mean()) + gp
@@ -37,7 +39,7 @@ def plan_critic_loss(m, real, cond, noise):
 
 def plan_generator_loss(m, cond, noise):
     fake = m.generator(noise["z"], cond, noise["drop_mask"])
-    return -m.critic(fake, cond, concat=True).mean()
+    return -m.critic(fake, cond, noise["drop_mask"], concat=True).mean()
 
 
 def grads(module):
@@ -80,8 +82,9 @@ def test_fast_model_matches_the_plans_literal_losses_and_gradients():
     assert_close_lists(grads(fast.generator), grads(plain.generator))
     assert all(p.grad is None for p in fast.critic.parameters())       # frozen in the fast path
     with torch.no_grad():
-        w = plain.critic(x, c, concat=True).mean() - plain.critic(plain.generator(noise["z"], c, noise["drop_mask"]),
-                                                                    c, concat=True).mean()
+        drop = noise["drop_mask"]
+        w = plain.critic(x, c, drop, concat=True).mean() - plain.critic(plain.generator(noise["z"], c, drop),
+                                                                          c, drop, concat=True).mean()
     assert torch.allclose(out["wasserstein_distance"], w, atol=1e-5)
 
 

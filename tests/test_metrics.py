@@ -234,3 +234,68 @@ def test_inception_blocks_pool_like_pytorch_fid(fid_model):
         x = torch.randn(1, 2048, 5, 5)
         e = model.Mixed_7c
         assert torch.allclose(e(x)[:, -192:], e.branch_pool.forward(F.max_pool2d(x, 3, 1, 1)), atol=1e-5)
+
+
+# ---------------------------------------------------------------- the evaluation protocol
+def test_density_and_coverage_use_strict_inequality():
+    # Naeem et al.'s reference code: a sample exactly on a real ball's boundary is outside it.
+    grid = np.arange(4.0)[:, None]                      # 0 1 2 3, k = 1: every radius is 1
+    m = M.manifold_metrics(grid, grid, k=1)
+    assert m["density"] == 1.0 and m["coverage"] == 1.0   # `<=` counted the neighbours too: 2.5
+    real, fake = np.array([[0.0], [2.0], [4.0], [6.0]]), np.array([[-2.0], [-3.0], [-4.0], [-5.0]])
+    m = M.manifold_metrics(real, fake, k=1)             # -2 is exactly on the ball of 0 (radius 2)
+    assert m["density"] == 0.0 and m["coverage"] == 0.0   # `<=`: 0.25 and 0.25
+    assert m["precision"] == 0.25                       # precision/recall keep Kynkäänniemi's `<=`
+
+
+def test_within_condition_diversity_closed_form():
+    x = np.zeros((3, 2, 1, 4, 4), np.float32)           # 3 conditions, 2 draws each, 16 pixels
+    assert M.within_condition_diversity(x) == 0.0        # one image per condition: collapse
+    x[0, 1, 0, 0, :4] = 1                               # condition 0: draws differ in 4 of 16 pixels
+    # ordered pairs (i, j), i != j: 3 conditions x 2 pairs; only condition 0's 2 pairs differ by 4/16
+    assert M.within_condition_diversity(x) == pytest.approx(2 * (4 / 16) / 6)
+    assert M.within_condition_diversity(torch.from_numpy(x)) == pytest.approx(2 * (4 / 16) / 6)
+    three = np.zeros((1, 3, 1, 2, 2), np.float32)
+    three[0, 0] = 1                                     # draw 0 all ones, draws 1, 2 zeros
+    assert M.within_condition_diversity(three) == pytest.approx(4 / 6)   # 4 of 6 ordered pairs differ fully
+    with pytest.raises(ValueError, match=r"\(N, K >= 2, C, H, W\)"):
+        M.within_condition_diversity(x[:, :1])
+
+
+def test_real_pair_diversity_uses_pairs_within_one_pixel():
+    images = np.zeros((4, 1, 2, 2), np.float32)
+    images[1, 0, 0, 0] = 1                              # differs from image 0 in 1 of 4 pixels
+    images[2] = 1
+    cond = np.array([[10.0, 20.0], [11.0, 19.0], [30.0, 20.0], [10.5, 22.0]])
+    assert M.condition_pairs(cond, tol=1.0).tolist() == [[0, 1]]       # (0, 3): height 2 px apart
+    value, pairs = M.real_pair_diversity(images, cond)
+    assert (value, pairs) == (pytest.approx(0.25), 1)
+    assert M.condition_pairs(cond, tol=2.0).tolist() == [[0, 1], [0, 3]]      # (1, 3): 3 px apart
+    assert np.isnan(M.real_pair_diversity(images, cond * 10)[0])        # no pairs at all
+    assert len(M.condition_pairs(np.zeros((50, 2)), max_pairs=7)) == 7   # 1225 pairs, subsampled
+    groups, idx = M.group_by_condition(np.arange(6)[:, None], [5, 1, 5, 1, 9, 1])
+    assert groups[..., 0].tolist() == [[1, 3], [0, 2]] and idx.tolist() == [1, 5]   # 9 has one draw
+
+
+def test_condition_convention_is_fitted_on_data():
+    # a dataset whose width is the full width of a mirrored half-section (2 * (last column + 1))
+    # and whose height counts from the top row: neither is the bounding box measured before
+    rng = np.random.default_rng(0)
+    images = np.zeros((40, 2, 32, 16), np.float32)
+    cond = []
+    for img in images:
+        x0, x1 = rng.integers(1, 6), rng.integers(8, 16)
+        y0, y1 = rng.integers(2, 10), rng.integers(14, 32)
+        img[rng.integers(2), y0:y1, x0:x1] = 1
+        cond.append([2 * x1, y1])
+    cond = np.array(cond, float)
+    fits = M.fit_condition_conventions(images, cond, ["width_px", "height_px"])
+    assert (fits["width_px"]["measure"], fits["width_px"]["slope"], fits["width_px"]["intercept"]) == ("x_end", 2, 0)
+    assert (fits["height_px"]["measure"], fits["height_px"]["slope"]) == ("y_end", 1)
+    assert fits["width_px"]["residual"] == 0 and fits["width_px"]["ok"]
+    assert M.condition_error(images, cond, ["width_px", "height_px"], fits).tolist() == [0, 0]
+    assert (M.condition_error(images, cond) > 1).all()            # the bounding box convention is off
+    noise = M.fit_condition_convention(images, rng.normal(0, 10, len(images)))
+    assert not noise["ok"] and noise["residual"] > 1                 # no convention fits: flagged
+    with pytest.raises(ValueError, match="cannot measure"):
+        M.condition_error(images, cond[:, :1], ["rim_inch"])

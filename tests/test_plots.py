@@ -32,11 +32,11 @@ def test_training_writes_curves_and_the_cli_redraws_them(toy_root, tmp_path):
     fig = plot_runs([run, other], ranges=HEALTHY_RANGES)
     shown = titles(fig)
     for title in ("critic_loss", "wasserstein_distance", "gradient_penalty", "generator_loss", "gradient norms",
-                  "learning rates", "sample_diversity_ratio (evaluation)"):
+                  "learning rates", "within_condition_spread_ratio (evaluation)"):
         assert title in shown, (title, shown)
     by_title = {ax.get_title(): ax for ax in fig.axes}
     assert len(by_title["critic_loss"].get_lines()) == 2                    # one line per run
-    assert len(by_title["sample_diversity_ratio (evaluation)"].get_lines()[0].get_xdata()) == 2   # 2 epochs
+    assert len(by_title["within_condition_spread_ratio (evaluation)"].get_lines()[0].get_xdata()) == 2   # 2 epochs
     assert by_title["gradient_penalty"].patches, "the healthy range is shaded"
     assert not by_title["wasserstein_distance"].patches                       # no range known: none
 

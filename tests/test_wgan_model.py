@@ -77,7 +77,7 @@ class LinearCritic(nn.Module):
         super().__init__()
         self.w = nn.Parameter(w)
 
-    def forward(self, x, cond=None):
+    def forward(self, x, cond=None, drop_mask=None):
         return (x.flatten(1) * self.w.flatten()).sum(1, keepdim=True)
 
 

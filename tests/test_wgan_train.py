@@ -21,7 +21,8 @@ def read_losses(run_dir):
 def test_conditions_reach_the_losses(tiny_cfg):
     trainer = WGANGPTrainer(tiny_cfg, verbose=False)
     batch = next(iter(trainer.loader))
-    assert isinstance(batch, list) and batch[1].shape == (8, 2)   # default collate gives a list
+    # default collate gives a list; one step's batch holds n_critic = 2 minibatches of 8
+    assert isinstance(batch, list) and batch[1].shape == (16, 2)
     real, cond = batch
     state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     rows = []
@@ -43,7 +44,7 @@ def test_exact_resume(toy_root, tmp_path):
                             resume_state=load_checkpoint(ckpt_path), resume_path=ckpt_path, verbose=False)
     resumed.run()
     a, b = read_losses(full.run_dir), read_losses(run_dir)
-    assert len(a) == len(b) == 8
+    assert len(a) == len(b) == 4      # 32 samples, 2 minibatches of 8 per step: 2 steps per epoch
     cols = ["critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"]
     assert np.array_equal(a[cols].to_numpy(), b[cols].to_numpy())
     for key in ("generator", "ema_generator", "critic", "encoder"):
@@ -54,6 +55,7 @@ def test_exact_resume(toy_root, tmp_path):
 
 def test_run_folder_contents_and_checkpoint_keys(tiny_cfg):
     trainer = WGANGPTrainer(tiny_cfg, verbose=False)
+    initial = {k: v.clone() for k, v in trainer.model.ema_generator.state_dict().items()}
     run_dir = trainer.run()
     names = {p.name for p in run_dir.iterdir()}
     assert {"config.yaml", "losses.csv", "checkpoint_1.pt", "checkpoint_latest.pt", "samples_epoch_0001.png"} <= names
@@ -62,15 +64,41 @@ def test_run_folder_contents_and_checkpoint_keys(tiny_cfg):
                 "g_optimizer_state_dict", "c_optimizer_state_dict", "epoch", "config", "e_optimizer_state_dict",
                 "global_step", "rng_state", "cond_normalizer", "history"):
         assert key in ckpt, key
-    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 4
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2
     log = read_losses(run_dir)
     assert list(log.columns[:6]) == ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance",
                                      "gradient_penalty"]
     assert {"critic_grad_norm", "lr_generator", "lr_critic", "images_per_s"} <= set(log.columns)
-    # the EMA really averaged (warm-up decay), it is not a stale copy of the initial weights
-    assert trainer.ema.num_updates == 4
+    # the EMA really averaged (warm-up decay): it moved away from the initial weights (an EMA
+    # that never updates fails here) and is not the live copy either
+    assert trainer.ema.num_updates == 2
     ema, live = trainer.model.ema_generator.state_dict(), trainer.model.generator.state_dict()
+    moved = [k for k in ema if ema[k].is_floating_point() and not torch.equal(ema[k], initial[k])]
+    assert len(moved) > len(ema) // 2, f"EMA weights unchanged after 2 updates: {set(ema) - set(moved)}"
     assert any(not torch.equal(ema[k], live[k]) for k in ema)
+
+
+def test_ema_equals_the_closed_form():
+    """EMA over a known sequence of weights: e_n = d_n e_{n-1} + (1 - d_n) w_n with the warm-up
+    decay d_n = min(decay, (1 + n) / (10 + n)), n = averaging updates before this one, applied
+    every ``update_every`` calls; unrolled, e = prod(d) e_0 + sum_j (1 - d_j) prod_{k>j} d_k w_j."""
+    from src_new.utils.ema import EMA
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    ema = EMA(net, decay=0.5, update_every=2)
+    values = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    for v in values:
+        with torch.no_grad():
+            net.weight.fill_(v)
+        ema.update()
+    seen = values[1::2]                                      # every 2nd call averages: 2, 8, 32
+    decays = [min(0.5, (1 + n) / (10 + n)) for n in range(len(seen))]   # 0.1, 2/11, 0.25
+    expected = sum((1 - d) * w * np.prod(decays[j + 1:]) for j, (d, w) in enumerate(zip(decays, seen)))
+    assert ema.num_updates == 3 and ema.step == 6
+    assert ema.model.weight.item() == pytest.approx(expected, rel=1e-6)
+    assert expected == pytest.approx(0.9 * 2 * (2 / 11) * 0.25 + (9 / 11) * 8 * 0.25 + 0.75 * 32)
 
 
 def test_existing_run_folder_is_not_overwritten(tiny_cfg):
@@ -104,7 +132,7 @@ def inject_nan(trainer, at_step):
 
 def test_nan_stops_with_clear_message_and_intact_checkpoint(toy_root, tmp_path):
     trainer = WGANGPTrainer(make_cfg(toy_root, tmp_path, training={"epochs": 3}), verbose=False)
-    inject_nan(trainer, at_step=6)                 # in epoch 2 (4 steps per epoch)
+    inject_nan(trainer, at_step=3)                 # in epoch 2 (2 steps per epoch)
     with pytest.raises(TrainingDiverged, match=r"critic_loss is nan.*last good checkpoint is .*checkpoint_latest.pt"):
         trainer.run()
     ckpt = load_checkpoint(trainer.run_dir / "checkpoint_latest.pt")
@@ -115,7 +143,7 @@ def test_nan_stops_with_clear_message_and_intact_checkpoint(toy_root, tmp_path):
 def test_rollback_halves_learning_rates_and_continues(toy_root, tmp_path):
     cfg = make_cfg(toy_root, tmp_path, training={"epochs": 2, "on_divergence": "rollback"})
     trainer = WGANGPTrainer(cfg, verbose=False)
-    inject_nan(trainer, at_step=6)
+    inject_nan(trainer, at_step=3)
     trainer.run()
     assert trainer.epoch == 2 and trainer.rollbacks == 1
     assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(cfg["training"]["lr_generator"] / 2)
@@ -129,7 +157,8 @@ def test_exploding_gradient_norm_counts_as_divergence(toy_root, tmp_path):
 
 
 def test_batch_larger_than_dataset(toy_root, tmp_path):
-    with pytest.raises(ValueError, match=r"batch_size = 64 is larger than the training split \(32 samples\)"):
+    with pytest.raises(ValueError, match=r"2 minibatches of training.batch_size = 64 are larger than the "
+                                         r"training split \(32 samples\)"):
         WGANGPTrainer(make_cfg(toy_root, tmp_path, training={"batch_size": 64}), verbose=False)
 
 
@@ -139,7 +168,7 @@ def test_cli_train_resume_and_sample_all_modes(toy_root, tmp_path):
     run_dir = tmp_path / "out" / "cli"
     assert (run_dir / "checkpoint_1.pt").exists()
     proc = run_script("train.py", "--resume", run_dir / "checkpoint_latest.pt", "--epochs", 2)
-    assert (run_dir / "checkpoint_2.pt").exists() and len(read_losses(run_dir)) == 8, proc.stdout
+    assert (run_dir / "checkpoint_2.pt").exists() and len(read_losses(run_dir)) == 4, proc.stdout
     ckpt = run_dir / "checkpoint_latest.pt"
     for mode, extra in (("unconditional", []), ("conditional", ["--guidance_scale", 2]),
                         ("inpainting", ["--components", "fpu", "group_nc"]), ("interpolate", [])):
@@ -153,7 +182,12 @@ def test_cli_train_resume_and_sample_all_modes(toy_root, tmp_path):
             mask = data["mask"].astype(bool)
             assert np.array_equal(data["images"][mask], data["ground_truth"][mask])
         if mode == "conditional":
-            assert data["conditions"].shape == (6, 2)
+            assert data["conditions"].shape == (6, 2) and data["condition_index"].tolist() == list(range(6))
+            assert manifest["options"]["per_condition"] == 1 and manifest["options"]["guidance_scale"] == 2
+        if mode == "inpainting":       # the WGAN-GP applies every inpainting option; none is left out
+            assert manifest["options"]["restarts"] == 2 and manifest["not_applied"] == {}
+        if mode == "unconditional":
+            assert "guidance_scale" not in manifest["options"]
         if mode == "interpolate":
             assert data["latent_sweep"].shape[:2] == (10, 6) and (out / "latent_sweep.png").exists()
     # same seed, same samples; a second run into the same folder refuses

@@ -11,6 +11,32 @@ def _as_numpy(images):
     return np.asarray(images, dtype=np.float32)
 
 
+def union_measurements(images, threshold=0.5):
+    """Measurements of each sample's union mask (any component above ``threshold``), in pixels.
+
+    images: (N, C, H, W) in [0, 1]. Returns {name: (N,) float64}: width / height = bounding-box
+    extent (last - first occupied column / row + 1); x_end = last occupied column + 1 (the
+    extent from column 0, e.g. a half-section whose mid-plane is column 0); x_from_right =
+    W - first occupied column; y_end = last occupied row + 1; y_from_bottom = H - first
+    occupied row. An empty image measures 0 everywhere."""
+    arr = _as_numpy(images)
+    if arr.ndim != 4:
+        raise ValueError(f"union_measurements expects (N, C, H, W) images, got shape {arr.shape}")
+    union = (arr > threshold).any(axis=1)                  # (N, H, W)
+    out = {}
+    for axis, (ext, end, from_far) in ((1, ("width", "x_end", "x_from_right")),
+                                       (2, ("height", "y_end", "y_from_bottom"))):
+        occupied = union.any(axis=axis)                    # (N, W) or (N, H)
+        size = occupied.shape[1]
+        has = occupied.any(axis=1)
+        first = occupied.argmax(axis=1)
+        last = size - 1 - occupied[:, ::-1].argmax(axis=1)
+        out[ext] = np.where(has, last - first + 1, 0).astype(np.float64)
+        out[end] = np.where(has, last + 1, 0).astype(np.float64)
+        out[from_far] = np.where(has, size - first, 0).astype(np.float64)
+    return out
+
+
 def measure_dimensions(images, threshold=0.5):
     """Bounding box of the union of all components, in pixels.
 
@@ -25,12 +51,6 @@ def measure_dimensions(images, threshold=0.5):
         arr = arr[None]
     if arr.ndim != 4:
         raise ValueError(f"measure_dimensions expects (N, C, H, W) images, got shape {arr.shape}")
-    union = (arr > threshold).any(axis=1)                  # (N, H, W)
-    out = np.zeros((len(arr), 2), dtype=np.float32)
-    for axis, col in ((1, 0), (2, 1)):                     # columns -> width, rows -> height
-        occupied = union.any(axis=axis)                    # (N, W) or (N, H)
-        has = occupied.any(axis=1)
-        first = occupied.argmax(axis=1)
-        last = occupied.shape[1] - 1 - occupied[:, ::-1].argmax(axis=1)
-        out[:, col] = np.where(has, last - first + 1, 0)
+    m = union_measurements(arr, threshold)
+    out = np.stack([m["width"], m["height"]], axis=1).astype(np.float32)
     return out[0] if squeeze else out

@@ -5,10 +5,23 @@ figure (computed by the same code), and compare runs side by side.
     print(format_table(result))
     print(compare(["samples/wgan_gp/conditional", "samples/ddpm/conditional"]))
 
+Protocol. The distribution metrics (FD, KID, precision/recall, density/coverage) use ONE
+generated sample per condition and the same n for the samples and every reference: a
+folder whose conditions repeat (``conditional`` sampled with more samples than conditions)
+is refused with a message saying how to re-sample, except a folder sampled with
+``--per_condition K`` (manifest ``per_condition``): there the first draw of each condition
+feeds the distribution metrics (said in the notes) and all K feed the within-condition
+diversity. More generated samples than n (= min(samples, real set, train split)) are
+subsampled to n, with a note.
+
 What is computed depends on the manifest's mode:
   every mode   geometric FD and KID, precision/recall/density/coverage (geometric and pixel
                space), connectivity, diversity, binarization (+ Inception FID/KID with weights)
-  conditional  condition error (MAE in px, requested vs measured width/height)
+  conditional  condition error (MAE in px, requested vs measured through the convention
+               fitted on the train split, see below); with per_condition K >= 2 the
+               within-condition diversity: mean pairwise L1 of draws sharing a condition /
+               the same for real test pairs with conditions within 1 px (train if the test
+               split has fewer than MIN_REAL_PAIRS such pairs)
   unconditional the same error against random test conditions (the "no conditioning" level)
   inpainting   IoU/Dice/centre-of-mass distance on the generated (not preserved) components
                against the ground truth; max abs change of the preserved pixels
@@ -16,6 +29,13 @@ References (each a trivial "generator" scored like the samples): real_train (rea
 the best achievable), shift_2px (train shifted down 2 px: a near miss), shuffled_components
 (right parts, wrong wholes), mean_image (collapse); real test images against shuffled
 conditions; for inpainting the nearest train sample by the known pixels.
+
+Condition conventions. A dataset's width_px / height_px need not be the bounding box that
+``measure_dimensions`` measures (e.g. the full width of a mirrored half-section). For each
+condition column the affine map from the best-fitting candidate measurement
+(``metrics.fit_condition_convention``) is fitted on the train split; the real test split's
+error under that map (reference ``real_test_own_conditions``) is the floor beside the
+model's error, and a column no candidate fits within 1 px gets a warning in the notes.
 """
 from __future__ import annotations
 
@@ -32,6 +52,8 @@ MODES = ("unconditional", "conditional", "inpainting", "interpolate")
 MAX_PIXEL_SET = 2000    # pixel-space k-NN costs N^2 * C*H*W: subsample both sets to this
 KID_SUBSETS = 20
 K = 3                   # neighbours for precision/recall/density/coverage
+MIN_REAL_PAIRS = 50     # fewer test pairs with conditions within 1 px: use the train split
+PAIR_TOLERANCE_PX = 1.0
 
 
 # ---------------------------------------------------------------- inputs
@@ -159,19 +181,87 @@ def sanity_sets(train, n, rng):
 
 
 # ---------------------------------------------------------------- mode-specific
-def measurable_columns(condition_columns):
-    """The condition columns that can be measured on images (width_px / height_px)."""
-    return [c for c in condition_columns or [] if c in M.MEASURED_COLUMNS]
+def fit_conventions(train_images, train_conditions, columns):
+    """How each condition column relates to the image, fitted on the train split ->
+    ({column: fit}, notes): a note for every column no candidate measurement fits within
+    ``metrics.CONVENTION_TOLERANCE_PX``."""
+    fits = M.fit_condition_conventions(train_images, train_conditions, columns)
+    notes = []
+    for col, fit in fits.items():
+        if not fit["ok"]:
+            notes.append(f"WARNING: no measurement convention fits condition column '{col}': the best, "
+                         f"{fit['slope']:.3g} * {fit['measure']} + {fit['intercept']:.3g}, is off by "
+                         f"{fit['residual']:.2f} px on average on the train split (> "
+                         f"{M.CONVENTION_TOLERANCE_PX:g} px); its condition error does not measure how well "
+                         f"the model follows the condition")
+    return fits, notes
 
 
-def condition_metrics(images, requested, condition_columns):
-    """MAE in px per measurable condition column and their mean -> dict."""
-    cols = measurable_columns(condition_columns)
-    idx = [list(condition_columns).index(c) for c in cols]
-    err = M.condition_error(images, np.asarray(requested)[:, idx], cols)
+def condition_metrics(images, requested, condition_columns, conventions=None):
+    """MAE in px per condition column (measured through ``conventions``, default the bounding
+    box) and their mean over the columns whose convention fits (all if none does) -> dict."""
+    cols = list(condition_columns)
+    err = M.condition_error(images, np.asarray(requested), cols, conventions)
     out = {f"condition_mae_{c.replace('_px', '')}": float(e) for c, e in zip(cols, err)}
-    out["condition_mae"] = float(err.mean())
+    good = [e for c, e in zip(cols, err) if conventions is None or conventions[c].get("ok", True)]
+    out["condition_mae"] = float(np.mean(good if good else err))
     return out
+
+
+def condition_index_of(arrays, mode):
+    """(N,) index of the condition each sample was drawn for (``condition_index``, else the
+    ``test_indices`` of conditional samples), or None."""
+    if "condition_index" in arrays:
+        return arrays["condition_index"].astype(np.int64).reshape(-1)
+    if mode == "conditional" and "test_indices" in arrays:
+        return arrays["test_indices"].astype(np.int64).reshape(-1)
+    return None
+
+
+def one_per_condition(cond_index, per_condition, n_samples):
+    """Rows of the samples that feed the distribution metrics: all (no repeats), or the first
+    draw of each condition of a ``per_condition`` folder -> (rows, note or None).
+    ValueError for a folder whose conditions repeat without ``per_condition``."""
+    if cond_index is None:
+        return np.arange(n_samples), None
+    distinct, first = np.unique(cond_index, return_index=True)
+    if len(distinct) == n_samples:
+        return np.arange(n_samples), None
+    if per_condition > 1:
+        return np.sort(first), (f"distribution metrics use the first of the {per_condition} draws of each of the "
+                                f"{len(distinct)} conditions (one per condition); all draws feed "
+                                f"within_condition_diversity")
+    raise ValueError(
+        f"the {n_samples} samples were drawn for only {len(distinct)} distinct conditions "
+        f"({n_samples / len(distinct):.1f} per condition). The distribution metrics (FD, KID, "
+        f"precision/recall, density/coverage) need one sample per condition: repeated conditions shrink "
+        f"the k-NN radii of the generated set (recall ~0 whatever the model does). Re-sample with "
+        f"--num_samples <= {len(distinct)} (one per test condition), or with --per_condition K to also "
+        f"measure the within-condition diversity")
+
+
+def within_condition_metrics(images, cond_index, real_sets, tol=PAIR_TOLERANCE_PX):
+    """Within-condition diversity of K draws per condition against real pairs with conditions
+    within ``tol`` px. real_sets: [(name, images, raw conditions)] in order of preference (test,
+    then train): the first with MIN_REAL_PAIRS pairs is used (else the one with most pairs).
+    -> (metrics dict, details dict)."""
+    groups, _ = M.group_by_condition(images, cond_index)
+    within = M.within_condition_diversity(groups)
+    best = None
+    for name, imgs, cond in real_sets:
+        value, pairs = M.real_pair_diversity(imgs, cond, tol)
+        if best is None or pairs > best[2]:
+            best = (name, value, pairs)
+        if pairs >= MIN_REAL_PAIRS:
+            best = (name, value, pairs)
+            break
+    name, real_value, pairs = best
+    ratio = within / real_value if pairs and real_value > 0 else float("nan")
+    metrics = {"within_condition_diversity": within, "within_condition_diversity_real": real_value,
+               "within_condition_diversity_ratio": ratio}
+    details = {"conditions": int(groups.shape[0]), "draws_per_condition": int(groups.shape[1]),
+               "real_pairs": pairs, "real_pairs_split": name, "real_pairs_tolerance_px": tol}
+    return metrics, details
 
 
 def inpainting_metrics(images, truth, mask, names):
@@ -214,11 +304,12 @@ def nearest_train_inpainting(truth, mask, train, chunk=512):
     return out
 
 
-def _score(images, mode, arrays, real, rng, names, cfg, requested):
-    """Every metric that applies to ``images`` in this mode."""
-    out = distribution_metrics(images, real, rng, names)
+def _score(images, rows, mode, arrays, real, rng, names, cfg, requested, conventions):
+    """Every metric that applies to ``images`` in this mode: the distribution metrics on
+    ``images[rows]`` (one per condition, n samples), the per-sample ones on all."""
+    out = distribution_metrics(images[rows], real, rng, names)
     if requested is not None:
-        out.update(condition_metrics(images, requested, cfg["data"]["condition_columns"]))
+        out.update(condition_metrics(images, requested, cfg["data"]["condition_columns"], conventions))
     if mode == "inpainting":
         out.update(inpainting_metrics(images, arrays["ground_truth"], arrays["mask"], names))
     return out
@@ -278,9 +369,24 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
             notes.append(f"'{key}' range [{arrays[key].min():.3g}, {arrays[key].max():.3g}] clipped to [0, 1]")
             arrays[key] = np.clip(arrays[key], 0, 1)
     fake = arrays["images"]
+    per_condition = int(manifest.get("per_condition") or 1)
+    cond_index = condition_index_of(arrays, mode)
+    rows, note = one_per_condition(cond_index, per_condition, len(fake))
+    if note:
+        notes.append(note)
+    n_eval = min(len(rows), len(real.images), len(train)) if references else min(len(rows), len(real.images))
+    if n_eval <= K:
+        raise ValueError(f"{n_eval} samples per set are too few: k-NN metrics need more than {K}")
+    if len(rows) > n_eval:
+        notes.append(f"distribution metrics use {n_eval} of the {len(rows)} samples (random subset), the size of "
+                     f"the smallest set, so that the samples and every reference have the same n")
+        rows = np.sort(rng.choice(rows, n_eval, replace=False))
 
-    requested = None
-    if mode in ("conditional", "unconditional") and measurable_columns(columns):
+    requested, conventions = None, None
+    if columns:
+        conventions, fit_notes = fit_conventions(train, sets["train"].raw_conditions.numpy(), columns)
+        notes += fit_notes
+    if mode in ("conditional", "unconditional") and columns:
         if mode == "conditional" and "conditions" in arrays:
             requested = arrays["conditions"]
         else:
@@ -292,14 +398,22 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
                              "(the level of ignoring the condition)")
             requested = sets["test"].raw_conditions.numpy()[rng.choice(len(test), len(fake))]
 
-    scores = _score(fake, mode, arrays, real, rng, names, cfg, requested)
+    scores = _score(fake, rows, mode, arrays, real, rng, names, cfg, requested, conventions)
     details = {"piece_count_error": scores.pop("_pieces")}
+    if conventions is not None:
+        details["condition_conventions"] = conventions
+    if per_condition > 1 and cond_index is not None and columns:
+        within, details["within_condition"] = within_condition_metrics(
+            fake, cond_index, [(s, sets[s].images_float.numpy(), sets[s].raw_conditions.numpy())
+                               for s in ("test", "train")])
+        scores.update(within)
     result = {"samples": str(folder), "mode": mode, "model": manifest.get("model"), "num_samples": int(len(fake)),
-              "num_real": int(len(real.images)), "options": manifest.get("options", {}),
+              "num_real": int(len(real.images)), "per_condition": per_condition,
+              "options": manifest.get("options", {}),
               "postprocess": manifest.get("postprocess"), "seconds_per_image": manifest.get("seconds_per_image"),
               "metrics": scores}
     if "images_raw" in arrays:      # postprocessed run: the raw figures too, so the gain is visible
-        raw = _score(arrays["images_raw"], mode, arrays, real, rng, names, cfg, requested)
+        raw = _score(arrays["images_raw"], rows, mode, arrays, real, rng, names, cfg, requested, conventions)
         details["raw_piece_count_error"] = raw.pop("_pieces")
         result["raw"] = raw
 
@@ -307,19 +421,15 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
     if references and len(train) <= K:
         notes.append(f"references skipped: the train split has {len(train)} samples (k-NN needs more than {K})")
     elif references:
-        n_ref = min(len(fake), max_real, len(train))
-        if n_ref < len(fake):
-            notes.append(f"references use {n_ref} samples, the run {len(fake)}: recall and coverage grow with "
-                         f"the number of samples, so compare those at equal n (see row 'n')")
-        for name, images in sanity_sets(train, n_ref, rng).items():
+        for name, images in sanity_sets(train, n_eval, rng).items():
             refs[name] = distribution_metrics(images, real, rng)
-        if measurable_columns(columns):
+        if columns:
             test_cond = sets["test"].raw_conditions.numpy()
-            # shuffled: what ignoring the condition scores; own: the floor (0 when the CSV was
-            # measured like measure_dimensions does)
+            # shuffled: what ignoring the condition scores; own: the floor (the real test split
+            # measured through the convention fitted on the train split)
             refs["real_test_shuffled_conditions"] = condition_metrics(
-                test, test_cond[rng.permutation(len(test))], columns)
-            refs["real_test_own_conditions"] = condition_metrics(test, test_cond, columns)
+                test, test_cond[rng.permutation(len(test))], columns, conventions)
+            refs["real_test_own_conditions"] = condition_metrics(test, test_cond, columns, conventions)
         if mode == "inpainting":
             baseline = nearest_train_inpainting(arrays["ground_truth"], arrays["mask"], train)
             refs["nearest_train"] = inpainting_metrics(baseline, arrays["ground_truth"], arrays["mask"], names)

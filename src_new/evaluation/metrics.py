@@ -8,15 +8,18 @@ Distribution metrics (between a real and a generated feature set):
   knn_radii, manifold_metrics, precision_recall, density_coverage
 Features: geometric_features (standardized with standardization/standardize), pixel_features
 Per-sample comparisons: iou_dice, center_of_mass, center_of_mass_distance, condition_error
+Condition conventions: geometry_measurements, fit_condition_convention(s), predict_conditions
 Structure: label_components, count_pieces, connectivity
 Sample-set statistics: mean_pairwise_l1, diversity_ratio, binarization
+Within-condition diversity: within_condition_diversity (K draws per condition), condition_pairs,
+  real_pair_diversity (real pairs with conditions within 1 px), group_by_condition
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ..datasets.geometry import measure_dimensions
+from ..datasets.geometry import measure_dimensions, union_measurements
 
 GEOMETRIC_FEATURES = ("area", "com_y", "com_x", "bbox_h", "bbox_w")
 MEASURED_COLUMNS = ("width_px", "height_px")        # the order measure_dimensions returns
@@ -194,7 +197,11 @@ def manifold_metrics(real, fake, k=3, real_radii=None, chunk=1024):
     recall:    share of real samples inside some generated sample's k-NN ball;
     density:   mean number of real balls holding a generated sample, divided by k;
     coverage:  share of real samples whose ball holds at least one generated sample.
-    ``real_radii``: precomputed ``knn_radii(real, k)`` (reused across generated sets)."""
+    "Inside" is ``distance <= radius`` for precision/recall (Kynkäänniemi et al.'s code) and
+    strictly ``distance < radius`` for density/coverage (Naeem et al.'s reference code): with
+    binary pixel features ties are common, and ``<=`` made real-vs-itself density 4/3, not 1.
+    Both sets should have the same n, one sample per condition: duplicates shrink the k-NN
+    radii of the duplicated set. ``real_radii``: precomputed ``knn_radii(real, k)``."""
     real, fake = _features(real, "real features"), _features(fake, "generated features")
     _same_dim(real, fake, "manifold_metrics")
     fake = fake.astype(real.dtype)
@@ -206,10 +213,10 @@ def manifold_metrics(real, fake, k=3, real_radii=None, chunk=1024):
     recalled = torch.zeros(len(real), dtype=torch.bool)
     for i, d in _chunks(fake, real, chunk):                      # d: (chunk of fake, real)
         d = d.double()
-        inside = d <= r_real[None, :]
-        in_real[i:i + len(d)] = inside.any(1).numpy()
-        counts[i:i + len(d)] = inside.sum(1).numpy()
-        covered |= inside.any(0)
+        in_real[i:i + len(d)] = (d <= r_real[None, :]).any(1).numpy()
+        strictly = d < r_real[None, :]                           # Naeem et al.: strict for density/coverage
+        counts[i:i + len(d)] = strictly.sum(1).numpy()
+        covered |= strictly.any(0)
         recalled |= (d <= r_fake[i:i + len(d), None]).any(0)
     return {"precision": float(in_real.mean()), "recall": float(recalled.double().mean()),
             "density": float(counts.mean() / k), "coverage": float(covered.double().mean())}
@@ -264,22 +271,99 @@ def center_of_mass_distance(pred, target, threshold=0.5):
     return np.linalg.norm(center_of_mass(p, threshold) - center_of_mass(t, threshold), axis=-1)
 
 
-def condition_error(images, requested, columns=MEASURED_COLUMNS):
+# ---------------------------------------------------------------- conditions measured on images
+# Candidate measurements of the union of all components (thresholded), each (N,) in pixels:
+# a dataset's condition column is assumed to be an affine map of one of them.
+MEASUREMENTS = ("width", "height", "x_end", "x_from_right", "y_end", "y_from_bottom")
+IDENTITY_CONVENTIONS = {"width_px": "width", "height_px": "height"}   # measure_dimensions' definition
+CONVENTION_TOLERANCE_PX = 1.0      # a fit leaving a larger mean error is "no convention fits"
+
+
+def geometry_measurements(images, threshold=0.5):
+    """Candidate measurements of each sample's union mask -> {name: (N,) float64 px}, names
+    ``MEASUREMENTS`` (see ``datasets.geometry.union_measurements``)."""
+    return union_measurements(as_tensor(images).numpy(), threshold)
+
+
+def fit_condition_convention(images, values, candidates=MEASUREMENTS, threshold=0.5, measurements=None):
+    """Which measurement, affinely mapped, gives this condition column? ``values`` (N,) raw
+    condition values of ``images`` (N, C, H, W) (the train split). For each candidate m a
+    least-squares fit ``values ~ slope * m + intercept``; the candidate with the smallest mean
+    absolute residual wins (ties: the first in ``candidates``). Returns {"measure", "slope",
+    "intercept", "residual" (px, mean |error| on these samples), "fits" ({candidate: residual}),
+    "ok" (residual <= CONVENTION_TOLERANCE_PX)}. Examples: a CSV width that is the full width of
+    a mirrored half-section fits ``x_end`` with slope 2; this repository's toy data fits
+    ``width`` and ``height`` with slope 1, intercept 0."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    meas = measurements if measurements is not None else geometry_measurements(images, threshold)
+    if len(values) != len(next(iter(meas.values()))):
+        raise ValueError(f"fit_condition_convention: {len(values)} values for "
+                         f"{len(next(iter(meas.values())))} images")
+    if len(values) < 2:
+        raise ValueError("fit_condition_convention needs at least 2 samples")
+    best, fits = None, {}
+    for name in candidates:
+        m = meas[name]
+        design = np.stack([m, np.ones_like(m)], 1)
+        (slope, intercept), *_ = np.linalg.lstsq(design, values, rcond=None)
+        residual = float(np.abs(slope * m + intercept - values).mean())
+        # an exact convention (e.g. 2 * x_end - 1) is reported exactly, not with rounding noise
+        snapped = (round(slope * 2) / 2, float(round(intercept)))
+        snapped_residual = float(np.abs(snapped[0] * m + snapped[1] - values).mean())
+        if snapped_residual <= residual + 1e-6:
+            (slope, intercept), residual = snapped, snapped_residual
+        fits[name] = residual
+        if best is None or residual < best["residual"] - 1e-9:
+            best = {"measure": name, "slope": float(slope), "intercept": float(intercept), "residual": residual}
+    best["fits"] = fits
+    best["ok"] = bool(best["residual"] <= CONVENTION_TOLERANCE_PX)
+    return best
+
+
+def fit_condition_conventions(images, conditions, columns, threshold=0.5):
+    """``fit_condition_convention`` for every column of raw ``conditions`` (N, len(columns))
+    -> {column: fit}."""
+    cond = np.asarray(conditions, dtype=np.float64)
+    if cond.ndim != 2 or cond.shape[1] != len(columns):
+        raise ValueError(f"fit_condition_conventions: conditions have shape {cond.shape}, expected "
+                         f"(N, {len(columns)}) for columns {list(columns)}")
+    meas = geometry_measurements(images, threshold)
+    return {c: fit_condition_convention(None, cond[:, j], measurements=meas) for j, c in enumerate(columns)}
+
+
+def identity_conventions(columns):
+    """The conventions of data made by make_toy_data.py: width_px / height_px = bounding box."""
+    unknown = [c for c in columns if c not in IDENTITY_CONVENTIONS]
+    if unknown:
+        raise ValueError(f"cannot measure {unknown} on images without a fitted convention; measurable "
+                         f"columns are {list(IDENTITY_CONVENTIONS)} (or fit one: fit_condition_conventions)")
+    return {c: {"measure": IDENTITY_CONVENTIONS[c], "slope": 1.0, "intercept": 0.0} for c in columns}
+
+
+def predict_conditions(images, conventions, columns, threshold=0.5):
+    """Raw condition values (N, len(columns)) measured on images through ``conventions``
+    ({column: {"measure", "slope", "intercept"}})."""
+    meas = geometry_measurements(images, threshold)
+    return np.stack([conventions[c]["slope"] * meas[conventions[c]["measure"]] + conventions[c]["intercept"]
+                     for c in columns], 1)
+
+
+def condition_error(images, requested, columns=MEASURED_COLUMNS, conventions=None):
     """Mean absolute error in pixels, per condition column, between the requested raw
     conditions (N, len(columns)) and the same quantities measured on the images -> (k,).
-    ``columns`` name the requested columns; each must be one of width_px/height_px."""
+    ``conventions``: {column: fit} from ``fit_condition_conventions`` (how the dataset's
+    columns relate to the image); None: width_px / height_px = bounding box of the union."""
     columns = list(columns)
-    unknown = [c for c in columns if c not in MEASURED_COLUMNS]
-    if unknown:
-        raise ValueError(f"condition_error: cannot measure {unknown} on images; measurable "
-                         f"columns are {list(MEASURED_COLUMNS)}")
+    conventions = conventions if conventions is not None else identity_conventions(columns)
+    missing = [c for c in columns if c not in conventions]
+    if missing:
+        raise ValueError(f"condition_error: no convention for column(s) {missing}")
     x = as_tensor(images)
     req = np.asarray(requested, dtype=np.float64)
     if req.ndim != 2 or req.shape != (len(x), len(columns)):
         raise ValueError(f"condition_error: requested conditions have shape {req.shape}, expected "
                          f"({len(x)}, {len(columns)}) = (images, columns {columns})")
-    measured = measure_dimensions(x.numpy())[:, [MEASURED_COLUMNS.index(c) for c in columns]]
-    return np.abs(measured - req).mean(0)
+    return np.abs(predict_conditions(x, conventions, columns) - req).mean(0)
 
 
 # ---------------------------------------------------------------- connectivity
@@ -388,6 +472,80 @@ def diversity_ratio(fake, real=None, real_diversity=None):
             raise ValueError("diversity_ratio needs the real images or their mean_pairwise_l1")
         real_diversity = mean_pairwise_l1(real)
     return mean_pairwise_l1(fake) / max(real_diversity, 1e-12)
+
+
+# ---------------------------------------------------------------- within-condition diversity
+def _flat(x):
+    """Array/tensor -> float32 torch tensor, device kept (training-time use on GPU)."""
+    return (x.detach().float() if isinstance(x, torch.Tensor)
+            else torch.from_numpy(np.asarray(x, dtype=np.float32)))
+
+
+def within_condition_diversity(samples):
+    """Mean per-pixel L1 distance between distinct samples that share a condition.
+
+    samples: (N, K, C, H, W) in [0, 1] (numpy or torch, any device): K >= 2 draws for each of
+    N conditions. -> float (0 = every condition gets one image, whatever the noise). Divide by
+    ``real_pair_diversity`` for a ratio near 1 when the model varies as much as real data of
+    nearly equal conditions does."""
+    x = _flat(samples)
+    if x.ndim != 5 or x.shape[1] < 2:
+        raise ValueError(f"within_condition_diversity: expected (N, K >= 2, C, H, W) samples, "
+                         f"got shape {tuple(x.shape)}")
+    n, k = x.shape[:2]
+    x = x.reshape(n, k, -1)
+    total = sum(float(torch.cdist(x[i:i + 256], x[i:i + 256], p=1).double().sum()) for i in range(0, n, 256))
+    return total / (n * k * (k - 1) * x.shape[2])        # the diagonal (a sample to itself) is 0
+
+
+def condition_pairs(conditions, tol=1.0, max_pairs=20000, seed=0, chunk=1024):
+    """(P, 2) int64 index pairs i < j whose raw conditions (N, k) differ by at most ``tol`` in
+    every column (P <= ``max_pairs``: a random subset, seeded, when there are more)."""
+    c = torch.from_numpy(np.asarray(conditions, dtype=np.float64))
+    if c.ndim != 2:
+        raise ValueError(f"condition_pairs: expected (N, k) conditions, got shape {tuple(c.shape)}")
+    pairs = []
+    for i in range(0, len(c), chunk):
+        close = torch.cdist(c[i:i + chunk], c, p=float("inf")) <= tol + 1e-9
+        rows, cols = close.nonzero(as_tuple=True)
+        rows = rows + i
+        keep = cols > rows
+        pairs.append(torch.stack([rows[keep], cols[keep]], 1))
+    pairs = torch.cat(pairs).numpy() if pairs else np.zeros((0, 2), np.int64)
+    if len(pairs) > max_pairs:
+        pairs = pairs[np.sort(np.random.default_rng(seed).choice(len(pairs), max_pairs, replace=False))]
+    return pairs
+
+
+def real_pair_diversity(images, conditions, tol=1.0, max_pairs=20000, seed=0):
+    """The real-data yardstick of ``within_condition_diversity``: mean per-pixel L1 distance of
+    real pairs whose conditions are within ``tol`` px in every column. images (N, C, H, W) in
+    [0, 1], conditions (N, k) raw. -> (value, number of pairs used); value NaN without pairs."""
+    x = _flat(images)
+    if x.ndim != 4 or len(x) != len(conditions):
+        raise ValueError(f"real_pair_diversity: expected (N, C, H, W) images and (N, k) conditions, got "
+                         f"{tuple(x.shape)} and {np.shape(conditions)}")
+    pairs = torch.from_numpy(condition_pairs(conditions, tol, max_pairs, seed)).to(x.device)
+    if len(pairs) == 0:
+        return float("nan"), 0
+    x = x.flatten(1)
+    total = sum(float((x[p[:, 0]] - x[p[:, 1]]).abs().double().sum()) for p in pairs.split(1024))
+    return total / (len(pairs) * x.shape[1]), int(len(pairs))
+
+
+def group_by_condition(images, condition_index):
+    """(M, C, H, W) samples and (M,) condition indices -> (N, K, C, H, W) with the first K draws
+    of every condition that has at least 2 (K = the smallest such count), and the (N,) indices."""
+    idx = np.asarray(condition_index).reshape(-1)
+    if len(idx) != len(images):
+        raise ValueError(f"group_by_condition: {len(idx)} indices for {len(images)} samples")
+    values, counts = np.unique(idx, return_counts=True)
+    values = values[counts >= 2]
+    if len(values) == 0:
+        raise ValueError("group_by_condition: no condition has 2 or more samples")
+    k = int(counts[counts >= 2].min())
+    rows = [np.flatnonzero(idx == v)[:k] for v in values]
+    return np.stack([np.asarray(images)[r] for r in rows]), values
 
 
 def binarization(images, tol=0.1):

@@ -29,3 +29,12 @@ def normalize_raw_condition(normalizer, raw_cond):
         raise ValueError("this model has no stored condition normalization; pass normalized "
                          "conditions as `cond=` instead of `raw_cond=`")
     return normalizer.normalize(raw_cond)
+
+
+def reject_options(where, unknown, accepted):
+    """ValueError naming every option in ``unknown`` (a dict of keyword arguments) that
+    ``where`` does not use, and what it accepts; nothing when ``unknown`` is empty."""
+    if unknown:
+        raise ValueError(f"{where} does not use the option(s) {sorted(unknown)}; it accepts only "
+                        f"{list(accepted)} (WGAN-GP-only options such as lr, restarts, loss, prior_weight "
+                        f"do not apply to other models)")

@@ -49,6 +49,7 @@ SCHEMA = {
         "filename_pattern": "mdbk_{prefix}_{component}.png",
         "split_column": "train",     # True/1/"true" = train row, else test row
         "normalized": False,         # False: standardize conditions with train statistics
+        "mirror": "auto",            # grids: side of the symmetry axis, auto | left | right | none
         "test_fraction": 0.1,        # image_folder without conditions: share of images in the test split
     },
     "training": {
@@ -77,6 +78,7 @@ SCHEMA = {
         "guidance_scale": 2.0,
         "mode": "conditional",
         "components": ["fpu", "group_nc", "group_km"],
+        "per_condition": 1,          # conditional: K draws per condition (K >= 2: within-condition diversity)
     },
     "evaluation": {
         "inception_weights": None,   # path to pt_inception-2015-12-05 weights (optional)
@@ -98,6 +100,12 @@ MODEL_SCHEMA = {
             "critic_dim": 64,
             "spectral_norm": False,
             "encoder_dim": 64,
+            "style_dim": 128,            # mapping-network width; w modulates every generator norm (0 = plan: z enters once)
+            "mapping_layers": 2,         # MLP layers of the mapping [z, embed(c)] -> w
+            "critic_cond": "projection", # projection (Miyato & Koyama) | concat (the plan: embedding map at the input)
+            "minibatch_std_group": 0,    # critic minibatch-std feature over groups of this size (0 = off)
+            "critic_null_condition": True,  # dropped conditions use a learned null token in the critic too (False = plan)
+            "lambda_ms": 0.0,            # mode-seeking (MSGAN) weight in the generator loss (0 = off)
         },
         "training": {
             "lr_generator": 1.0e-4,
@@ -110,6 +118,7 @@ MODEL_SCHEMA = {
             "encoder_start_epoch": 0,
             "encoder_mask_prob": 0.5,    # prob. of masking out each component of the encoder input
             "fast": True,                # fused critic pass / frozen params (same maths)
+            "fresh_critic_batches": True,  # a fresh real minibatch per critic step (Algorithm 1); False: one for all
         },
         "sampling": {
             "inpaint_steps": 100,
@@ -158,7 +167,7 @@ POSITIVE_KEYS = [
     ("training", "lr_critic"), ("training", "lr_encoder"), ("training", "lr"),
     ("model", "n_critic"), ("model", "latent_dim_per_component"), ("model", "dim"),
     ("training", "ema_update_every"), ("training", "check_every"), ("training", "eval_every"),
-    ("sampling", "num_samples"), ("sampling", "batch_sz"),
+    ("sampling", "num_samples"), ("sampling", "batch_sz"), ("sampling", "per_condition"),
 ]
 
 
@@ -340,6 +349,12 @@ def validate_config(cfg):
             raise ValueError(f"training.{key} = {training[key]!r} must be in [0, 1)")
     if training["device"] not in ("auto", "cpu", "cuda") and not str(training["device"]).startswith("cuda:"):
         raise ValueError(f"training.device = {training['device']!r}: use auto, cpu or cuda")
+    if data["mirror"] not in ("auto", "left", "right", "none"):
+        raise ValueError(f"data.mirror = {data['mirror']!r}: use auto (detected from the data), left, right "
+                         f"or none (the side of the image the symmetry axis is on)")
+    if not isinstance(cfg["sampling"]["per_condition"], int) or isinstance(cfg["sampling"]["per_condition"], bool):
+        raise ValueError(f"sampling.per_condition = {cfg['sampling']['per_condition']!r}: expected a positive "
+                         f"integer (draws per condition)")
     if training["on_divergence"] not in ("stop", "rollback"):
         raise ValueError(f"training.on_divergence = {training['on_divergence']!r}: use stop or rollback")
     if model_type == "wgan_gp":
@@ -347,6 +362,17 @@ def validate_config(cfg):
             raise ValueError(f"model.lambda_gp = {model['lambda_gp']} must be >= 0 (10 is standard)")
         if model["upsample"] not in ("transpose", "nearest_conv"):
             raise ValueError(f"model.upsample = {model['upsample']!r}: use transpose or nearest_conv")
+        if model["critic_cond"] not in ("projection", "concat"):
+            raise ValueError(f"model.critic_cond = {model['critic_cond']!r}: use projection or concat")
+        for key in ("style_dim", "mapping_layers", "minibatch_std_group"):
+            if not isinstance(model[key], int) or isinstance(model[key], bool) or model[key] < 0:
+                raise ValueError(f"model.{key} = {model[key]!r} must be a whole number >= 0")
+        if model["lambda_ms"] < 0:
+            raise ValueError(f"model.lambda_ms = {model['lambda_ms']} must be >= 0 (0 = off)")
+        group = model["minibatch_std_group"]
+        if group and training["batch_size"] % group:
+            raise ValueError(f"model.minibatch_std_group = {group} must divide training.batch_size "
+                             f"({training['batch_size']})")
         if len(model["res_blocks"]) != 3 or len(model["dim_mults"]) != 3:
             raise ValueError("wgan_gp: model.dim_mults and model.res_blocks need 3 entries "
                              f"(one per 2x stage), got {model['dim_mults']} and {model['res_blocks']}")

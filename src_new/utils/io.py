@@ -29,13 +29,39 @@ def to_numpy(images):
     return np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
 
 
-def overlay(sample, component_names, mirror=True):
+MIRROR_SIDES = ("auto", "left", "right", "none")
+
+
+def mirror_side(images, setting="auto", threshold=0.5):
+    """The side of the image its symmetry axis (mid-plane) is on -> "left" | "right" | "none".
+
+    setting: "left" / "right" / "none" are returned as given (True means "left", False/None
+    "none": the old boolean); "auto" detects it from ``images`` (N, C, H, W) in [0, 1]: a
+    half-section touches its axis, so the side whose edge column is occupied more often (any
+    component above ``threshold``) wins; "none" when neither edge column is occupied."""
+    if setting is True:
+        return "left"
+    if setting is False or setting is None:
+        return "none"
+    if setting not in MIRROR_SIDES:
+        raise ValueError(f"mirror = {setting!r}: use one of {MIRROR_SIDES} (data.mirror)")
+    if setting != "auto":
+        return setting
+    union = (to_numpy(images) > threshold).any(1)              # (N, H, W)
+    left, right = float(union[:, :, 0].mean()), float(union[:, :, -1].mean())
+    if max(left, right) == 0:
+        return "none"
+    return "left" if left >= right else "right"
+
+
+def overlay(sample, component_names, mirror="left"):
     """One sample (C, H, W) in [0, 1] -> uint8 RGB (H, W or 2W, 3) colour composite.
 
-    Components are painted in order, each blended by its intensity; ``mirror`` prepends the
-    flipped half so the full cross-section shows (column 0 is the mid-plane). Picture
-    channels (``[red, green, blue]`` or ``[gray]``, data.type image_folder) show as the
-    picture itself, never mirrored."""
+    Components are painted in order, each blended by its intensity. ``mirror`` (the side of
+    the symmetry axis: "left" | "right" | "none", or a bool, see ``mirror_side``) adds the
+    flipped half on that side so the full cross-section shows. Picture channels
+    (``[red, green, blue]`` or ``[gray]``, data.type image_folder) show as the picture
+    itself, never mirrored."""
     if list(component_names) in PICTURE_CHANNELS.values():
         rgb = np.repeat(sample, 3, axis=0) if len(sample) == 1 else sample
         return (rgb.transpose(1, 2, 0) * 255).round().astype(np.uint8)
@@ -44,15 +70,20 @@ def overlay(sample, component_names, mirror=True):
         color = np.array(COMPONENT_COLORS.get(name, _FALLBACK[c % len(_FALLBACK)]), np.float32)
         alpha = sample[c][..., None]
         rgb = rgb * (1 - alpha) + color * alpha
-    if mirror:
+    side = mirror_side(sample[None], mirror)
+    if side == "left":
         rgb = np.concatenate([rgb[:, ::-1], rgb], axis=1)
+    elif side == "right":
+        rgb = np.concatenate([rgb, rgb[:, ::-1]], axis=1)
     return rgb.round().astype(np.uint8)
 
 
-def make_grid(samples, component_names, ncol=8, mirror=True, pad=2, scale=2):
-    """(N, C, H, W) -> uint8 RGB grid image of overlays (white padding), upscaled by ``scale``."""
+def make_grid(samples, component_names, ncol=8, mirror="auto", pad=2, scale=2):
+    """(N, C, H, W) -> uint8 RGB grid image of overlays (white padding), upscaled by ``scale``.
+    mirror: see ``mirror_side`` ("auto": detected once from these samples)."""
     samples = to_numpy(samples)
-    tiles = [overlay(s, component_names, mirror) for s in samples]
+    side = mirror_side(samples, mirror)
+    tiles = [overlay(s, component_names, side) for s in samples]
     h, w = tiles[0].shape[:2]
     ncol = max(1, min(ncol, len(tiles)))
     nrow = (len(tiles) + ncol - 1) // ncol
@@ -63,21 +94,24 @@ def make_grid(samples, component_names, ncol=8, mirror=True, pad=2, scale=2):
     return grid.repeat(scale, 0).repeat(scale, 1)
 
 
-def save_grid(samples, path, component_names, ncol=8, mirror=True):
+def save_grid(samples, path, component_names, ncol=8, mirror="auto"):
+    """Write ``make_grid`` as a PNG. mirror: the side of the symmetry axis (``mirror_side``):
+    pass the one detected from the data (``data.mirror``); "auto" detects it from ``samples``."""
     from PIL import Image
 
     Image.fromarray(make_grid(samples, component_names, ncol, mirror)).save(path)
 
 
 def save_component_images(images, save_dir, component_names, prefix="sample", conditions=None,
-                          condition_columns=("width_px", "height_px"), mirror=True, extra_arrays=None,
+                          condition_columns=("width_px", "height_px"), mirror="auto", extra_arrays=None,
                           start_index=0):
     """Write a sample folder readable by MultiComponentDataset and evaluate.py.
 
     images: (N, C, H, W) in [0, 1]. Writes
       <save_dir>/<component>/<prefix>_<i>_<component>.png   (8-bit grayscale, dataset layout;
                                                              filename_pattern '{prefix}_{component}.png')
-      <save_dir>/composite/<prefix>_<i>.png                 (colour overlay, mirrored to 2W)
+      <save_dir>/composite/<prefix>_<i>.png                 (colour overlay, mirrored to 2W about
+                                                             the ``mirror`` side, see ``mirror_side``)
       <save_dir>/grid.png                                   (overlay grid of up to 64 samples)
       <save_dir>/dimensions.csv                             (matching, train, measured width/height)
       <save_dir>/samples.npz                                (``images`` float32 + ``extra_arrays``)
@@ -94,6 +128,7 @@ def save_component_images(images, save_dir, component_names, prefix="sample", co
         raise ValueError(f"save_component_images: expected (N, {len(component_names)}, H, W) images "
                          f"for components {list(component_names)}, got shape {arr.shape}")
     out = Path(save_dir)
+    mirror = mirror_side(arr, mirror)
     for name in list(component_names) + ["composite"]:
         (out / name).mkdir(parents=True, exist_ok=True)
     names = [f"{prefix}_{start_index + i:05d}" for i in range(len(arr))]

@@ -1,7 +1,7 @@
 """Training curves of run folders -> one PNG (``curves.png``), for any model.
 
 Reads ``losses.csv`` (one row per step; whatever columns the model logs) and the in-training
-evaluations (the trainer's ``history``: one dict per epoch, e.g. ``sample_diversity_ratio``),
+evaluations (the trainer's ``history``: one dict per epoch, e.g. ``within_condition_spread_ratio``),
 draws one panel per quantity, with the gradient norms and the learning rates grouped (log
 scale), and shades a model's healthy ranges (``{column: (low, high)}``, None = open). Long
 runs are downsampled to ``max_points`` bin means per curve, so a

@@ -1,12 +1,18 @@
 """Sampling modes shared by every model with the common API
 (``model.sample(batch_size=, cond=, guidance_scale=, z=, generator=)`` and
-``model.inpaint(partial, mask, num_steps=, lr=, cond=, restarts=, ...)``, both in [0, 1]).
+``model.inpaint(partial, mask, num_steps=, cond=, generator=, ...)``, both in [0, 1]).
 
 Each mode writes a samples folder through ``save_component_images`` plus ``manifest.json``.
+The manifest's ``options`` hold only the options that mode applied; ``not_applied`` names
+config options the model or mode does not use (an explicit CLI flag the model cannot use is
+an error). Conditional samples record ``condition_index`` (which requested condition each
+sample was drawn for); ``--per_condition K`` draws K samples for each condition (for the
+within-condition diversity of evaluate.py).
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 from pathlib import Path
 
@@ -28,6 +34,9 @@ def add_sampling_args(parser: argparse.ArgumentParser):
     parser.add_argument("--num_samples", type=int, help="number of samples (default: config)")
     parser.add_argument("--batch_sz", type=int, help="batch size (default: config)")
     parser.add_argument("--guidance_scale", type=float, help="classifier-free guidance scale s (0 = none)")
+    parser.add_argument("--per_condition", type=int,
+                        help="conditional: K samples per condition (num_samples / K conditions; K >= 2 lets "
+                             "evaluate.py measure the within-condition diversity; default: config, 1)")
     parser.add_argument("--cond", action="append", default=[], metavar="W,H",
                         help="raw condition values, e.g. --cond 24,48 (repeatable; cycled over samples)")
     parser.add_argument("--cond_csv", help="CSV with the condition columns (raw units), one row per sample")
@@ -56,7 +65,35 @@ def sampling_options(args, cfg):
             "guidance_scale": pick("guidance_scale"), "components": pick("components"),
             "inpaint_steps": pick("inpaint_steps"), "inpaint_lr": pick("inpaint_lr"),
             "inpaint_loss": pick("inpaint_loss"), "restarts": pick("restarts"),
-            "inpaint_prior_weight": s.get("inpaint_prior_weight", 0.0)}
+            "inpaint_prior_weight": s.get("inpaint_prior_weight", 0.0),
+            "per_condition": pick("per_condition") or 1}
+
+
+# model.inpaint keyword <- (option name, CLI flag) for the options only some models use
+INPAINT_MODEL_OPTIONS = {"lr": ("inpaint_lr", "--inpaint_lr"), "restarts": ("restarts", "--restarts"),
+                         "loss": ("inpaint_loss", "--inpaint_loss"),
+                         "prior_weight": ("inpaint_prior_weight", None)}
+MODE_OPTIONS = {"unconditional": ("num_samples", "batch_sz"),
+                "conditional": ("num_samples", "batch_sz", "guidance_scale", "per_condition"),
+                "inpainting": ("num_samples", "batch_sz", "components", "inpaint_steps"),
+                "interpolate": ()}
+
+
+def inpaint_options(model, opts, args):
+    """The model-specific keyword arguments of ``model.inpaint`` that it accepts -> (kwargs,
+    {option: value} not applied). A CLI flag the model does not use is a ValueError."""
+    params = inspect.signature(model.inpaint).parameters
+    accepted = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    kwargs, not_applied = {}, {}
+    for keyword, (option, flag) in INPAINT_MODEL_OPTIONS.items():
+        if keyword in accepted:
+            kwargs[keyword] = opts[option]
+            continue
+        if flag and getattr(args, option, None) is not None:
+            raise ValueError(f"{flag} does not apply to {type(model).__name__} inpainting (it accepts "
+                             f"{sorted(accepted - {'partial', 'mask'})}); drop the flag")
+        not_applied[option] = opts[option]
+    return kwargs, not_applied
 
 
 def parse_conditions(args, columns):
@@ -117,28 +154,51 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     raw_cond = parse_conditions(args, columns)
     if raw_cond is not None and mode != "conditional":
         raise ValueError("--cond/--cond_csv apply to --mode conditional only")
+    n, bs, per_condition = opts["num_samples"], opts["batch_sz"], int(opts["per_condition"])
+    if per_condition < 1:
+        raise ValueError(f"--per_condition {per_condition}: use a positive number of samples per condition")
+    if per_condition > 1 and mode != "conditional":
+        raise ValueError(f"--per_condition applies to --mode conditional only (got mode {mode})")
+    if n % per_condition:
+        raise ValueError(f"--num_samples {n} is not a multiple of --per_condition {per_condition}: "
+                         f"use e.g. --num_samples {n - n % per_condition or per_condition}")
     out = prepare_output_dir(args.out or Path(cfg["paths"]["samples_dir"]) / mode, args.overwrite,
                              "samples folder")
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
-    n, bs = opts["num_samples"], opts["batch_sz"]
     start = time.time()
     extra, info = {}, {}
     conditions = None
+    applied, not_applied = {}, {}          # model-specific inpainting options
     if mode == "unconditional":
         images = torch.cat([model.sample(batch_size=b - a, generator=gen, **sample_kwargs).cpu()
                             for a, b in _batches(n, bs, "sampling")])
     elif mode == "conditional":
         if not columns:
             raise ValueError("this model was trained without conditions; use --mode unconditional")
+        n_cond = n // per_condition
+        available = len(raw_cond) if raw_cond is not None else None
         if raw_cond is None:
             test = _test_split(cfg, model.cond_normalizer)
-            idx = torch.arange(n) % len(test)
-            raw_cond = test.raw_conditions[idx]
-            extra["test_indices"] = idx.numpy()
+            available = len(test)
+        if n_cond > available:
+            source = "the test split has" if raw_cond is None else "--cond/--cond_csv give"
+            if per_condition > 1:
+                raise ValueError(f"--per_condition {per_condition} with --num_samples {n} needs {n_cond} "
+                                 f"conditions but {source} {available}; use --num_samples <= "
+                                 f"{available * per_condition}")
+            print(f"note: {n} samples for {available} conditions: conditions repeat, so evaluate.py will refuse "
+                  f"the folder for the distribution metrics (use --num_samples <= {available}, or --per_condition)")
+        cond_idx = torch.arange(n_cond) % available
+        condition_index = cond_idx.repeat_interleave(per_condition) if per_condition > 1 \
+            else torch.arange(n) % available
+        if raw_cond is None:
+            raw_cond = test.raw_conditions[condition_index]
+            extra["test_indices"] = condition_index.numpy()
         else:
-            raw_cond = raw_cond[torch.arange(n) % len(raw_cond)]
+            raw_cond = raw_cond[condition_index]
+        extra["condition_index"] = condition_index.numpy()
         conditions = raw_cond
         cond = model.cond_normalizer.normalize(raw_cond)
         images = torch.cat([model.sample(cond=cond[a:b].to(device), guidance_scale=opts["guidance_scale"],
@@ -149,14 +209,14 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
         truth = test.images_float[idx]
         mask = create_mask(opts["components"], names, len(idx), cfg["model"]["image_size"])
         use_cond = bool(columns) and not args.no_cond
+        model_inpaint, not_applied = inpaint_options(model, opts, args)
+        applied.update(model_inpaint)
         parts = []
         for a, b in _batches(len(idx), bs, "inpainting"):
             cond = test.conditions[idx[a:b]].to(device) if use_cond else None
             parts.append(model.inpaint(truth[a:b].to(device) * mask[a:b].to(device), mask[a:b].to(device),
-                                       num_steps=opts["inpaint_steps"], lr=opts["inpaint_lr"], cond=cond,
-                                       restarts=opts["restarts"], loss=opts["inpaint_loss"],
-                                       prior_weight=opts["inpaint_prior_weight"], generator=gen,
-                                       **inpaint_kwargs).cpu())
+                                       num_steps=opts["inpaint_steps"], cond=cond, generator=gen,
+                                       **model_inpaint, **inpaint_kwargs).cpu())
         images = torch.cat(parts)
         extra.update(ground_truth=truth, mask=mask, test_indices=idx.numpy())
         info["used_conditions"] = use_cond
@@ -171,14 +231,19 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
         images = torch.as_tensor(clean(images.numpy(), min_size=args.min_size, max_hole=args.max_hole))
         postprocess = {"method": "clean", "min_size": args.min_size, "max_hole": args.max_hole}
     save_component_images(images, out, names, conditions=conditions, extra_arrays=extra,
-                          condition_columns=columns or ("width_px", "height_px"))
+                          condition_columns=columns or ("width_px", "height_px"),
+                          mirror=cfg["data"].get("mirror", "auto"))
+    options = {k: opts[k] for k in MODE_OPTIONS[mode]}
+    options.update({INPAINT_MODEL_OPTIONS[k][0]: v for k, v in applied.items()})
     manifest = {
         "model": cfg["model"]["type"], "mode": mode, "checkpoint": str(ckpt_path), "seed": args.seed,
-        "num_samples": int(len(images)), "options": {k: v for k, v in opts.items() if k != "mode"},
+        "num_samples": int(len(images)), "options": options, "not_applied": not_applied,
+        "per_condition": per_condition if mode == "conditional" else None,
         "postprocess": postprocess, "wall_time_s": round(elapsed, 3),
         "seconds_per_image": round(elapsed / max(len(images), 1), 5), "device": str(device),
         "component_names": names, "condition_columns": columns, "config": cfg,
-        "model_options": {**sample_kwargs, **inpaint_kwargs}, **info,
+        "model_options": {**(sample_kwargs if mode in ("unconditional", "conditional") else {}),
+                          **(inpaint_kwargs if mode == "inpainting" else {})}, **info,
     }
     write_json(manifest, out / "manifest.json")
     print(f"wrote {len(images)} {mode} samples to {out} ({elapsed:.1f}s, "

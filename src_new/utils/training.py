@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .checkpoint import save_checkpoint
 from .config import dump_config
-from .io import prepare_output_dir
+from .io import mirror_side, prepare_output_dir
 
 
 class TrainingDiverged(RuntimeError):
@@ -114,17 +114,21 @@ def grad_norm(params):
     return float(torch.nn.utils.get_total_norm(grads))
 
 
-def make_loader(dataset, batch_size, seed, dist_ctx=None, num_workers=0, device=None):
-    """Shuffled loader of full batches; under torchrun each rank gets batch_size / world_size
-    from a DistributedSampler. Returns (loader, generator, sampler or None)."""
+def make_loader(dataset, batch_size, seed, dist_ctx=None, num_workers=0, device=None, batches_per_step=1):
+    """Shuffled loader of full batches of batches_per_step * batch_size; under torchrun each
+    rank gets 1 / world_size of it from a DistributedSampler. Returns (loader, generator,
+    sampler or None)."""
     world = dist_ctx.world_size if dist_ctx is not None else 1
     if batch_size % world:
         raise ValueError(f"training.batch_size = {batch_size} is the global batch and must divide "
                          f"evenly across {world} processes")
+    if len(dataset) < batch_size * batches_per_step:
+        what = (f"{batches_per_step} minibatches of training.batch_size = {batch_size} are"
+                if batches_per_step > 1 else f"training.batch_size = {batch_size} is")
+        raise ValueError(f"{what} larger than the training split ({len(dataset)} samples); a step draws "
+                         f"{batch_size * batches_per_step}: lower the batch size (or model.n_critic)")
+    batch_size *= batches_per_step
     per_rank = batch_size // world
-    if len(dataset) < batch_size:
-        raise ValueError(f"training.batch_size = {batch_size} is larger than the training split "
-                         f"({len(dataset)} samples); lower it to at most {len(dataset)}")
     gen = torch.Generator().manual_seed(seed)
     sampler = None
     if world > 1:
@@ -135,15 +139,6 @@ def make_loader(dataset, batch_size, seed, dist_ctx=None, num_workers=0, device=
                         num_workers=num_workers, pin_memory=device is not None and device.type == "cuda",
                         persistent_workers=num_workers > 0)
     return loader, gen, sampler
-
-
-def mean_pairwise_l1(x, max_items=64):
-    """Mean L1 distance between distinct samples of (N, C, H, W); a cheap diversity probe."""
-    x = x[:max_items].flatten(1).float()
-    if len(x) < 2:
-        return 0.0
-    d = torch.cdist(x, x, p=1) / x.shape[1]
-    return float(d.sum() / (len(x) * (len(x) - 1)))
 
 
 class TensorBoard:
@@ -179,13 +174,15 @@ class Trainer:
 
     A model's trainer subclasses it and provides:
       model_type, log_fields, build(cfg) (``self.model``, EMA, ``self.optimizers``),
-      train_step(real, cond) -> dict of floats (incl. the keys in ``finite_keys``),
+      train_step(real, cond) -> dict of floats (incl. the keys in ``finite_keys``); it gets
+      ``batches_per_step`` minibatches concatenated (set it in build()),
       model_state() / load_model_state(ckpt, path), snapshot() (progress grid).
     ``self.optimizers`` maps each optimizer's checkpoint key to (optimizer, config
     learning-rate key); a divergence rollback halves the rates in ``self.halve_on_rollback``.
     """
 
     model_type = None
+    batches_per_step = 1          # minibatches of training.batch_size that one train_step consumes
     log_fields = ["step", "epoch"]
     finite_keys = ()
     grad_norm_keys = ()
@@ -218,8 +215,11 @@ class Trainer:
         self.optimizers, self.halve_on_rollback = {}, set()
         self.build(cfg)                              # sets self.model (+ optimizers, EMA)
         self.model.cond_normalizer = self.train_set.normalizer   # stored with the model
+        # A step may consume several minibatches (the WGAN-GP's n_critic fresh real batches):
+        # the loader yields them as one batch of batches_per_step * batch_size.
         self.loader, self.loader_gen, self.sampler = make_loader(
-            self.train_set, self.tcfg["batch_size"], seed, self.dist, self.tcfg["num_workers"], self.device)
+            self.train_set, self.tcfg["batch_size"], seed, self.dist, self.tcfg["num_workers"], self.device,
+            self.batches_per_step)
         self.epoch, self.step, self.history, self.rollbacks = 0, 0, [], 0
         self.warned = {}
         if resume_state is not None:  # restores the RNG streams too
@@ -234,7 +234,8 @@ class Trainer:
             self.run_dir = Path(self._on_main(lambda: str(create_run_dir(cfg))))
             self.dist.broadcast_module(self.model)          # rank 0's initial weights everywhere
             seed_everything(seed + 1000 * self.dist.rank)   # per-rank noise streams
-        self.real_diversity = mean_pairwise_l1(self.train_set.images_float[:64])
+        # progress grids mirror about the side the data's symmetry axis is on (data.mirror)
+        self.grid_mirror = mirror_side(self.train_set.images_float[:512], cfg["data"].get("mirror", "auto"))
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.tcfg["bf16"] and self.device.type == "cuda" else contextlib.nullcontext())
 

@@ -9,12 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...utils.checks import check_cond, check_image, normalize_raw_condition
+from ...utils.checks import check_cond, check_image, normalize_raw_condition, reject_options
 from ...utils.runtime import randn
 from .unet import UNet
 
 SAMPLERS = ("ddim", "ddpm")
 OBJECTIVES = ("pred_v", "pred_noise")
+SAMPLE_OPTIONS = ("batch_size", "cond", "guidance_scale", "z", "generator", "raw_cond", "sampler", "steps", "eta")
+INPAINT_OPTIONS = ("num_steps", "cond", "resample", "generator", "guidance_scale")
 
 
 def cosine_alpha_bar(timesteps, s=0.008):
@@ -143,17 +145,25 @@ class GaussianDiffusion(nn.Module):
 
     @torch.inference_mode()
     def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None,
-               sampler="ddim", steps=50, eta=1.0):
+               sampler="ddim", steps=None, eta=None, **unknown):
         """-> (B, C, H, W) in [0, 1] from the EMA UNet when set.
 
         cond: (B, cond_dim) normalized conditions (B then overrides ``batch_size``), or
         ``raw_cond`` in raw units. guidance_scale s > 0 with a condition: eps_u + s (eps_c - eps_u).
-        sampler: "ddim" (``steps`` steps, stochasticity ``eta``) | "ddpm" (ancestral over all
-        ``timesteps``). eta = 1 draws fresh noise at every step (on the toy masks: half the stray
-        pixels of eta = 0, FD 2.33 vs 2.47); eta = 0 is deterministic given z.
+        sampler: "ddim" (``steps`` steps, default 50, stochasticity ``eta``, default 1) | "ddpm"
+        (ancestral over all ``timesteps``; ``steps`` and ``eta`` do not apply and are refused).
+        eta = 1 draws fresh noise at every step (on the toy masks: half the stray pixels of
+        eta = 0, FD 2.33 vs 2.47); eta = 0 is deterministic given z.
         z: (B, C, H, W) initial noise; generator: torch.Generator for the draws."""
+        reject_options("GaussianDiffusion.sample", unknown, SAMPLE_OPTIONS)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+        if sampler == "ddpm" and (steps is not None or eta is not None):
+            given = [k for k, v in (("steps", steps), ("eta", eta)) if v is not None]
+            raise ValueError(f"sample: {given} apply to the ddim sampler only; the ancestral 'ddpm' sampler runs "
+                             f"all {self.timesteps} steps with its own noise (drop them, or use sampler='ddim')")
+        steps = 50 if steps is None else steps
+        eta = 1.0 if eta is None else eta
         if steps < 1 or eta < 0:
             raise ValueError(f"sample: need steps >= 1 and eta >= 0, got steps={steps}, eta={eta}")
         device = self._device()
@@ -184,15 +194,17 @@ class GaussianDiffusion(nn.Module):
 
     @torch.inference_mode()
     def inpaint(self, partial, mask, num_steps=100, cond=None, resample=1, generator=None, guidance_scale=0.0,
-                **ignored):
+                **unknown):
         """Fill the mask == 0 pixels of ``partial`` (both (B, C, H, W), mask 1 = known).
 
         Deterministic DDIM over ``num_steps`` steps; after each step the known pixels are
         replaced by ``partial`` noised to that step. ``resample`` > 1 (RePaint) re-noises each
         step's result back to the previous step and repeats it, letting the generated region
-        harmonize with the known one. WGAN-GP-only options (lr, restarts, loss, prior_weight,
-        ...) are accepted and ignored. Returns ``partial*mask + x*(1-mask)`` in [0, 1]: known
-        pixels of a binary mask are bit-exact."""
+        harmonize with the known one. Only these options are accepted: WGAN-GP-only ones (lr,
+        restarts, loss, prior_weight) raise a ValueError naming them, so no option is recorded
+        as used that was not. Returns ``partial*mask + x*(1-mask)`` in [0, 1]: known pixels of a
+        binary mask are bit-exact."""
+        reject_options("GaussianDiffusion.inpaint", unknown, INPAINT_OPTIONS)
         check_image(partial, self.channels, self.image_size, "inpaint partial")
         if not isinstance(mask, torch.Tensor) or mask.shape != partial.shape:
             got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__

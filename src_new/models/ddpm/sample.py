@@ -31,6 +31,10 @@ def load_model_from_checkpoint(path, device="cpu", ckpt=None):
 def main(args, ckpt=None):
     model, cfg = load_model_from_checkpoint(args.checkpoint, args.device, ckpt)
     s = cfg["sampling"]
-    return run_sampling(model, cfg, args, args.checkpoint,
-                        sample_kwargs={"sampler": s["sampler"], "steps": s["ddim_steps"], "eta": s["ddim_eta"]},
+    # only what the chosen sampler uses (the manifest records these): the ancestral sampler
+    # runs every timestep with its own noise, so ddim_steps / ddim_eta do not apply to it
+    sample_kwargs = {"sampler": s["sampler"]}
+    if s["sampler"] == "ddim":
+        sample_kwargs.update(steps=s["ddim_steps"], eta=s["ddim_eta"])
+    return run_sampling(model, cfg, args, args.checkpoint, sample_kwargs=sample_kwargs,
                         inpaint_kwargs={"resample": s["repaint_resample"]})

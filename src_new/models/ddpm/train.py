@@ -67,7 +67,7 @@ class DDPMTrainer(Trainer):
                                     sampler="ddim", steps=20, eta=0.0)
         if self.dist.is_main:
             save_grid(samples.cpu(), self.run_dir / f"samples_epoch_{self.epoch:04d}.png",
-                      self.cfg["data"]["component_dirs"])
+                      self.cfg["data"]["component_dirs"], mirror=self.grid_mirror)
 
 
 def train(cfg, resume=None, resume_state=None, verbose=True):

@@ -12,10 +12,12 @@ def build_wgan_gp(cfg):
     encoder = Encoder(channels, latent, size, dim=m["encoder_dim"])
     generator = Generator(channels, latent, cond_dim, size, dim=m["dim"], dim_mults=m["dim_mults"],
                           res_blocks=m["res_blocks"], bottleneck_res_blocks=m["bottleneck_res_blocks"],
-                          upsample=m["upsample"])
-    critic = Critic(channels, cond_dim, size, dim=m["critic_dim"], spectral_norm=m["spectral_norm"])
+                          upsample=m["upsample"], style_dim=m["style_dim"], mapping_layers=m["mapping_layers"])
+    critic = Critic(channels, cond_dim, size, dim=m["critic_dim"], spectral_norm=m["spectral_norm"],
+                    cond_mode=m["critic_cond"], minibatch_std_group=m["minibatch_std_group"])
     return WGANGP(encoder, generator, critic, image_size=size, latent_dim=latent, lambda_gp=m["lambda_gp"],
                   n_critic=m["n_critic"], cond_drop_prob=m["cond_drop_prob"],
+                  critic_null_condition=m["critic_null_condition"], lambda_ms=m["lambda_ms"],
                   fast=cfg.get("training", {}).get("fast", True))
 
 

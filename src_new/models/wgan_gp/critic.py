@@ -5,6 +5,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ...utils.checks import check_cond, check_image
+from .layers import MinibatchStd
 
 
 class CondConv(nn.Module):
@@ -65,37 +66,61 @@ class CondConv(nn.Module):
 
 
 class Critic(nn.Module):
-    """Condition embedded (Linear cond_dim -> 64), broadcast over the image and concatenated;
-    Conv k4 s2 stack dim -> 2dim -> 4dim -> 8dim with LeakyReLU(0.2) and per-sample LayerNorm
+    """Conv k4 s2 stack dim -> 2dim -> 4dim -> 8dim with LeakyReLU(0.2) and per-sample LayerNorm
     over (C, H, W) (GroupNorm with one group) after all but the first conv; global average
-    pool; Linear 8dim -> 8dim + LeakyReLU; Linear -> 1, no output activation.
+    pool -> features phi (B, 8dim); head: Linear 8dim -> 8dim + LeakyReLU, Linear -> 1, no
+    output activation.
 
-    No BatchNorm: a sample's score must not depend on the rest of the batch, or the per-sample
-    gradient penalty (and one critic pass over real and fake together) would be wrong.
-    About 3.1M parameters at C=5, dim=64, cond_dim=2.
+    The condition enters in one of two ways (``cond_mode``):
+    - ``projection`` (Miyato & Koyama 2018): score = head(phi) + <embed(c), phi>;
+    - ``concat`` (the plan): embed(c) (Linear cond_dim -> 64) broadcast over the image and
+      concatenated to the input of the first conv (computed without building the map, CondConv).
+    A dropped condition (``drop_mask`` True, or ``cond=None``) uses a learned null embedding,
+    the same "no condition" token the generator has, not a zero vector (which, after
+    standardization, would mean "the average size").
+
+    ``minibatch_std_group > 0`` appends ProGAN's minibatch standard deviation over groups of
+    that many samples to phi (the only coupling between samples; per group). Otherwise no
+    BatchNorm or other batch-coupled layer: a sample's score depends on it alone, as the
+    per-sample gradient penalty assumes. About 3.1M parameters at C=5, dim=64, cond_dim=2.
     """
 
     def __init__(self, channels=5, cond_dim=2, image_size=(64, 32), dim=64, cond_emb_dim=64,
-                 spectral_norm=False):
+                 spectral_norm=False, cond_mode="concat", minibatch_std_group=0):
         super().__init__()
+        if cond_mode not in ("concat", "projection"):
+            raise ValueError(f"Critic cond_mode must be 'concat' or 'projection', got {cond_mode!r}")
         self.channels, self.cond_dim, self.image_size = channels, cond_dim, tuple(image_size)
+        self.cond_mode = cond_mode
         sn = _spectral_norm if spectral_norm else (lambda m: m)
-        self.cond_embed = nn.Linear(cond_dim, cond_emb_dim) if cond_dim > 0 else None
-        c_in = channels + (cond_emb_dim if cond_dim > 0 else 0)
         widths = [dim, dim * 2, dim * 4, dim * 8]
+        features = widths[-1] + (1 if minibatch_std_group else 0)
+        emb_dim = cond_emb_dim if cond_mode == "concat" else features
+        self.cond_embed = nn.Linear(cond_dim, emb_dim) if cond_dim > 0 else None
+        self.null_embed = nn.Parameter(torch.zeros(emb_dim)) if cond_dim > 0 else None
+        c_in = channels + (cond_emb_dim if cond_dim > 0 and cond_mode == "concat" else 0)
         self.first = CondConv(sn(nn.Conv2d(c_in, widths[0], 4, stride=2, padding=1)), channels)
         layers = [nn.LeakyReLU(0.2, inplace=True)]
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [sn(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.GroupNorm(1, b),
                        nn.LeakyReLU(0.2, inplace=True)]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Sequential(sn(nn.Linear(widths[-1], widths[-1])), nn.LeakyReLU(0.2, inplace=True),
+        self.minibatch_std = MinibatchStd(minibatch_std_group) if minibatch_std_group else None
+        self.head = nn.Sequential(sn(nn.Linear(features, widths[-1])), nn.LeakyReLU(0.2, inplace=True),
                                   sn(nn.Linear(widths[-1], 1)))
         self.memory_format = torch.contiguous_format   # torch.channels_last: NHWC convs (same maths)
 
-    def forward(self, x, cond=None, concat=False):
-        """x: (B, C, H, W); cond: (B, cond_dim) or None (zeros are used: the critic of a
-        conditional model is meant to always see the true condition). Returns (B, 1).
+    def embed_condition(self, cond, batch_size, drop_mask=None):
+        """(B, emb_dim): embed(cond), or the null embedding where cond is None / dropped."""
+        null = self.null_embed.expand(batch_size, -1)
+        if cond is None:
+            return null
+        emb = self.cond_embed(cond)
+        return emb if drop_mask is None else torch.where(drop_mask.view(-1, 1), null, emb)
+
+    def forward(self, x, cond=None, drop_mask=None, concat=False):
+        """x: (B, C, H, W); cond: (B, cond_dim) or None (= no condition: the null embedding);
+        drop_mask: (B,) bool, True = this sample's condition is dropped. Returns (B, 1).
         concat: build the broadcast condition map literally (the plan's reference path). CUDA
         always takes it: there the extra input channels cost next to nothing while the region
         path's small kernels add launch time (H100, default config: 0.127 vs 0.143 s/iteration)."""
@@ -103,9 +128,14 @@ class Critic(nn.Module):
         emb = None
         if self.cond_embed is not None:
             cond = check_cond(cond, x.shape[0], self.cond_dim, "Critic condition")
-            if cond is None:
-                cond = x.new_zeros(x.shape[0], self.cond_dim)
-            emb = self.cond_embed(cond.to(x.dtype))
+            emb = self.embed_condition(None if cond is None else cond.to(x.dtype), x.shape[0], drop_mask)
         x = x.contiguous(memory_format=self.memory_format)
-        h = self.first.forward_concat(x, emb) if concat or x.is_cuda else self.first(x, emb)
-        return self.head(self.features(h))
+        first_emb = emb if self.cond_mode == "concat" else None
+        h = self.first.forward_concat(x, first_emb) if concat or x.is_cuda else self.first(x, first_emb)
+        phi = self.features(h)
+        if self.minibatch_std is not None:
+            phi = self.minibatch_std(phi)
+        score = self.head(phi)
+        if emb is not None and self.cond_mode == "projection":
+            score = score + (emb * phi).sum(1, keepdim=True)
+        return score

@@ -3,18 +3,22 @@ import torch
 from torch import nn
 
 from ...utils.checks import check_cond
-from .layers import ResBlock
+from .layers import AdaGroupNorm, ResBlock
+
+# Latents whose mapped styles are averaged for the truncation trick's per-condition mean.
+TRUNCATION_PROBES = 256
 
 
 class Generator(nn.Module):
-    """[z, embed(cond)] -> Linear -> (2*dim*mults[-1], H/8, W/8) -> GN + ReLU -> bottleneck
-    ResBlocks -> three 2x upsampling stages (ConvTranspose2d k4 s2 or nearest + conv 3x3, GN,
-    ReLU, ResBlocks) with widths dim*mults[::-1] -> Conv 3x3 -> C -> Sigmoid.
+    """w = mapping([z, embed(cond)]) -> Linear -> (2*dim*mults[-1], H/8, W/8) -> norm + ReLU ->
+    bottleneck ResBlocks -> three 2x upsampling stages (ConvTranspose2d k4 s2 or nearest +
+    conv 3x3, norm, ReLU, ResBlocks) with widths dim*mults[::-1] -> Conv 3x3 -> C -> Sigmoid.
 
-    The plan's drawing (2 ResBlocks per stage) has 8.3M parameters at the default config; the
-    default here moves one 16x8 ResBlock (256 ch) to the 8x4 bottleneck (512 ch): the same
-    FLOPs per sample (a 3x3 conv costs the same at every stage, since channels double as
-    positions quarter) for 4x the parameters, giving 11.8M.
+    ``style_dim > 0`` (the default design): ``mapping`` is an MLP (``mapping_layers`` layers of
+    width style_dim, LeakyReLU) and every norm is an AdaGroupNorm modulated by w, so the latent
+    and the condition reach every resolution (a GroupNorm after a single projection otherwise
+    erases most of z: the generator ignored its latent). ``style_dim = 0`` is the plan's
+    design: w = [z, embed(cond)] enters once through the projection, plain GroupNorms.
 
     A missing condition (``cond=None``, or ``drop_mask`` True for a sample) uses a learned
     null embedding, so one set of weights serves conditional and unconditional generation.
@@ -22,7 +26,7 @@ class Generator(nn.Module):
 
     def __init__(self, channels=5, latent_dim=20, cond_dim=2, image_size=(64, 32), dim=64,
                  dim_mults=(1, 2, 4), res_blocks=(1, 2, 2), bottleneck_res_blocks=1,
-                 upsample="transpose", cond_emb_dim=128):
+                 upsample="transpose", cond_emb_dim=128, style_dim=128, mapping_layers=2):
         super().__init__()
         self.channels, self.latent_dim, self.cond_dim = channels, latent_dim, cond_dim
         self.image_size = tuple(image_size)
@@ -31,20 +35,24 @@ class Generator(nn.Module):
         self.base = 2 * widths[0]                                 # e.g. 512 at H/8 x W/8
         self.cond_embed = nn.Linear(cond_dim, cond_emb_dim) if cond_dim > 0 else None
         self.null_embed = nn.Parameter(torch.zeros(cond_emb_dim))
-        self.project = nn.Linear(latent_dim + cond_emb_dim, self.base * self.h0 * self.w0)
-        layers = [nn.GroupNorm(8, self.base), nn.ReLU(inplace=True)]
-        layers += [ResBlock(self.base) for _ in range(bottleneck_res_blocks)]
+        self.style_dim = style_dim
+        w_dim = latent_dim + cond_emb_dim
+        mapping = []
+        if style_dim:
+            for i in range(mapping_layers):
+                mapping += [nn.Linear(w_dim if i == 0 else style_dim, style_dim), nn.LeakyReLU(0.2)]
+            w_dim = style_dim
+        self.mapping = nn.Sequential(*mapping)     # empty: identity (style_dim = 0)
+        self.project = nn.Linear(w_dim, self.base * self.h0 * self.w0)
+        self.in_norm = AdaGroupNorm(8, self.base, style_dim)
+        blocks = [ResBlock(self.base, style_dim=style_dim) for _ in range(bottleneck_res_blocks)]
         c_in = self.base
         for c_out, n_blocks in zip(widths, res_blocks):
-            if upsample == "transpose":
-                layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
-            else:  # nearest_conv: no checkerboard artifacts
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1)]
-            layers += [nn.GroupNorm(8, c_out), nn.ReLU(inplace=True)]
-            layers += [ResBlock(c_out) for _ in range(n_blocks)]
+            blocks.append(Upsample(c_in, c_out, upsample, style_dim))
+            blocks += [ResBlock(c_out, style_dim=style_dim) for _ in range(n_blocks)]
             c_in = c_out
-        layers += [nn.Conv2d(c_in, channels, 3, padding=1), nn.Sigmoid()]
-        self.net = nn.Sequential(*layers)
+        self.blocks = nn.ModuleList(blocks)
+        self.to_image = nn.Conv2d(c_in, channels, 3, padding=1)
         # Activation layout: torch.channels_last runs the convolutions in NHWC (faster with
         # oneDNN / tensor cores; same maths). WGANGP(fast=True) sets it. Outputs stay NCHW.
         self.memory_format = torch.contiguous_format
@@ -60,13 +68,55 @@ class Generator(nn.Module):
             emb = torch.where(drop_mask.view(-1, 1), null, emb)
         return emb
 
-    def forward(self, z, cond=None, drop_mask=None):
-        """z: (B, latent_dim); cond: (B, cond_dim) or None; drop_mask: (B,) bool or None.
-        Returns (B, C, H, W) in [0, 1]."""
+    def style(self, z, cond=None, drop_mask=None):
+        """(B, latent_dim) latent -> (B, w_dim) style w = mapping([z, embed(cond)])."""
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"Generator latent: expected shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        h = torch.cat([z, self.embed_condition(cond, z.shape[0], drop_mask)], dim=1)
-        h = self.project(h).view(-1, self.base, self.h0, self.w0)
-        if self.memory_format is torch.contiguous_format:
-            return self.net(h)
-        return self.net(h.contiguous(memory_format=self.memory_format)).contiguous()
+        return self.mapping(torch.cat([z, self.embed_condition(cond, z.shape[0], drop_mask)], dim=1))
+
+    def mean_style(self, cond=None, drop_mask=None, batch_size=1):
+        """(B, w_dim): the mean of w over TRUNCATION_PROBES fixed latents, per condition (the
+        truncation trick's centre; for style_dim = 0 it is [mean z ~ 0, embed(cond)])."""
+        if cond is not None:
+            batch_size = cond.shape[0]
+        probes = torch.randn(TRUNCATION_PROBES, self.latent_dim, generator=torch.Generator().manual_seed(0))
+        probes = probes.to(self.null_embed.device, self.null_embed.dtype)
+        z = probes.repeat(batch_size, 1)
+        rep = lambda t: None if t is None else t.repeat_interleave(TRUNCATION_PROBES, dim=0)
+        return self.style(z, rep(cond), rep(drop_mask)).view(batch_size, TRUNCATION_PROBES, -1).mean(1)
+
+    def synthesize(self, w):
+        """(B, w_dim) style -> (B, C, H, W) logits (before the sigmoid)."""
+        h = self.project(w).view(-1, self.base, self.h0, self.w0)
+        h = torch.relu(self.in_norm(h.contiguous(memory_format=self.memory_format), w))
+        for block in self.blocks:
+            h = block(h, w)
+        return self.to_image(h).contiguous()
+
+    def forward(self, z, cond=None, drop_mask=None, truncation_psi=1.0, logits=False):
+        """z: (B, latent_dim); cond: (B, cond_dim) or None; drop_mask: (B,) bool or None.
+        truncation_psi in [0, 1]: w is pulled toward the per-condition mean style
+        (1 = no truncation, 0 = the mean-style image). Returns (B, C, H, W) in [0, 1], or the
+        pre-sigmoid logits when ``logits``."""
+        w = self.style(z, cond, drop_mask)
+        if truncation_psi != 1.0:
+            w_mean = self.mean_style(cond, drop_mask, batch_size=len(z))
+            w = w_mean + truncation_psi * (w - w_mean)
+        out = self.synthesize(w)
+        return out if logits else torch.sigmoid(out)
+
+
+class Upsample(nn.Module):
+    """2x upsampling stage: ConvTranspose2d k4 s2 (``transpose``) or nearest + conv 3x3
+    (``nearest_conv``: no checkerboard artifacts), then norm + ReLU."""
+
+    def __init__(self, c_in, c_out, mode, style_dim=0):
+        super().__init__()
+        if mode == "transpose":
+            self.up = nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+        else:
+            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1))
+        self.norm = AdaGroupNorm(8, c_out, style_dim)
+
+    def forward(self, x, w=None):
+        return torch.relu(self.norm(self.up(x), w))

@@ -17,16 +17,34 @@ from ...utils.sampling import run_sampling
 from . import build_wgan_gp
 
 
+# 2: modulated generator (mapping network), critic with a learned null condition and
+# projection head, training conditions stored (issue 14). Version 1 had none of these.
+CHECKPOINT_VERSION = 2
+
+
+def check_checkpoint_version(ckpt, path):
+    """A clear error for a checkpoint of an older network design than this code builds."""
+    found = ckpt.get("wgan_gp_version", 1)
+    if found != CHECKPOINT_VERSION:
+        raise ValueError(
+            f"{path}: WGAN-GP checkpoint format {found}, this code reads format {CHECKPOINT_VERSION}. "
+            f"Format 2 changed the networks (a mapping network whose style modulates every generator "
+            f"norm, a learned null condition in the critic, a projection head): older weights do not fit. "
+            f"Retrain, or sample it with the commit that trained it (git log src_new/models/wgan_gp).")
+
+
 def load_model_from_checkpoint(path, device="cpu", ckpt=None):
     """Rebuild the WGANGP from the checkpoint's own config; returns (model in eval mode, cfg)."""
     ckpt = ckpt if ckpt is not None else load_checkpoint(path)
     check_model_type(ckpt, "wgan_gp", path)
+    check_checkpoint_version(ckpt, path)
     cfg = validate_config(auto_complete_config(ckpt["config"], verbose=False))
     model = build_wgan_gp(cfg)
     for key, module in (("encoder_state_dict", model.encoder), ("generator_state_dict", model.generator),
                         ("ema_generator_state_dict", model.ema_generator), ("critic_state_dict", model.critic)):
         load_state_strict(module, ckpt[key], key.replace("_state_dict", ""), path)
     model.cond_normalizer = ConditionNormalizer.from_state_dict(ckpt["cond_normalizer"])
+    model.train_conditions = ckpt["train_conditions"]
     return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), cfg
 
 
@@ -54,5 +72,5 @@ def main(args, ckpt=None):
         with np.load(out / "samples.npz") as data:
             sweep = data["latent_sweep"]
         save_grid(sweep.reshape(-1, *sweep.shape[2:]), out / "latent_sweep.png",
-                  cfg["data"]["component_dirs"], ncol=sweep.shape[1])
+                  cfg["data"]["component_dirs"], ncol=sweep.shape[1], mirror=cfg["data"]["mirror"])
     return out

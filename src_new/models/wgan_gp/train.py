@@ -13,17 +13,20 @@ import torch
 from ...utils.checkpoint import load_state_strict
 from ...utils.ema import EMA
 from ...utils.io import save_grid
-from ...utils.training import Trainer, grad_norm, mean_pairwise_l1, run_training
+from ...evaluation.metrics import mean_pairwise_l1, real_pair_diversity, within_condition_diversity
+from ...utils.training import Trainer, grad_norm, run_training
 from . import build_wgan_gp
+from .sample import CHECKPOINT_VERSION, check_checkpoint_version
 
 # Health checks (the tuning guide's reading of the losses), on epoch means.
 CRITIC_DOMINATES = -10.0      # critic loss below this for PATIENCE epochs
 HIGH_PENALTY = 1.0            # gradient penalty above this for PATIENCE epochs
-COLLAPSE_RATIO = 0.3          # fixed-noise sample diversity below this share of the real data's
+COLLAPSE_RATIO = 0.3          # within-condition spread over z below this share of real near-condition pairs'
+COLLAPSE_CONDITIONS, COLLAPSE_DRAWS = 16, 8   # the probe: 8 latents for each of 16 test conditions
 PATIENCE = 3
 # The same bounds, shaded as healthy ranges in the run's curves.png (None = open).
 HEALTHY_RANGES = {"critic_loss": (CRITIC_DOMINATES, None), "gradient_penalty": (None, HIGH_PENALTY),
-                  "sample_diversity_ratio": (COLLAPSE_RATIO, None)}
+                  "within_condition_spread_ratio": (COLLAPSE_RATIO, None)}
 
 NETWORKS = ("encoder", "generator", "ema_generator", "critic")
 
@@ -62,8 +65,8 @@ def make_optimizers(model, tcfg):
 class WGANGPTrainer(Trainer):
     model_type = "wgan_gp"
     log_fields = ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
-                  "critic_grad_norm", "generator_grad_norm", "encoder_loss", "lr_generator", "lr_critic",
-                  "lr_encoder", "images_per_s"]
+                  "mode_seeking_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "lr_generator",
+                  "lr_critic", "lr_encoder", "images_per_s"]
     finite_keys = ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty")
     grad_norm_keys = ("critic_grad_norm", "generator_grad_norm")
     healthy_ranges = HEALTHY_RANGES
@@ -73,6 +76,9 @@ class WGANGPTrainer(Trainer):
     def build(self, cfg):
         t = self.tcfg
         self.model = build_wgan_gp(cfg).to(self.device)
+        # Algorithm 1 of Gulrajani et al.: a fresh real minibatch for each critic iteration.
+        self.batches_per_step = self.model.n_critic if t["fresh_critic_batches"] else 1
+        self.model.train_conditions = self.data["train"].raw_conditions.clone()
         self.ema = EMA(self.model.generator, t["ema_decay"], t["ema_update_every"],
                        ema_model=self.model.ema_generator)
         self.opt_g, self.opt_c, self.opt_e = make_optimizers(self.model, t)
@@ -88,13 +94,31 @@ class WGANGPTrainer(Trainer):
         self.fixed_z = z.to(self.device)
         self.fixed_cond = (test_cond[torch.arange(32) % len(test_cond)].to(self.device)
                            if self.model.cond_dim > 0 else None)
+        self.collapse_probe = self.make_collapse_probe()
+
+    def make_collapse_probe(self):
+        """Fixed latents and test conditions for the within-condition spread check, and the
+        reference: the spread of real training pairs whose conditions are within 1 unit."""
+        test = self.data["test"]
+        n_cond = min(COLLAPSE_CONDITIONS, len(test))
+        gen = torch.Generator().manual_seed(4321)
+        z = torch.randn(n_cond * COLLAPSE_DRAWS, self.model.latent_dim, generator=gen)
+        cond = test.conditions[:n_cond].repeat_interleave(COLLAPSE_DRAWS, 0) if self.model.cond_dim else None
+        real, pairs = real_pair_diversity(self.train_set.images_float, self.train_set.raw_conditions,
+                                          max_pairs=2000)
+        if not pairs:   # no two training conditions within 1 unit: all pairs are the yardstick
+            real = mean_pairwise_l1(self.train_set.images_float)
+        return {"z": z.to(self.device), "cond": None if cond is None else cond.to(self.device), "real": real}
 
     def model_state(self):
         state = {f"{name}_state_dict": getattr(self.model, name).state_dict() for name in NETWORKS}
         state["ema_state"] = {"step": self.ema.step, "num_updates": self.ema.num_updates}
+        state["train_conditions"] = self.model.train_conditions
+        state["wgan_gp_version"] = CHECKPOINT_VERSION
         return state
 
     def load_model_state(self, ckpt, path):
+        check_checkpoint_version(ckpt, path)
         for name in NETWORKS:
             load_state_strict(getattr(self.model, name), ckpt[f"{name}_state_dict"], name, path)
         self.ema.step, self.ema.num_updates = ckpt["ema_state"]["step"], ckpt["ema_state"]["num_updates"]
@@ -108,9 +132,13 @@ class WGANGPTrainer(Trainer):
         return row
 
     def gan_step(self, real, cond):
-        """n_critic critic updates, one generator update, EMA -> log row."""
+        """n_critic critic updates (each on its own minibatch when the loader yields
+        n_critic of them, else all on the one), one generator update, EMA -> log row."""
         m = self.model
-        for _ in range(m.n_critic):
+        reals = real.chunk(self.batches_per_step)
+        conds = cond.chunk(self.batches_per_step) if cond is not None else [None] * len(reals)
+        for i in range(m.n_critic):
+            real, cond = reals[i % len(reals)], conds[i % len(reals)]
             self.opt_c.zero_grad(set_to_none=True)
             with self.autocast:
                 out_c = m(real, cond=cond, step="critic")
@@ -130,11 +158,15 @@ class WGANGPTrainer(Trainer):
                "wasserstein_distance": out_c["wasserstein_distance"].item(),
                "gradient_penalty": out_c["gradient_penalty"].item(),
                "critic_grad_norm": c_norm, "generator_grad_norm": g_norm}
+        if "mode_seeking_loss" in out_g:
+            row["mode_seeking_loss"] = out_g["mode_seeking_loss"].item()
         return row
 
     def encoder_step(self, real, cond):
-        """One encoder (GAN inversion) update -> {"encoder_loss"}."""
+        """One encoder (GAN inversion) update (on the step's first minibatch) -> {"encoder_loss"}."""
         m = self.model
+        real = real[: self.tcfg["batch_size"]]
+        cond = None if cond is None else cond[: self.tcfg["batch_size"]]
         self.opt_e.zero_grad(set_to_none=True)
         with self.autocast:
             out_e = m.encoder_loss(real, cond, self.tcfg["encoder_mask_prob"])
@@ -145,16 +177,30 @@ class WGANGPTrainer(Trainer):
 
     @torch.no_grad()
     def snapshot(self):
-        """Grid of EMA samples from fixed noise/conditions; warns on lost diversity."""
+        """Grid of EMA samples from fixed noise/conditions; warns when the generator ignores z."""
         samples = self.model.sample(z=self.fixed_z, cond=self.fixed_cond)
-        ratio = mean_pairwise_l1(samples) / max(self.real_diversity, 1e-8)
-        self.history[-1]["sample_diversity_ratio"] = ratio
         if self.dist.is_main:
             save_grid(samples.cpu(), self.run_dir / f"samples_epoch_{self.epoch:04d}.png",
-                      self.cfg["data"]["component_dirs"])
+                      self.cfg["data"]["component_dirs"], mirror=self.grid_mirror)
+        self.check_collapse()
+
+    def check_collapse(self):
+        """Spread over z at fixed conditions (mean pairwise L1 of COLLAPSE_DRAWS samples per
+        test condition) vs real pairs of nearly equal conditions; warns below COLLAPSE_RATIO."""
+        probe = self.probe_spread()
+        ratio = probe / max(self.collapse_probe["real"], 1e-8)
+        self.history[-1]["within_condition_spread_ratio"] = ratio
         if ratio < COLLAPSE_RATIO and self.epoch > 1:
-            self.warn("collapse", f"fixed-noise samples are {ratio:.2f}x as diverse as real data (mode "
-                      f"collapse?): raise model.n_critic (5 -> 7-10) or lower training.lr_generator")
+            self.warn("collapse", f"samples that share a condition are {ratio:.2f}x as varied as real designs "
+                      f"of nearly equal conditions: the generator ignores its latent (mode collapse). "
+                      f"Raise model.lambda_ms (mode seeking), model.n_critic, or lower training.lr_generator")
+        return ratio
+
+    @torch.no_grad()
+    def probe_spread(self):
+        p = self.collapse_probe
+        samples = self.model.sample(z=p["z"], cond=p["cond"])
+        return within_condition_diversity(samples.view(-1, COLLAPSE_DRAWS, *samples.shape[1:]))
 
     def health_check(self, means):
         recent = self.history[-PATIENCE:]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,17 @@ class WGANGP(nn.Module):
     training loop updates it) used by ``sample`` and ``inpaint``. ``cond_normalizer`` (set by
     training, stored in checkpoints) maps raw conditions (pixels) to the model's inputs.
 
+    Condition dropout (``cond_drop_prob``, per sample) trains the conditional and the
+    unconditional model jointly: a dropped sample uses the null embedding in the generator
+    and, with ``critic_null_condition`` (default), in the critic too, with the same mask for
+    its real image, its fake and the gradient penalty, so that G(z, null) is scored against
+    p(x) rather than against a condition it was not given. ``critic_null_condition=False``
+    is the plan's variant (the critic always sees the true condition).
+
+    lambda_ms: weight of the mode-seeking term (MSGAN, Mao et al. 2019) in the generator
+    loss: lambda_ms / (mean|G(z1, c) - G(z2, c)| / mean|z1 - z2| + 1e-5), on pairs of the
+    batch that share a condition (the second half of the batch repeats the first half's).
+
     fast: compute the same losses with less work (one critic pass over real and fake
     together, critic weights frozen during the generator step, channels_last activations in
     the generators and the critic); ``fast=False`` follows the plan's pseudo-code literally.
@@ -51,13 +63,17 @@ class WGANGP(nn.Module):
     """
 
     def __init__(self, encoder, generator, critic, *, image_size, latent_dim=20, lambda_gp=10.0,
-                 n_critic=5, cond_drop_prob=0.1, fast=True):
+                 n_critic=5, cond_drop_prob=0.1, critic_null_condition=True, lambda_ms=0.0, fast=True):
         super().__init__()
         self.encoder, self.generator, self.critic = encoder, generator, critic
         self.ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
         self.image_size = tuple(image_size)
         self.latent_dim, self.lambda_gp, self.n_critic = latent_dim, lambda_gp, n_critic
         self.cond_drop_prob = cond_drop_prob
+        self.critic_null_condition, self.lambda_ms = critic_null_condition, lambda_ms
+        # Raw (unnormalized) training-split conditions (N, cond_dim), set by training and stored
+        # in checkpoints: ``sample(unconditional="marginal")`` draws conditions from them.
+        self.train_conditions = None
         self.channels, self.cond_dim = generator.channels, generator.cond_dim
         self.cond_normalizer = None
         self.fast = fast
@@ -106,24 +122,30 @@ class WGANGP(nn.Module):
         return self.ema_generator if self.ema_generator is not None else self.generator
 
     # ------------------------------------------------------------------ losses
-    def compute_gradient_penalty(self, real, fake, cond, eps=None):
+    def compute_gradient_penalty(self, real, fake, cond, eps=None, critic_drop=None):
         """lambda_gp * mean_i (||grad_x D(x_hat_i)||_2 - 1)^2 with x_hat = eps*real + (1-eps)*fake,
         one eps ~ U[0, 1] per sample (B, 1, 1, 1); the norm is over all of a sample's pixels
-        (flattened), in float32 with a tiny epsilon so its gradient exists at zero."""
+        (flattened), in float32 with a tiny epsilon so its gradient exists at zero.
+        critic_drop: (B,) bool, samples whose condition the critic sees as the null token."""
         if eps is None:
             eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
         x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-        scores = self.critic(x_hat, cond)
+        scores = self.critic(x_hat, cond, critic_drop)
         (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
         norm = (grad.float().flatten(1).pow(2).sum(1) + 1e-12).sqrt()
         return self.lambda_gp * (norm - 1).pow(2).mean()
 
-    def _critic_scores(self, real, fake, cond):
-        """D(real), D(fake): one pass over both when fast (exact: no batch-coupled layers)."""
+    def _critic_drop(self, drop_mask):
+        """The critic's dropout mask: the generator's (joint training) or none (the plan)."""
+        return drop_mask if self.critic_null_condition else None
+
+    def _critic_scores(self, real, fake, cond, critic_drop=None):
+        """D(real), D(fake): one pass over both when fast (exact: the only coupling between
+        samples, the optional minibatch-std groups, never spans the real/fake boundary)."""
         if not self.fast:
-            return self.critic(real, cond), self.critic(fake, cond)
-        both_cond = None if cond is None else torch.cat([cond, cond])
-        scores = self.critic(torch.cat([real, fake]), both_cond)
+            return self.critic(real, cond, critic_drop), self.critic(fake, cond, critic_drop)
+        twice = lambda t: None if t is None else torch.cat([t, t])
+        scores = self.critic(torch.cat([real, fake]), twice(cond), twice(critic_drop))
         return scores[: len(real)], scores[len(real):]
 
     def draw_noise(self, batch_size, device):
@@ -132,33 +154,55 @@ class WGANGP(nn.Module):
                 "eps": torch.rand(batch_size, 1, 1, 1, device=device)}
 
     def critic_step(self, real, cond=None, noise=None):
-        """Losses for one critic update. The generator runs without gradients; its condition
-        is dropped per sample (as in its own step) while the critic always sees the truth.
+        """Losses for one critic update. The generator runs without gradients; conditions are
+        dropped per sample (one mask for the generator, and for the critic's real, fake and
+        penalty passes when ``critic_null_condition``).
         noise: optional dict from ``draw_noise`` (fixed draws for tests and references)."""
         noise = noise or self.draw_noise(real.shape[0], real.device)
+        critic_drop = self._critic_drop(noise["drop_mask"])
         with torch.no_grad():
             fake = self._compiled.get("generator", self.generator)(noise["z"], cond, noise["drop_mask"])
-        d_real, d_fake = self._critic_scores(real, fake, cond)
+        d_real, d_fake = self._critic_scores(real, fake, cond, critic_drop)
         wasserstein = d_real.float().mean() - d_fake.float().mean()
         with torch.autocast(real.device.type, enabled=False):
-            gp = self.compute_gradient_penalty(real.float(), fake.float(), cond, noise["eps"])
+            gp = self.compute_gradient_penalty(real.float(), fake.float(), cond, noise["eps"], critic_drop)
         return {"critic_loss": -wasserstein + gp, "wasserstein_distance": wasserstein.detach(),
                 "gradient_penalty": gp.detach()}
 
     def generator_step(self, real, cond=None, noise=None):
-        """Losses for one generator update: -mean D(G(z)); the critic's weights get no gradient."""
+        """Losses for one generator update: -mean D(G(z)) (+ the mode-seeking term when
+        lambda_ms > 0); the critic's weights get no gradient."""
         noise = noise or self.draw_noise(real.shape[0], real.device)
-        fake = self.generator(noise["z"], cond, noise["drop_mask"])
+        drop = noise["drop_mask"]
+        half = len(real) // 2
+        if self.lambda_ms > 0 and half > 0:
+            # Pairs (i, i + half) share a condition and a dropout flag, with independent z.
+            pair = lambda t: None if t is None else torch.cat([t[:half], t[:half], t[2 * half:]])
+            cond, drop = pair(cond), pair(drop)
+        fake = self.generator(noise["z"], cond, drop)
+        critic_drop = self._critic_drop(drop)
         # fast: the critic's weights need no gradient here. D(real) (only logged) runs apart,
         # without autograd: fused with D(fake), the backward would run over both halves.
         ctx = frozen(self.critic) if self.fast else contextlib.nullcontext()
         with ctx:
-            d_fake = self.critic(fake, cond)
+            d_fake = self.critic(fake, cond, critic_drop)
             with torch.no_grad():
-                d_real = self.critic(real, cond)
+                d_real = self.critic(real, cond, critic_drop)
         g_loss = -d_fake.float().mean()
-        return {"generator_loss": g_loss,
-                "wasserstein_distance": (d_real.float().mean() - d_fake.float().mean()).detach()}
+        out = {"wasserstein_distance": (d_real.float().mean() - d_fake.float().mean()).detach()}
+        if self.lambda_ms > 0 and half > 0:
+            ms = self.mode_seeking_loss(fake[:half], fake[half:2 * half], noise["z"][:half], noise["z"][half:2 * half])
+            g_loss = g_loss + self.lambda_ms * ms
+            out["mode_seeking_loss"] = ms.detach()
+        out["generator_loss"] = g_loss
+        return out
+
+    @staticmethod
+    def mode_seeking_loss(img_a, img_b, z_a, z_b, eps=1e-5):
+        """MSGAN's term 1 / (mean|img_a - img_b| / mean|z_a - z_b| + eps): small when two
+        latents of one condition give different images; minimizing it rewards using z."""
+        ratio = (img_a - img_b).abs().float().mean() / (z_a - z_b).abs().float().mean()
+        return 1.0 / (ratio + eps)
 
     def forward(self, img, *, cond=None, step="critic", noise=None):
         """img: real (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None; step: critic | generator.
@@ -203,19 +247,43 @@ class WGANGP(nn.Module):
         """Raw conditions (e.g. width/height in pixels) -> the model's normalized inputs."""
         return normalize_raw_condition(self.cond_normalizer, raw_cond)
 
+    def draw_train_conditions(self, n, generator=None):
+        """(n, cond_dim) raw conditions drawn uniformly (with replacement) from the stored
+        training split: the marginal p(c), for unconditional sampling as G(z, c ~ p(c))."""
+        if self.train_conditions is None or len(self.train_conditions) == 0:
+            raise ValueError("unconditional='marginal' needs the training conditions stored with the model "
+                             "(checkpoints written since the joint-training change have them); use "
+                             "unconditional='null' for this model")
+        idx = torch.randint(len(self.train_conditions), (n,), generator=generator)
+        return self.train_conditions[idx]
+
     @torch.inference_mode()
-    def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None):
+    def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None,
+               truncation_psi=1.0, unconditional="null"):
         """-> (B, C, H, W) in [0, 1] from the EMA generator.
 
         cond: (B, cond_dim) normalized conditions, or ``raw_cond`` in raw units (normalized
         with the stored statistics). guidance_scale s > 0 with a condition:
         G(z, None) + s * (G(z, cond) - G(z, None)), clamped to [0, 1] (both in one batched
-        pass); otherwise G(z, cond). z: (B, latent_dim) or None; generator: torch.Generator."""
+        pass); otherwise G(z, cond). z: (B, latent_dim) or None; generator: torch.Generator.
+        truncation_psi in [0, 1]: the truncation trick, each style pulled toward its
+        condition's mean style (1 = off; lower = typical, less varied samples).
+        unconditional (when no condition is given): ``null`` = G(z, null), the jointly
+        trained unconditional mode; ``marginal`` = G(z, c) with c drawn from the stored
+        training conditions (``draw_train_conditions``)."""
         device = next(self.parameters()).device
+        if unconditional not in ("null", "marginal"):
+            raise ValueError(f"unconditional must be 'null' or 'marginal', got {unconditional!r}")
+        if not 0.0 <= truncation_psi <= 1.0:
+            raise ValueError(f"truncation_psi must be in [0, 1], got {truncation_psi}")
         if raw_cond is not None:
             if cond is not None:
                 raise ValueError("pass either cond (normalized) or raw_cond (raw units), not both")
             cond = self.normalize_condition(raw_cond)
+        elif cond is None and unconditional == "marginal" and self.cond_dim > 0:
+            n = len(z) if z is not None else batch_size
+            cond = self.normalize_condition(self.draw_train_conditions(n, generator))
+            guidance_scale = 0.0
         if cond is not None:
             batch_size = cond.shape[0]
             cond = check_cond(cond.to(device, torch.float32), batch_size, self.cond_dim, "sample condition")
@@ -226,6 +294,8 @@ class WGANGP(nn.Module):
                              f"{self.latent_dim})")
         z = z.to(device)
         gen = self._compiled.get("sampling_generator", self.sampling_generator)
+        if truncation_psi != 1.0:
+            gen = functools.partial(self.sampling_generator, truncation_psi=truncation_psi)
         if cond is None or guidance_scale == 0:
             return gen(z, cond)
         drop = torch.arange(2 * len(z), device=device) >= len(z)

@@ -1,0 +1,137 @@
+"""WGAN-GP ablation: score checkpoints with one protocol and append a row per run to a JSON file.
+
+    python bench/ablation.py --name "+ modulation" --checkpoint outputs/.../checkpoint_latest.pt \
+        --out bench/results/ablation.json
+
+Protocol (the evaluation issue's): one EMA sample per test condition (guidance 0) against the
+test split, equal n; unconditional samples, as many, both ``null`` (G(z, null)) and
+``marginal`` (G(z, c ~ train conditions)); within-condition spread: COND x DRAWS samples
+(DRAWS latents per test condition) vs real train pairs whose conditions are within 1 px;
+z-sensitivity: mean per-pixel L1 change of G(z, c) when z is redrawn, c fixed.
+Time per generator step: ``--time_steps`` steps of the run's own config (warm-up excluded,
+median), measured here so that every row's time comes from the same quiet machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from src_new.datasets.multicomponent import build_datasets  # noqa: E402
+from src_new.evaluation import metrics as M  # noqa: E402
+from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
+from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
+
+COND, DRAWS, K = 100, 8, 3
+
+
+def geometric_scores(real_geo, mean, std, radii, fake):
+    g = (M.geometric_features(fake) - mean) / std
+    out = {"fd": M.frechet_distance_features(real_geo, g)}
+    out.update(M.manifold_metrics(real_geo, g, K, radii))
+    return out
+
+
+@torch.no_grad()
+def score(model, cfg, seed=0):
+    sets = build_datasets(cfg, ("train", "test"), verbose=False)
+    train, test = sets["train"], sets["test"]
+    real = test.images_float.numpy()
+    geo = M.geometric_features(real)
+    mean, std = M.standardization(geo)
+    real_geo = (geo - mean) / std
+    radii = M.knn_radii(real_geo, K)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(test)
+    cols = list(cfg["data"]["condition_columns"])
+    measured = [c for c in cols if c in M.MEASURED_COLUMNS]
+    idx = [cols.index(c) for c in measured]
+
+    def sample(**kw):
+        return torch.cat([model.sample(generator=gen, **{k: (v[i:i + 256] if torch.is_tensor(v) else v)
+                                                         for k, v in kw.items()})
+                          for i in range(0, n, 256)]).numpy()
+
+    out = {}
+    cond = sample(cond=test.conditions, batch_size=256)
+    out.update({f"cond_{k}": v for k, v in geometric_scores(real_geo, mean, std, radii, cond).items()})
+    err = M.condition_error(cond, test.raw_conditions.numpy()[:, idx], measured)
+    out["cond_condition_mae"] = float(err.mean())
+    for how in ("null", "marginal"):
+        unc = np.concatenate([model.sample(batch_size=min(256, n - i), generator=gen, unconditional=how).numpy()
+                              for i in range(0, n, 256)])
+        out.update({f"uncond_{how}_{k}": v for k, v in geometric_scores(real_geo, mean, std, radii, unc).items()})
+    # Within-condition spread over z, vs real pairs of nearly equal conditions.
+    c = test.conditions[:COND].repeat_interleave(DRAWS, 0)
+    z = torch.randn(len(c), model.latent_dim, generator=gen)
+    groups = model.sample(z=z, cond=c).view(COND, DRAWS, *real.shape[1:])
+    real_spread = M.real_pair_diversity(train.images_float, train.raw_conditions.numpy(), max_pairs=2000)[0]
+    out["within_condition_spread"] = M.within_condition_diversity(groups)
+    out["real_near_condition_spread"] = real_spread
+    out["within_condition_ratio"] = out["within_condition_spread"] / real_spread
+    z2 = torch.randn(len(c), model.latent_dim, generator=gen)
+    out["z_sensitivity_l1"] = float((model.sample(z=z2, cond=c) - groups.flatten(0, 1)).abs().mean())
+    return out
+
+
+def time_generator_step(cfg, steps, batch):
+    """Median seconds of one full training step (n_critic critic steps on fresh batches + one
+    generator step) of a fresh model built from ``cfg``, on random data."""
+    torch.manual_seed(0)
+    model = build_wgan_gp(cfg)
+    t = cfg["training"]
+    opt_g = torch.optim.Adam(model.generator.parameters(), 1e-4, betas=(0.0, 0.9))
+    opt_c = torch.optim.Adam(model.critic.parameters(), 1e-4, betas=(0.0, 0.9))
+    real = (torch.rand(batch, model.channels, *model.image_size) > 0.9).float()
+    cond = torch.randn(batch, model.cond_dim) if model.cond_dim else None
+    times = []
+    for i in range(steps + 2):
+        start = time.perf_counter()
+        for _ in range(model.n_critic):
+            opt_c.zero_grad(set_to_none=True)
+            model(real, cond=cond, step="critic")["critic_loss"].backward()
+            opt_c.step()
+        opt_g.zero_grad(set_to_none=True)
+        model(real, cond=cond, step="generator")["generator_loss"].backward()
+        opt_g.step()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    del t
+    return statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--name", required=True, help="the row's label, e.g. '+ modulation'")
+    p.add_argument("--out", default="bench/results/ablation.json")
+    p.add_argument("--time_steps", type=int, default=10)
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    model, cfg = load_model_from_checkpoint(args.checkpoint)
+    ckpt = torch.load(args.checkpoint, weights_only=True, map_location="cpu")
+    row = {"name": args.name, "checkpoint": args.checkpoint, "generator_steps": ckpt["global_step"],
+           "model": {k: cfg["model"][k] for k in ("style_dim", "critic_cond", "minibatch_std_group",
+                                                  "critic_null_condition", "lambda_ms", "n_critic")},
+           "fresh_critic_batches": cfg["training"]["fresh_critic_batches"]}
+    row.update(score(model, cfg))
+    if args.time_steps:
+        row["seconds_per_generator_step"] = time_generator_step(cfg, args.time_steps, cfg["training"]["batch_size"])
+    out = Path(args.out)
+    rows = json.loads(out.read_text()) if out.exists() else []
+    rows = [r for r in rows if r["name"] != args.name] + [row]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1))
+    print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main()
