@@ -23,4 +23,4 @@ for mode in unconditional conditional_g0 conditional_g2 inpainting; do
     $PY src_new/scripts/evaluate.py --samples $OUT/$mode
 done
 $PY src_new/scripts/evaluate.py --compare $OUT/unconditional $OUT/conditional_g0 $OUT/conditional_g2 $OUT/inpainting
-echo "demo finished in $(( $(date +%s) - start ))s: grids in $OUT/*/grid.png, training curves in $RUN/losses.csv"
+echo "demo finished in $(( $(date +%s) - start ))s: grids in $OUT/*/grid.png, training curves in $RUN/curves.png ($RUN/losses.csv)"

@@ -57,6 +57,16 @@ def test_overrides_are_yaml_typed():
         apply_overrides(base(), ["epochs=3"])
 
 
+def test_override_that_is_not_yaml_is_a_string(capsys):
+    pattern = "{prefix}_{component}.png"       # YAML reads '{' as a mapping and fails
+    cfg = apply_overrides(base(), [f"data.filename_pattern={pattern}", "data.prefix_column=name"])
+    assert cfg["data"]["filename_pattern"] == pattern and cfg["data"]["prefix_column"] == "name"
+    out = capsys.readouterr().out
+    assert "data.filename_pattern" in out and "not valid YAML; taken as the string" in out
+    assert "prefix_column" not in out           # valid YAML: no note
+    assert resolve(cfg)["data"]["filename_pattern"] == pattern
+
+
 def test_convenience_flags(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(base()))

@@ -1,4 +1,6 @@
-"""Multi-component image dataset: one grayscale PNG per component, conditions from a CSV.
+"""Multi-component image dataset: one grayscale PNG per component, conditions from a CSV
+(and the shared pieces of every dataset type: the CSV reader, the cached-split base class,
+``build_datasets`` dispatching on ``data.type``).
 
 Everything is validated and decoded once, in the constructor: a split is cached as a
 uint8 tensor (N, C, H, W), so an epoch costs no PNG decoding and nothing can fail halfway
@@ -11,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from ..utils.config import DATA_TYPES
 
 SPLITS = ("train", "test", "all")
 _TRUE = {"true", "1", "yes", "train", "1.0"}
@@ -86,8 +90,99 @@ def read_png(path, expected_hw=None):
     return arr
 
 
-class MultiComponentDataset(Dataset):
-    """Items: ``(image (C, H, W) float32 in [0, 1], cond (cond_dim,) float32)``.
+def locate_csv(data_cfg):
+    """The condition CSV: ``data.condition_csv`` as given, else its name inside ``data.root_dir``."""
+    root, csv_path = Path(data_cfg["root_dir"]), Path(data_cfg["condition_csv"])
+    if not csv_path.is_file() and (root / csv_path.name).is_file():
+        csv_path = root / csv_path.name
+    if not csv_path.is_file():
+        raise FileNotFoundError(
+            f"condition CSV not found: {data_cfg['condition_csv']} (data.condition_csv). "
+            f"Generate the toy set with `python src_new/scripts/make_toy_data.py --out "
+            f"{root}` or point data.root_dir/condition_csv at your data.")
+    return csv_path
+
+
+def read_split_table(data_cfg, split, condition_columns):
+    """Read and check the CSV, keep the rows of ``split``.
+
+    Returns (csv_path, prefixes (list of str), raw conditions (N, k) float32, keep (bool per
+    CSV row), is_train (bool per CSV row))."""
+    import pandas as pd
+
+    csv_path = locate_csv(data_cfg)
+    prefix_col, split_col = data_cfg["prefix_column"], data_cfg.get("split_column")
+    # Prefixes are names ("00012" must stay "00012"), never numbers.
+    frame = pd.read_csv(csv_path, dtype={prefix_col: str})
+    needed = [prefix_col] + list(condition_columns) + ([split_col] if split_col else [])
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{csv_path}: missing column(s) {missing}; available columns: "
+                         f"{list(frame.columns)} (check data.prefix_column / "
+                         f"condition_columns / split_column)")
+    prefixes = frame[prefix_col].astype(str)
+    dup = prefixes[prefixes.duplicated()].unique().tolist()
+    if dup:
+        raise ValueError(f"{csv_path}: duplicate {prefix_col} value(s) {dup[:5]} "
+                         f"({len(dup)} in all); every sample needs a unique prefix")
+    if split_col:
+        is_train = np.array([parse_split_value(v, f"{csv_path} row {i + 2} column '{split_col}'")
+                             for i, v in enumerate(frame[split_col])], dtype=bool)
+    else:
+        is_train = np.ones(len(frame), dtype=bool)
+    keep = {"train": is_train, "test": ~is_train, "all": np.ones(len(frame), bool)}[split]
+    frame = frame[keep].reset_index(drop=True)
+    if len(frame) == 0:
+        raise ValueError(f"{csv_path}: the '{split}' split is empty "
+                         f"(column '{split_col}' marks no row as {split})")
+    prefixes = frame[prefix_col].astype(str).tolist()
+    return csv_path, prefixes, read_conditions(frame, condition_columns, prefixes, csv_path), keep, is_train
+
+
+def read_conditions(frame, columns, prefixes, csv_path):
+    """The condition columns of ``frame`` -> (N, k) float32, each value checked finite."""
+    if not columns:
+        return torch.zeros(len(frame), 0)
+    import pandas as pd
+
+    values = frame[columns].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    if bad.to_numpy().any():
+        row, col = np.argwhere(bad.to_numpy())[0]
+        raise ValueError(f"{csv_path}: condition '{columns[col]}' of sample "
+                         f"'{prefixes[row]}' is {frame[columns[col]].iloc[row]!r}, "
+                         f"not a finite number ({int(bad.to_numpy().sum())} bad value(s) in all)")
+    return torch.tensor(values.to_numpy(dtype=np.float32))
+
+
+class CachedImageDataset(Dataset):
+    """A split decoded once into ``images`` uint8 (N, C, H, W), with ``prefixes``,
+    ``raw_conditions`` and standardized ``conditions`` (N, cond_dim). Items:
+    ``(image (C, H, W) float32 in [0, 1], cond (cond_dim,) float32)``."""
+
+    def _set_conditions(self, raw_conditions, normalizer, normalized):
+        """Fit the normalizer on this split when none is given (identity if ``normalized``)."""
+        self.raw_conditions = raw_conditions
+        dim = raw_conditions.shape[1]
+        if normalizer is None:
+            normalizer = ConditionNormalizer.identity(dim) if normalized else ConditionNormalizer.fit(raw_conditions)
+        self.normalizer = normalizer
+        self.conditions = normalizer.normalize(raw_conditions) if dim else raw_conditions
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, idx):
+        return self.images[idx].float().div_(255.0), self.conditions[idx]
+
+    @property
+    def images_float(self):
+        """All images as float32 (N, C, H, W) in [0, 1]."""
+        return self.images.float().div_(255.0)
+
+
+class MultiComponentDataset(CachedImageDataset):
+    """One grayscale PNG per component and sample (``data.type: multicomponent``).
 
     data_cfg: the config's ``data`` section. split: train | test | all. image_size: (H, W).
     normalizer: a fitted ConditionNormalizer (pass the train split's to the test split);
@@ -95,74 +190,18 @@ class MultiComponentDataset(Dataset):
     """
 
     def __init__(self, data_cfg, split="train", image_size=(64, 32), normalizer=None, verbose=True):
-        import pandas as pd
-
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split = split
         self.components = list(data_cfg["component_dirs"])
         self.condition_columns = list(data_cfg.get("condition_columns") or [])
         self.image_size = tuple(image_size)
-        root = Path(data_cfg["root_dir"])
-        csv_path = Path(data_cfg["condition_csv"])
-        if not csv_path.is_file() and (root / csv_path.name).is_file():
-            csv_path = root / csv_path.name
-        if not csv_path.is_file():
-            raise FileNotFoundError(
-                f"condition CSV not found: {data_cfg['condition_csv']} (data.condition_csv). "
-                f"Generate the toy set with `python src_new/scripts/make_toy_data.py --out "
-                f"{root}` or point data.root_dir/condition_csv at your data.")
-        prefix_col, split_col = data_cfg["prefix_column"], data_cfg.get("split_column")
-        # Prefixes are names ("00012" must stay "00012"), never numbers.
-        frame = pd.read_csv(csv_path, dtype={prefix_col: str})
-        needed = [prefix_col] + self.condition_columns + ([split_col] if split_col else [])
-        missing = [c for c in needed if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {missing}; available columns: "
-                             f"{list(frame.columns)} (check data.prefix_column / "
-                             f"condition_columns / split_column)")
-        prefixes = frame[prefix_col].astype(str)
-        dup = prefixes[prefixes.duplicated()].unique().tolist()
-        if dup:
-            raise ValueError(f"{csv_path}: duplicate {prefix_col} value(s) {dup[:5]} "
-                             f"({len(dup)} in all); every sample needs a unique prefix")
-        if split_col:
-            is_train = np.array([parse_split_value(v, f"{csv_path} row {i + 2} column '{split_col}'")
-                                 for i, v in enumerate(frame[split_col])], dtype=bool)
-        else:
-            is_train = np.ones(len(frame), dtype=bool)
-        keep = {"train": is_train, "test": ~is_train, "all": np.ones(len(frame), bool)}[split]
-        frame = frame[keep].reset_index(drop=True)
-        if len(frame) == 0:
-            raise ValueError(f"{csv_path}: the '{split}' split is empty "
-                             f"(column '{split_col}' marks no row as {split})")
-        self.prefixes = frame[prefix_col].astype(str).tolist()
-        self.raw_conditions = self._read_conditions(frame, csv_path)
-        paths = self._find_files(root, data_cfg["filename_pattern"], frame, keep, is_train)
+        csv_path, self.prefixes, raw, keep, is_train = read_split_table(data_cfg, split, self.condition_columns)
+        paths = self._find_files(Path(data_cfg["root_dir"]), data_cfg["filename_pattern"], keep, is_train)
         self.images = self._decode_all(paths, verbose)
-        if normalizer is None:
-            dim = len(self.condition_columns)
-            normalizer = (ConditionNormalizer.identity(dim) if data_cfg.get("normalized", False)
-                          else ConditionNormalizer.fit(self.raw_conditions))
-        self.normalizer = normalizer
-        self.conditions = normalizer.normalize(self.raw_conditions) if self.condition_columns \
-            else self.raw_conditions
+        self._set_conditions(raw, normalizer, data_cfg.get("normalized", False))
 
-    def _read_conditions(self, frame, csv_path):
-        if not self.condition_columns:
-            return torch.zeros(len(frame), 0)
-        import pandas as pd
-
-        values = frame[self.condition_columns].apply(pd.to_numeric, errors="coerce")
-        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-        if bad.to_numpy().any():
-            row, col = np.argwhere(bad.to_numpy())[0]
-            raise ValueError(f"{csv_path}: condition '{self.condition_columns[col]}' of sample "
-                             f"'{self.prefixes[row]}' is {frame[self.condition_columns[col]].iloc[row]!r}, "
-                             f"not a finite number ({int(bad.to_numpy().sum())} bad value(s) in all)")
-        return torch.tensor(values.to_numpy(dtype=np.float32))
-
-    def _find_files(self, root, pattern, frame, keep, is_train):
+    def _find_files(self, root, pattern, keep, is_train):
         """Paths (N, C); either ROOT/<component>/<file> or ROOT/<train|test>/<component>/<file>."""
         flat = root.is_dir() and all((root / c).is_dir() for c in self.components)
         paths, missing = [], []
@@ -198,24 +237,24 @@ class MultiComponentDataset(Dataset):
                 images[i, j] = torch.from_numpy(read_png(path, self.image_size))
         return images
 
-    def __len__(self):
-        return len(self.images)
 
-    def __getitem__(self, idx):
-        return self.images[idx].float().div_(255.0), self.conditions[idx]
-
-    @property
-    def images_float(self):
-        """All images as float32 (N, C, H, W) in [0, 1]."""
-        return self.images.float().div_(255.0)
+def make_dataset(data_cfg, split="train", image_size=(64, 32), normalizer=None, verbose=True):
+    """The dataset class ``data.type`` names: multicomponent (default) or image_folder."""
+    kind = data_cfg.get("type", "multicomponent")
+    if kind == "image_folder":
+        from .image_folder import ImageFolderDataset
+        return ImageFolderDataset(data_cfg, split, image_size, normalizer, verbose)
+    if kind != "multicomponent":
+        raise ValueError(f"data.type = {kind!r}: use one of {list(DATA_TYPES)}")
+    return MultiComponentDataset(data_cfg, split, image_size, normalizer, verbose)
 
 
 def build_datasets(cfg, splits=("train", "test"), verbose=True):
     """Datasets for ``splits`` sharing the train split's condition normalizer."""
     data, size = cfg["data"], cfg["model"]["image_size"]
-    train = MultiComponentDataset(data, "train", size, verbose=verbose)
+    train = make_dataset(data, "train", size, verbose=verbose)
     out = {"train": train}
     for split in splits:
         if split != "train":
-            out[split] = MultiComponentDataset(data, split, size, train.normalizer, verbose)
+            out[split] = make_dataset(data, split, size, train.normalizer, verbose)
     return out

@@ -40,6 +40,7 @@ SCHEMA = {
         "cond_drop_prob": 0.1,       # condition dropout for classifier-free guidance
     },
     "data": {
+        "type": "multicomponent",    # multicomponent (one PNG per component) | image_folder (pictures)
         "root_dir": "data/",
         "condition_csv": "data/dimensions.csv",
         "component_dirs": ["group_nc", "group_km", "bt", "fpu", "tpc"],
@@ -49,6 +50,7 @@ SCHEMA = {
         "split_column": "train",     # True/1/"true" = train row, else test row
         "normalized": False,         # False: standardize conditions with train statistics
         "mirror": "auto",            # grids: side of the symmetry axis, auto | left | right | none
+        "test_fraction": 0.1,        # image_folder without conditions: share of images in the test split
     },
     "training": {
         "epochs": 1000,
@@ -170,6 +172,10 @@ MODEL_SCHEMA = {
 
 MODEL_TYPES = sorted(MODEL_SCHEMA)
 PHASES = ("gan", "encoder", "flow")    # wgan_gp training.phase
+DATA_TYPES = ("multicomponent", "image_folder")
+# data.type image_folder: data.component_dirs names the picture's channels (and grids show
+# such samples as pictures, not as component overlays).
+PICTURE_CHANNELS = {"rgb": ["red", "green", "blue"], "gray": ["gray"]}
 PROBABILITY_KEYS = [("model", "cond_drop_prob"), ("training", "encoder_mask_prob")]
 POSITIVE_KEYS = [
     ("training", "epochs"), ("training", "batch_size"), ("training", "lr_generator"),
@@ -232,7 +238,9 @@ def load_config(path):
 
 
 def apply_overrides(cfg, overrides):
-    """Apply ``section.key=value`` strings; values are parsed as YAML (``1e-4``, ``[1,2]``)."""
+    """Apply ``section.key=value`` strings; values are parsed as YAML (``1e-4``, ``[1,2]``).
+    A value that is not valid YAML (e.g. ``{prefix}_{component}.png``) is taken as the plain
+    string, with a note printed."""
     for item in overrides or []:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ValueError(f"--set '{item}': expected section.key=value, e.g. training.epochs=5")
@@ -243,8 +251,9 @@ def apply_overrides(cfg, overrides):
             raise ValueError(f"--set '{item}': '{section}' is not a config section")
         try:
             cfg[section][key] = _parse_value(yaml.safe_load(raw))
-        except yaml.YAMLError as err:
-            raise ValueError(f"--set '{item}': value is not valid YAML ({err})") from None
+        except yaml.YAMLError:
+            cfg[section][key] = raw
+            print(f"[config] --set {dotted}: {raw!r} is not valid YAML; taken as the string {raw!r}")
     return cfg
 
 
@@ -331,7 +340,15 @@ def validate_config(cfg):
             and all(isinstance(s, int) and s > 0 and s % 8 == 0 for s in size)):
         raise ValueError(f"model.image_size = {size!r}: expected [H, W] with both divisible by 8 "
                          f"(three 2x up/downsampling stages), e.g. [64, 32]")
-    if "{prefix}" not in data["filename_pattern"] or "{component}" not in data["filename_pattern"]:
+    if data["type"] not in DATA_TYPES:
+        raise ValueError(f"data.type = {data['type']!r}: use one of {list(DATA_TYPES)}")
+    if data["type"] == "image_folder":
+        if comps not in PICTURE_CHANNELS.values():
+            raise ValueError(f"data.type image_folder: data.component_dirs = {comps} must name the picture's "
+                             f"channels: {PICTURE_CHANNELS['rgb']} (RGB) or {PICTURE_CHANNELS['gray']} (grayscale)")
+        if not (isinstance(data["test_fraction"], (int, float)) and 0 < data["test_fraction"] < 1):
+            raise ValueError(f"data.test_fraction = {data['test_fraction']!r}: use a share in (0, 1), e.g. 0.1")
+    elif "{prefix}" not in data["filename_pattern"] or "{component}" not in data["filename_pattern"]:
         raise ValueError(f"data.filename_pattern = {data['filename_pattern']!r} must contain "
                          f"'{{prefix}}' and '{{component}}', e.g. 'mdbk_{{prefix}}_{{component}}.png'")
     for section, key in POSITIVE_KEYS:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import PICTURE_CHANNELS
+
 # Overlay colours (RGB) per component name; unknown names get a colour from the fallback list.
 COMPONENT_COLORS = {
     "group_nc": (255, 0, 0),      # carcass: red
@@ -57,7 +59,12 @@ def overlay(sample, component_names, mirror="left"):
 
     Components are painted in order, each blended by its intensity. ``mirror`` (the side of
     the symmetry axis: "left" | "right" | "none", or a bool, see ``mirror_side``) adds the
-    flipped half on that side so the full cross-section shows."""
+    flipped half on that side so the full cross-section shows. Picture channels
+    (``[red, green, blue]`` or ``[gray]``, data.type image_folder) show as the picture
+    itself, never mirrored."""
+    if list(component_names) in PICTURE_CHANNELS.values():
+        rgb = np.repeat(sample, 3, axis=0) if len(sample) == 1 else sample
+        return (rgb.transpose(1, 2, 0) * 255).round().astype(np.uint8)
     rgb = np.zeros(sample.shape[1:] + (3,), dtype=np.float32)
     for c, name in enumerate(component_names):
         color = np.array(COMPONENT_COLORS.get(name, _FALLBACK[c % len(_FALLBACK)]), np.float32)

@@ -137,8 +137,8 @@ def _batches(n, size, desc):
 
 
 def _test_split(cfg, normalizer):
-    from ..datasets.multicomponent import MultiComponentDataset
-    return MultiComponentDataset(cfg["data"], "test", cfg["model"]["image_size"], normalizer, verbose=False)
+    from ..datasets.multicomponent import make_dataset
+    return make_dataset(cfg["data"], "test", cfg["model"]["image_size"], normalizer, verbose=False)
 
 
 def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=None, inpaint_kwargs=None):

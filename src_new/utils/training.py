@@ -211,6 +211,7 @@ class Trainer:
     # A run trains in one phase (the WGAN-GP: gan | encoder | flow); training.epochs counts
     # the epochs of the current phase, from the epoch where it started.
     default_phase = phase = "train"
+    healthy_ranges = {}     # {logged column: (low, high)}, shaded in curves.png
 
     def __init__(self, cfg, resume_state=None, resume_path=None, verbose=True):
         from .distributed import DistContext
@@ -441,9 +442,22 @@ class Trainer:
         last = self.epoch == self.end_epoch
         if self.epoch % t["eval_every"] == 0 or last:
             self.snapshot()
+            self.write_curves()
         if self.epoch % t["check_every"] == 0 or last:
             self.save(numbered=True)
         self.say(f"epoch {self.epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in means.items()))
+
+    def write_curves(self):
+        """``curves.png`` in the run folder (rank 0): losses.csv and the evaluations in
+        ``self.history``. A plotting failure warns and training goes on."""
+        if not self.dist.is_main:
+            return
+        try:
+            from .plots import plot_runs
+            plot_runs([self.run_dir], self.run_dir / "curves.png", histories=[self.history],
+                      ranges=self.healthy_ranges)
+        except Exception as err:  # a figure is never worth a lost run
+            self.warn("curves", f"could not draw {self.run_dir / 'curves.png'}: {type(err).__name__}: {err}")
 
     def save(self, numbered):
         """Called on every rank: checks the replicas agree, then rank 0 writes."""

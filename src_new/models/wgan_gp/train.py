@@ -34,6 +34,9 @@ HIGH_PENALTY = 1.0            # gradient penalty above this for PATIENCE epochs
 COLLAPSE_RATIO = 0.3          # within-condition spread over z below this share of real near-condition pairs'
 COLLAPSE_CONDITIONS, COLLAPSE_DRAWS = 16, 8   # the probe: 8 latents for each of 16 test conditions
 PATIENCE = 3
+# The same bounds, shaded as healthy ranges in the run's curves.png (None = open).
+HEALTHY_RANGES = {"critic_loss": (CRITIC_DOMINATES, None), "gradient_penalty": (None, HIGH_PENALTY),
+                  "within_condition_spread_ratio": (COLLAPSE_RATIO, None)}
 
 NETWORKS = ("encoder", "generator", "ema_generator", "critic")
 
@@ -90,6 +93,7 @@ class WGANGPTrainer(Trainer):
     model_type = "wgan_gp"
     default_phase = "gan"
     log_file, log_fields, finite_keys, grad_norm_keys = PHASE_LOGS["gan"]
+    healthy_ranges = HEALTHY_RANGES
     divergence_advice = ("Remedies: lower training.lr_critic/lr_generator (/5), raise model.lambda_gp "
                          "(10 -> 20), or set training.on_divergence=rollback")
 
