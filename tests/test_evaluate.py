@@ -73,6 +73,53 @@ def test_inpainting_metrics_and_baseline(real_sets, tmp_path):
     assert m["iou_bt"] == 1.0
 
 
+def test_inpainting_consistency_figures_on_completions_built_to_differ(real_sets, tmp_path):
+    cfg, train, test = real_sets
+    truth = test.images_float.numpy()
+    n = len(truth)
+    mask = np.zeros_like(truth)
+    mask[:, [0, 3]] = 1                                        # group_nc and fpu kept; group_km, bt, tpc made
+    arrays = {"ground_truth": truth, "mask": mask, "test_indices": np.arange(n)}
+    folder = make_folder(tmp_path / "same", truth, cfg, "inpainting", conditions=test.raw_conditions, arrays=arrays)
+    result = evaluate_samples(folder, references=True, write=False)
+    m, base = result["metrics"], result["references"]["nearest_train"]
+    # the ground truth as the completion: its own overlap, its piece counts, its conditions
+    assert m["overlap_kept_generated"] == m["overlap_kept_truth"] and m["same_pieces_generated"] == 1.0
+    assert m["piece_error_generated"] == 0 and m["pieces_tpc"] == m["pieces_truth_tpc"]
+    assert m["condition_mae"] == 0 and m["condition_mae_truth"] == 0
+    assert "overlap_kept_group_nc" not in m and "pieces_fpu" not in m          # kept: not scored
+    for key in ("overlap_kept_generated", "same_pieces_generated", "condition_mae", "pieces_bt"):
+        assert key in base                                     # the baseline gets every figure
+    assert base["overlap_kept_truth"] == m["overlap_kept_truth"]
+    table = format_table(result)
+    assert "overlap_kept_bt" in table and "same_pieces_generated" in table and "nearest_train" in table
+    # bt drawn over the kept carcass, tpc in two pieces
+    made = truth.copy()
+    made[:, 2] = truth[:, 0]
+    made[:, 4] = 0
+    made[:, 4, 10:13, 0:4] = made[:, 4, 20:22, 0:4] = 1
+    folder = make_folder(tmp_path / "made", made, cfg, "inpainting", conditions=test.raw_conditions, arrays=arrays)
+    m = evaluate_samples(folder, references=False, write=False)["metrics"]
+    assert m["overlap_kept_bt"] == 1.0 and m["pieces_tpc"] == 2.0
+    assert m["same_pieces_generated"] == pytest.approx((2 * n + (M.count_pieces(truth)[:, 4] == 2).sum()) / (3 * n))
+    # one tpc pixel 3 rows below the design (column 0: the width is unchanged): 3 px too tall
+    taller = truth.copy()
+    bottom = 63 - (truth > 0.5).any(1).any(2)[:, ::-1].argmax(1)     # last occupied row of each design
+    taller[np.arange(n), 4, bottom + 3, 0] = 1
+    folder = make_folder(tmp_path / "taller", taller, cfg, "inpainting", conditions=test.raw_conditions,
+                         arrays=arrays)
+    m = evaluate_samples(folder, references=False, write=False)["metrics"]
+    assert m["condition_mae_height"] == 3.0 and m["condition_mae_width"] == 0.0 and m["condition_mae"] == 1.5
+    assert m["condition_mae_truth"] == 0.0 and m["pieces_tpc"] == m["pieces_truth_tpc"] + 1
+    # older folders: the conditions from test_indices, the same figures; --no_cond: none, with a note
+    folder = make_folder(tmp_path / "old", taller, cfg, "inpainting", arrays=arrays)
+    assert evaluate_samples(folder, references=False, write=False)["metrics"]["condition_mae_height"] == 3.0
+    manifest = json.loads((folder / "manifest.json").read_text())
+    write_json({**manifest, "used_conditions": False}, folder / "manifest.json")
+    result = evaluate_samples(folder, references=False, write=False)
+    assert "condition_mae" not in result["metrics"] and any("--no_cond" in note for note in result["notes"])
+
+
 def test_nearest_train_baseline_matches_on_known_pixels_per_mask(real_sets):
     from src_new.evaluation.evaluate import nearest_train_inpainting
     cfg, train, test = real_sets

@@ -131,6 +131,36 @@ def test_piece_counts_and_connectivity():
     assert M.connectivity(real, [1] * 5)["same_pieces_fraction"] > 0.8
 
 
+def test_connectivity_against_per_sample_counts():
+    m = np.zeros((2, 2, 6, 6))
+    m[:, 0, 1:5, 1:5] = 1                         # one block in both samples
+    m[0, 1, 0, :] = 1                             # one bar
+    m[1, 1, 0, :2] = m[1, 1, 0, 4:] = 1           # the bar split in two: 2 pieces
+    truth = np.array([[1, 1], [1, 1]])            # e.g. count_pieces of the ground truths
+    conn = M.connectivity(m, truth)
+    assert conn["pieces"].tolist() == [[1, 1], [1, 2]]
+    assert conn["same_pieces"].tolist() == [[True, True], [True, False]]
+    assert conn["piece_count_error"].tolist() == [0, 0.5] and conn["same_pieces_fraction"] == 0.5
+    with pytest.raises(ValueError, match=r"real_counts has shape \(3,\)"):
+        M.connectivity(m, [1, 1, 1])
+
+
+def test_overlap_with_kept_counts_pixels_on_other_kept_components():
+    x = np.zeros((2, 3, 4, 4))
+    x[:, 0, :2, :] = 1                            # kept: the top two rows (8 px)
+    x[0, 1, 1:3, :] = 1                           # generated, 8 px: 4 on the kept rows
+    x[0, 2, 3, :] = 1                             # generated, 4 px: none on the kept rows
+    x[1, 1] = x[1, 0]                             # drawn exactly over the kept component
+    kept = np.array([True, False, False])
+    share = M.overlap_with_kept(x, kept)
+    assert share[0, 1] == 0.5 and share[0, 2] == 0.0 and share[1, 1] == 1.0
+    assert np.isnan(share[1, 2])                  # empty: nothing to place
+    assert share[0, 0] == 0.0                     # a kept component is compared with the OTHER kept ones
+    both = M.overlap_with_kept(x, np.array([[True, True, False]] * 2))
+    assert both[0, 0] == pytest.approx(4 / 8) and both[0, 1] == pytest.approx(4 / 8) and both[1, 2] != both[1, 2]
+    assert np.array_equal(M.overlap_with_kept(torch.from_numpy(x), kept), share, equal_nan=True)
+
+
 def test_diversity_and_binarization():
     real = generate(40, seed=0)
     assert M.diversity_ratio(real, real) == pytest.approx(1.0)

@@ -23,12 +23,16 @@ What is computed depends on the manifest's mode:
                the same for real test pairs with conditions within 1 px (train if the test
                split has fewer than MIN_REAL_PAIRS such pairs)
   unconditional the same error against random test conditions (the "no conditioning" level)
-  inpainting   IoU/Dice/centre-of-mass distance on the generated (not preserved) components
-               against the ground truth; max abs change of the preserved pixels
+  inpainting   on the generated (not preserved) components: IoU/Dice/centre-of-mass distance
+               against the ground truth; overlap with the kept components and piece counts,
+               beside the ground truth's; the condition error of the completed designs (when
+               made for conditions, through the same fitted conventions) beside the ground
+               truth's; max abs change of the preserved pixels
 References (each a trivial "generator" scored like the samples): real_train (real vs real:
 the best achievable), shift_2px (train shifted down 2 px: a near miss), shuffled_components
 (right parts, wrong wholes), mean_image (collapse); real test images against shuffled
-conditions; for inpainting the nearest train sample by the known pixels.
+conditions; for inpainting the nearest train sample by the known pixels (every inpainting
+figure, the condition error included).
 
 Condition conventions. A dataset's width_px / height_px need not be the bounding box that
 ``measure_dimensions`` measures (e.g. the full width of a mirrored half-section). For each
@@ -114,7 +118,7 @@ def check_arrays(arrays, mode, names, image_hw, condition_columns):
                 got = arrays[key].shape if key in arrays else "missing"
                 raise ValueError(f"inpainting samples need '{key}' of shape {images.shape} in samples.npz "
                                  f"(got {got}); re-run sample.py --mode inpainting")
-    if mode == "conditional" and "conditions" in arrays:
+    if mode in ("conditional", "inpainting") and "conditions" in arrays:
         c = arrays["conditions"]
         if c.shape != (len(images), len(condition_columns)):
             raise ValueError(f"samples.npz 'conditions' has shape {c.shape}, expected "
@@ -265,25 +269,69 @@ def within_condition_metrics(images, cond_index, real_sets, tol=PAIR_TOLERANCE_P
 
 
 def inpainting_metrics(images, truth, mask, names):
-    """IoU/Dice/centre-of-mass distance on the generated components (those not entirely
-    known in ``mask``, 1 = known), per component and overall; the largest change of a
-    known pixel (0 when preserved exactly)."""
+    """Figures of completions ``images`` (N, C, H, W) of ``truth`` with ``mask`` (1 = known
+    pixel), on the generated components (those not entirely known) per component and overall:
+
+    - IoU/Dice/centre-of-mass distance against the ground truth;
+    - consistency with the kept components: ``overlap_kept_*``, the share of a generated
+      component's foreground drawn on the kept components' foreground
+      (``metrics.overlap_with_kept``; empty components left out), and ``overlap_kept_truth``,
+      the same for the ground truth (real designs overlap a little: the level to match);
+    - connectivity: ``pieces_*`` the mean piece count of each generated component (the
+      ground truth's in ``pieces_truth_*``), ``same_pieces_generated`` the share of generated
+      components with the piece count of their ground truth, ``piece_error_generated`` the
+      mean |difference|;
+    - the largest change of a known pixel (0 when preserved exactly)."""
     n, c = images.shape[:2]
     free = mask.reshape(n, c, -1).min(2) < 0.5                     # (N, C): component to generate
     known = mask > 0.5
     out = {"preserved_max_abs_diff": float(np.abs(images - truth)[known].max()) if known.any() else 0.0}
     iou, dice = M.iou_dice(images, truth)
     com = M.center_of_mass_distance(images, truth)
+    overlap, overlap_truth = M.overlap_with_kept(images, ~free), M.overlap_with_kept(truth, ~free)
+    truth_pieces = M.count_pieces(truth)
+    conn = M.connectivity(images, truth_pieces)
+    nan_mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
     for j, name in enumerate(names):
         if free[:, j].any():
             sel = free[:, j]
             out[f"iou_{name}"] = float(iou[sel, j].mean())
             out[f"dice_{name}"] = float(dice[sel, j].mean())
-            valid = sel & ~np.isnan(com[:, j])                     # NaN where a component is empty
-            out[f"com_dist_{name}"] = float(com[valid, j].mean()) if valid.any() else float("nan")
-    out["iou_generated"] = float(iou[free].mean()) if free.any() else float("nan")
-    out["dice_generated"] = float(dice[free].mean()) if free.any() else float("nan")
+            out[f"com_dist_{name}"] = nan_mean(com[sel, j])        # NaN where a component is empty
+            out[f"overlap_kept_{name}"] = nan_mean(overlap[sel, j])
+            out[f"pieces_{name}"] = float(conn["pieces"][sel, j].mean())
+            out[f"pieces_truth_{name}"] = float(truth_pieces[sel, j].mean())
+    has_free = free.any()
+    out["iou_generated"] = float(iou[free].mean()) if has_free else float("nan")
+    out["dice_generated"] = float(dice[free].mean()) if has_free else float("nan")
+    out["overlap_kept_generated"] = nan_mean(overlap[free]) if has_free else float("nan")
+    out["overlap_kept_truth"] = nan_mean(overlap_truth[free]) if has_free else float("nan")
+    out["same_pieces_generated"] = float(conn["same_pieces"][free].mean()) if has_free else float("nan")
+    out["piece_error_generated"] = (float(np.abs(conn["pieces"] - truth_pieces)[free].mean()) if has_free
+                                    else float("nan"))
     return out
+
+
+def inpainting_conditions(arrays, manifest, test_conditions):
+    """The raw conditions (N, k) the completions were made for -> (conditions or None, note or None).
+
+    From ``conditions`` in samples.npz, else the test split's conditions at ``test_indices``
+    (folders written before inpainting stored them); None with a note when the sampler was
+    run without conditions (manifest ``used_conditions`` false, ``--no_cond``) or neither
+    array exists."""
+    if manifest.get("used_conditions") is False:
+        return None, "inpainting ran without conditions (--no_cond): no condition error for the completions"
+    if "conditions" in arrays:
+        return arrays["conditions"], None
+    if "test_indices" in arrays:
+        idx = arrays["test_indices"].astype(np.int64).reshape(-1)
+        if len(idx) != len(arrays["images"]) or idx.min() < 0 or idx.max() >= len(test_conditions):
+            raise ValueError(f"samples.npz 'test_indices' ({len(idx)} values in [{idx.min()}, {idx.max()}]) do not "
+                             f"index the {len(test_conditions)}-sample test split once per image; evaluate with the "
+                             f"config the samples were made with")
+        return test_conditions[idx], None
+    return None, ("inpainting samples without 'conditions' or 'test_indices' in samples.npz: no condition "
+                  "error for the completions; re-run sample.py --mode inpainting")
 
 
 def nearest_train_inpainting(truth, mask, train, chunk=512):
@@ -308,10 +356,24 @@ def _score(images, rows, mode, arrays, real, rng, names, cfg, requested, convent
     """Every metric that applies to ``images`` in this mode: the distribution metrics on
     ``images[rows]`` (one per condition, n samples), the per-sample ones on all."""
     out = distribution_metrics(images[rows], real, rng, names)
-    if requested is not None:
+    if requested is not None and mode != "inpainting":
         out.update(condition_metrics(images, requested, cfg["data"]["condition_columns"], conventions))
     if mode == "inpainting":
-        out.update(inpainting_metrics(images, arrays["ground_truth"], arrays["mask"], names))
+        out.update(inpainting_scores(images, arrays, names, cfg, requested, conventions))
+    return out
+
+
+def inpainting_scores(images, arrays, names, cfg, requested, conventions):
+    """``inpainting_metrics`` of completions ``images`` and, when the completions were made for
+    ``requested`` conditions, their condition error (as for conditional samples) beside the
+    ground truth's under the same conventions (``condition_mae_truth``: the floor on these
+    samples)."""
+    truth = arrays["ground_truth"]
+    out = inpainting_metrics(images, truth, arrays["mask"], names)
+    if requested is not None:
+        columns = cfg["data"]["condition_columns"]
+        out.update(condition_metrics(images, requested, columns, conventions))
+        out["condition_mae_truth"] = condition_metrics(truth, requested, columns, conventions)["condition_mae"]
     return out
 
 
@@ -397,6 +459,9 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
                 notes.append("unconditional: condition error is against random test conditions "
                              "(the level of ignoring the condition)")
             requested = sets["test"].raw_conditions.numpy()[rng.choice(len(test), len(fake))]
+    if mode == "inpainting" and columns:
+        requested, note = inpainting_conditions(arrays, manifest, sets["test"].raw_conditions.numpy())
+        notes += [note] if note else []
 
     scores = _score(fake, rows, mode, arrays, real, rng, names, cfg, requested, conventions)
     details = {"piece_count_error": scores.pop("_pieces")}
@@ -432,7 +497,7 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
             refs["real_test_own_conditions"] = condition_metrics(test, test_cond, columns, conventions)
         if mode == "inpainting":
             baseline = nearest_train_inpainting(arrays["ground_truth"], arrays["mask"], train)
-            refs["nearest_train"] = inpainting_metrics(baseline, arrays["ground_truth"], arrays["mask"], names)
+            refs["nearest_train"] = inpainting_scores(baseline, arrays, names, cfg, requested, conventions)
     result.update(references=refs, details=details, notes=notes)
     if write:
         write_json(result, folder / "metrics.json")

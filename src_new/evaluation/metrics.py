@@ -10,6 +10,7 @@ Features: geometric_features (standardized with standardization/standardize), pi
 Per-sample comparisons: iou_dice, center_of_mass, center_of_mass_distance, condition_error
 Condition conventions: geometry_measurements, fit_condition_convention(s), predict_conditions
 Structure: label_components, count_pieces, connectivity
+Completions (inpainting): overlap_with_kept
 Sample-set statistics: mean_pairwise_l1, diversity_ratio, binarization
 Within-condition diversity: within_condition_diversity (K draws per condition), condition_pairs,
   real_pair_diversity (real pairs with conditions within 1 px), group_by_condition
@@ -438,17 +439,41 @@ def count_pieces(images, threshold=0.5):
 
 
 def connectivity(fake, real_counts, threshold=0.5):
-    """Piece counts of generated samples against the typical real count per component.
+    """Piece counts of generated samples against the real count per component.
 
-    real_counts: (C,) typical (median) number of pieces per component in real data.
-    Returns {"piece_count_error": (C,) mean |pieces - real count| per component,
+    real_counts: (C,) typical (median) number of pieces per component in real data, or (N, C)
+    one count per sample (e.g. ``count_pieces`` of each completion's ground truth).
+    Returns {"pieces": (N, C) piece counts of ``fake``,
+             "same_pieces": (N, C) bool, pieces == real count,
+             "piece_count_error": (C,) mean |pieces - real count| per component,
              "same_pieces_fraction": share of samples whose every component has the real count}."""
     counts = count_pieces(fake, threshold)
     real_counts = np.asarray(real_counts)
-    if real_counts.shape != (counts.shape[1],):
-        raise ValueError(f"connectivity: real_counts has shape {real_counts.shape}, expected ({counts.shape[1]},)")
-    diff = np.abs(counts - real_counts[None, :])
-    return {"piece_count_error": diff.mean(0), "same_pieces_fraction": float((diff == 0).all(1).mean())}
+    if real_counts.shape not in ((counts.shape[1],), counts.shape):
+        raise ValueError(f"connectivity: real_counts has shape {real_counts.shape}, expected ({counts.shape[1]},) "
+                         f"or {counts.shape}")
+    diff = np.abs(counts - real_counts.reshape(-1, counts.shape[1]))
+    return {"pieces": counts, "same_pieces": diff == 0, "piece_count_error": diff.mean(0),
+            "same_pieces_fraction": float((diff == 0).all(1).mean())}
+
+
+# ---------------------------------------------------------------- consistency of completions
+def overlap_with_kept(images, kept, threshold=0.5):
+    """Share of each component's foreground pixels that lie on the foreground of the OTHER
+    kept components (their union), per sample: how much a completed part is drawn over the
+    parts that were kept. images (N, C, H, W) in [0, 1], thresholded at ``threshold``; kept
+    (N, C) or (C,) bool, the components that were given. -> (N, C) float64 in [0, 1], NaN
+    where the component is empty (no foreground to place). Real designs score a small
+    overlap of their own (touching layers): compare with the ground truth's figure."""
+    fg = as_tensor(images) > threshold
+    n, c = fg.shape[:2]
+    kept = torch.as_tensor(np.broadcast_to(np.asarray(kept, bool), (n, c)).copy())
+    fg = fg.flatten(2)                                             # (N, C, HW)
+    on_kept = fg & kept[:, :, None]
+    others = (on_kept.sum(1, keepdim=True) - on_kept.long()) > 0   # kept foreground of the other components
+    area = fg.sum(2).double()
+    share = (fg & others).sum(2).double() / area.clamp_min(1)
+    return torch.where(area > 0, share, torch.full_like(share, float("nan"))).numpy()
 
 
 # ---------------------------------------------------------------- diversity and sharpness

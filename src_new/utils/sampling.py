@@ -7,7 +7,8 @@ The manifest's ``options`` hold only the options that mode applied; ``not_applie
 config options the model or mode does not use (an explicit CLI flag the model cannot use is
 an error). Conditional samples record ``condition_index`` (which requested condition each
 sample was drawn for); ``--per_condition K`` draws K samples for each condition (for the
-within-condition diversity of evaluate.py).
+within-condition diversity of evaluate.py). Inpainting samples record ``ground_truth``, ``mask``,
+``test_indices`` and, unless ``--no_cond``, the raw ``conditions`` they were completed for.
 """
 from __future__ import annotations
 
@@ -231,6 +232,7 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
                                        **model_inpaint, **inpaint_kwargs).cpu())
         images = torch.cat(parts)
         extra.update(ground_truth=truth, mask=mask, test_indices=idx.numpy())
+        conditions = test.raw_conditions[idx] if use_cond else None    # evaluate.py: condition error
         info["used_conditions"] = use_cond
     else:
         images, more, info = extra_modes[mode](model, cfg, opts, gen)
