@@ -189,7 +189,8 @@ def test_torchrun_trains_writes_once_and_resumes(toy_root, tmp_path):
     assert [p.name for p in out.iterdir()] == ["ddp"]                          # one run folder
     run_dir = out / "ddp"
     assert _saves(log) == [(0, "checkpoint_1.pt"), (0, "checkpoint_latest.pt")]
-    steps = (32 // WORLD) // (BATCH // WORLD)                                  # 32 train samples
+    n_critic = cfg["model"]["n_critic"]                     # each step draws n_critic fresh minibatches
+    steps = (32 // WORLD) // (BATCH // WORLD * n_critic)                       # 32 train samples
     losses = pd.read_csv(run_dir / "losses.csv")
     assert list(losses["step"]) == list(range(1, steps + 1))                   # rank 0's rows only
 
