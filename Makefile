@@ -24,7 +24,7 @@ $(TOY_DATA)/dimensions.csv:
 demo: install $(TOY_DATA)/dimensions.csv
 	bash scripts/demo.sh
 
-# the README's quality run: 20 epochs (~20 min on 2 cores), 4000 samples per mode, evaluation
+# the quality run of docs/results.md: 2000 generator steps (~22 min on 2 cores), sampling, evaluation
 quality: install $(TOY_DATA)/dimensions.csv
 	bash scripts/quality.sh
 
