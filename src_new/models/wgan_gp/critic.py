@@ -4,7 +4,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ...utils.checks import check_cond, check_image
-from .layers import MinibatchStd
+from .layers import MinibatchStd, embed_or_null
 
 
 class Critic(nn.Module):
@@ -53,11 +53,7 @@ class Critic(nn.Module):
 
     def embed_condition(self, cond, batch_size, drop_mask=None):
         """(B, emb_dim): embed(cond), or the null embedding where cond is None / dropped."""
-        null = self.null_embed.expand(batch_size, -1)
-        if cond is None:
-            return null
-        emb = self.cond_embed(cond)
-        return emb if drop_mask is None else torch.where(drop_mask.view(-1, 1), null, emb)
+        return embed_or_null(self.cond_embed, self.null_embed, cond, batch_size, drop_mask)
 
     def forward(self, x, cond=None, drop_mask=None):
         """x: (B, C, H, W); cond: (B, cond_dim) or None (= no condition: the null embedding);

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from ...utils.checks import check_cond
-from .layers import AdaGroupNorm, ResBlock
+from .layers import AdaGroupNorm, ResBlock, embed_or_null
 
 # Latents whose mapped styles are averaged for the truncation trick's per-condition mean.
 TRUNCATION_PROBES = 256
@@ -59,14 +59,8 @@ class Generator(nn.Module):
 
     def embed_condition(self, cond, batch_size, drop_mask=None):
         """(B, cond_emb_dim): embed(cond), or the null embedding where cond is missing/dropped."""
-        null = self.null_embed.expand(batch_size, -1)
         cond = check_cond(cond, batch_size, self.cond_dim, "Generator condition")
-        if cond is None:
-            return null
-        emb = self.cond_embed(cond)
-        if drop_mask is not None:
-            emb = torch.where(drop_mask.view(-1, 1), null, emb)
-        return emb
+        return embed_or_null(self.cond_embed, self.null_embed, cond, batch_size, drop_mask)
 
     def style(self, z, cond=None, drop_mask=None):
         """(B, latent_dim) latent -> (B, w_dim) style w = mapping([z, embed(cond)])."""

@@ -3,6 +3,16 @@ import torch
 from torch import nn
 
 
+def embed_or_null(embed, null, cond, batch_size, drop_mask=None):
+    """(B, D) condition embedding: ``embed(cond)``, or the learned ``null`` token (D,) where
+    the condition is missing (``cond=None``) or dropped (``drop_mask`` True for a sample)."""
+    null = null.expand(batch_size, -1)
+    if cond is None:
+        return null
+    emb = embed(cond)
+    return emb if drop_mask is None else torch.where(drop_mask.view(-1, 1), null, emb)
+
+
 class AdaGroupNorm(nn.Module):
     """GroupNorm whose scale and shift come from a style vector (conditional normalization,
     FiLM): ``GN(x) * (1 + gamma(w)) + beta(w)``. With ``style_dim = 0`` it is a plain

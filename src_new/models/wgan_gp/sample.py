@@ -18,8 +18,8 @@ from . import build_wgan_gp
 from .flow import load_flow_state
 
 
-# 2: modulated generator (mapping network), critic with a learned null condition and
-# projection head, training conditions stored (issue 14). Version 1 had none of these.
+# 2: generator restructured (blocks, optional mapping network / style modulation), critic with a
+# learned null condition and a projection head, training conditions stored (issue 14).
 CHECKPOINT_VERSION = 2
 
 
@@ -29,8 +29,9 @@ def check_checkpoint_version(ckpt, path):
     if found != CHECKPOINT_VERSION:
         raise ValueError(
             f"{path}: WGAN-GP checkpoint format {found}, this code reads format {CHECKPOINT_VERSION}. "
-            f"Format 2 changed the networks (a mapping network whose style modulates every generator "
-            f"norm, a learned null condition in the critic, a projection head): older weights do not fit. "
+            f"Format 2 changed the networks (the generator's layers are regrouped, with an optional mapping "
+            f"network whose style modulates every norm; the critic has a learned null condition and a "
+            f"projection head): older weights do not fit. "
             f"Retrain, or sample it with the commit that trained it (git log src_new/models/wgan_gp).")
 
 

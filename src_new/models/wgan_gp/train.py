@@ -31,7 +31,7 @@ from .sample import CHECKPOINT_VERSION, check_checkpoint_version
 # Health checks (the tuning guide's reading of the losses), on epoch means.
 CRITIC_DOMINATES = -10.0      # critic loss below this for PATIENCE epochs
 HIGH_PENALTY = 1.0            # gradient penalty above this for PATIENCE epochs
-COLLAPSE_RATIO = 0.3          # within-condition spread over z below this share of real near-condition pairs'
+COLLAPSE_RATIO = 0.3          # within-condition spread over z below this share of real near-condition pairs
 COLLAPSE_CONDITIONS, COLLAPSE_DRAWS = 16, 8   # the probe: 8 latents for each of 16 test conditions
 PATIENCE = 3
 # The same bounds, shaded as healthy ranges in the run's curves.png (None = open).
@@ -44,8 +44,8 @@ NETWORKS = ("encoder", "generator", "ema_generator", "critic")
 PHASE_LOGS = {
     "gan": ("losses.csv",
             ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
-             "mode_seeking_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm", "critic_clipped",
-             "generator_clipped", "encoder_clipped", "lr_generator", "lr_critic", "lr_encoder", "images_per_s"],
+             "mode_seeking_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
+             "critic_clipped", "generator_clipped", "encoder_clipped", "lr_generator", "lr_critic", "lr_encoder", "images_per_s"],
             ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"),
             ("critic_grad_norm", "generator_grad_norm")),
     "encoder": ("losses_encoder.csv",
@@ -123,7 +123,7 @@ class WGANGPTrainer(Trainer):
         self.fixed_z = z.to(self.device)
         self.fixed_cond = (test_cond[torch.arange(32) % len(test_cond)].to(self.device)
                            if self.model.cond_dim > 0 else None)
-        self.collapse_probe = self.make_collapse_probe()
+        self.collapse_probe = self.make_collapse_probe() if self.phase == "gan" else None   # only gan checks it
 
     def make_collapse_probe(self):
         """Fixed latents and test conditions for the within-condition spread check, and the
@@ -209,8 +209,8 @@ class WGANGPTrainer(Trainer):
         """One encoder (GAN inversion) update (on the step's first minibatch) -> {"encoder_loss",
         ...}; nothing else changes."""
         m = self.model
-        real = real[: self.tcfg["batch_size"]]
-        cond = None if cond is None else cond[: self.tcfg["batch_size"]]
+        real = real.chunk(self.batches_per_step)[0]       # one minibatch (per rank under torchrun)
+        cond = None if cond is None else cond.chunk(self.batches_per_step)[0]
         self.opt_e.zero_grad(set_to_none=True)
         with self.autocast:
             out_e = m.encoder_loss(real, cond, self.tcfg["encoder_mask_prob"], self.tcfg["encoder_latent_weight"])
