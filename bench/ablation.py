@@ -87,7 +87,6 @@ def time_generator_step(cfg, steps, batch):
     generator step) of a fresh model built from ``cfg``, on random data."""
     torch.manual_seed(0)
     model = build_wgan_gp(cfg)
-    t = cfg["training"]
     opt_g = torch.optim.Adam(model.generator.parameters(), 1e-4, betas=(0.0, 0.9))
     opt_c = torch.optim.Adam(model.critic.parameters(), 1e-4, betas=(0.0, 0.9))
     real = (torch.rand(batch, model.channels, *model.image_size) > 0.9).float()
@@ -104,7 +103,6 @@ def time_generator_step(cfg, steps, batch):
         opt_g.step()
         if i >= 2:
             times.append(time.perf_counter() - start)
-    del t
     return statistics.median(times)
 
 
@@ -114,6 +112,8 @@ def main():
     p.add_argument("--name", required=True, help="the row's label, e.g. '+ modulation'")
     p.add_argument("--out", default="bench/results/ablation.json")
     p.add_argument("--time_steps", type=int, default=10)
+    p.add_argument("--train_seconds", type=float, default=None,
+                   help="the run's wall-clock training budget (equal-time rows), recorded in the row")
     args = p.parse_args()
     torch.set_num_threads(2)
     model, cfg = load_model_from_checkpoint(args.checkpoint)
@@ -121,7 +121,10 @@ def main():
     row = {"name": args.name, "checkpoint": args.checkpoint, "generator_steps": ckpt["global_step"],
            "model": {k: cfg["model"][k] for k in ("style_dim", "critic_cond", "minibatch_std_group",
                                                   "critic_null_condition", "lambda_ms", "n_critic")},
+           "training": {k: cfg["training"][k] for k in ("batch_size", "lr_generator", "lr_critic")},
            "fresh_critic_batches": cfg["training"]["fresh_critic_batches"]}
+    if args.train_seconds is not None:
+        row["train_seconds"] = args.train_seconds
     row.update(score(model, cfg))
     if args.time_steps:
         row["seconds_per_generator_step"] = time_generator_step(cfg, args.time_steps, cfg["training"]["batch_size"])

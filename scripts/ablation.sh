@@ -2,8 +2,11 @@
 # The WGAN-GP ablation of docs/results.md: 400 generator steps per row on the toy config, each row
 # adding one change, then bench/ablation.py scores every checkpoint with one protocol and appends
 # a row to bench/results/ablation.json. About 6 minutes per row on 2 CPU cores.
-#   bash scripts/ablation.sh            # all rows
+#   bash scripts/ablation.sh            # the A/B rows (equal steps)
 #   ROWS="A2 B1" bash scripts/ablation.sh
+# C rows tune the optimisation at equal wall clock instead: each trains for BUDGET seconds (SIGTERM
+# saves the checkpoint; no evaluation or probe during training), so faster settings get more steps.
+#   BUDGET=300 ROWS="C0 C1 C2 C3 C4" bash scripts/ablation.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,11 +21,24 @@ declare -A ROW=(
   [A5]="20 model.style_dim=128 model.critic_cond=projection model.lambda_ms=0.2 model.minibatch_std_group=0"
   [A6]="20 model.style_dim=128 model.critic_cond=projection model.lambda_ms=0.2 model.minibatch_std_group=4"
   [B1]="20 model.style_dim=0 model.critic_cond=projection model.lambda_ms=0 model.minibatch_std_group=0"
+  [C0]="budget"
+  [C1]="budget model.n_critic=2"
+  [C2]="budget model.n_critic=1"
+  [C3]="budget model.n_critic=1 training.lr_generator=0.0001 training.lr_critic=0.0004"
+  [C4]="budget training.batch_size=64"
 )
 for name in ${ROWS:-A0 A1 A2 A3 A4 A5 A6 B1}; do
     read -r epochs switches <<< "${ROW[$name]}"
     sets=(); for s in $switches; do sets+=(--set "$s"); done
-    $PY src_new/scripts/train.py --model wgan_gp --config configs/wgan_gp_toy.yaml --epochs "$epochs" \
-        --run_name "$name" --overwrite --set "paths.output_dir=$OUT" --set training.check_every=100 "${sets[@]}"
-    $PY bench/ablation.py --checkpoint "$OUT/$name/checkpoint_latest.pt" --name "$name" --time_steps 0
+    train=($PY src_new/scripts/train.py --model wgan_gp --config configs/wgan_gp_toy.yaml --run_name "$name"
+           --overwrite --set "paths.output_dir=$OUT" --set training.check_every=100 "${sets[@]}")
+    if [ "$epochs" = budget ]; then
+        rc=0; timeout -s TERM "${BUDGET:?C rows need BUDGET=seconds}" "${train[@]}" --epochs 100000 \
+            --set training.eval_every=100000 --set training.check_every=100000 || rc=$?
+        [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || { echo "row $name failed (exit $rc)" >&2; exit "$rc"; }
+        extra=(--train_seconds "$BUDGET")
+    else
+        "${train[@]}" --epochs "$epochs"; extra=()
+    fi
+    $PY bench/ablation.py --checkpoint "$OUT/$name/checkpoint_latest.pt" --name "$name" --time_steps 0 "${extra[@]}"
 done
