@@ -65,10 +65,16 @@ def add_sampling_args(parser: argparse.ArgumentParser):
     return parser
 
 
+def cli_or_config(args, section, name):
+    """``args.<name>`` when given on the command line (not None), else ``section[name]``."""
+    value = getattr(args, name, None)
+    return value if value is not None else section.get(name)
+
+
 def sampling_options(args, cfg):
     """CLI value, else config ``sampling`` value."""
     s = cfg.get("sampling", {})
-    pick = lambda name, key=None: getattr(args, name) if getattr(args, name, None) is not None else s.get(key or name)
+    pick = lambda name: cli_or_config(args, s, name)
     return {"mode": pick("mode"), "num_samples": pick("num_samples"), "batch_sz": pick("batch_sz"),
             "guidance_scale": pick("guidance_scale"), "components": pick("components"),
             "inpaint_steps": pick("inpaint_steps"), "inpaint_lr": pick("inpaint_lr"),

@@ -13,7 +13,7 @@ from ...utils.checkpoint import check_model_type, load_checkpoint, load_state_st
 from ...utils.config import auto_complete_config, validate_config
 from ...utils.io import save_grid
 from ...utils.runtime import resolve_device
-from ...utils.sampling import run_sampling
+from ...utils.sampling import cli_or_config, run_sampling
 from . import build_wgan_gp
 from .flow import load_flow_state
 
@@ -70,8 +70,8 @@ def interpolate(model, cfg, opts, generator, steps=8, sweep_values=(-2.5, -1.5, 
 def main(args, ckpt=None):
     model, cfg = load_model_from_checkpoint(args.checkpoint, args.device, ckpt)
     s = cfg["sampling"]
-    pick = lambda name: getattr(args, name, None) if getattr(args, name, None) is not None else s[name]
-    sample_kwargs = {"truncation_psi": pick("truncation_psi"), "unconditional": pick("unconditional"),
+    sample_kwargs = {"truncation_psi": cli_or_config(args, s, "truncation_psi"),
+                     "unconditional": cli_or_config(args, s, "unconditional"),
                      "prior": getattr(args, "prior", None) or "normal"}
     out = run_sampling(model, cfg, args, args.checkpoint, extra_modes={"interpolate": interpolate},
                        sample_kwargs=sample_kwargs)
