@@ -6,6 +6,8 @@
 #   BUDGET=1020 bash scripts/compare_models.sh                 # trains both
 #   WGAN_CKPT=outputs/wgan_gp/quality/checkpoint_latest.pt BUDGET=<its training seconds> \
 #       bash scripts/compare_models.sh                         # reuses a WGAN-GP run, trains the DDPM
+# WGAN_INPAINT_ARGS: extra sample.py flags for the WGAN-GP's inpainting (a reused checkpoint
+# carries the sampling settings of its day), e.g. "--inpaint_loss mse --restarts 2 --inpaint_steps 100".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -35,8 +37,9 @@ for model in wgan_gp ddpm; do
         $PY src_new/scripts/sample.py --checkpoint "$ckpt" --mode conditional --guidance_scale $g \
             --num_samples $(( N * K )) --per_condition "$K" --batch_sz 250 --out $OUT/${model}_conditional_g$g --overwrite
     done
+    extra=(); [ $model = wgan_gp ] && read -r -a extra <<< "${WGAN_INPAINT_ARGS:-}"
     $PY src_new/scripts/sample.py --checkpoint "$ckpt" --mode inpainting --components fpu group_nc group_km \
-        --num_samples "$N_INPAINT" --batch_sz 80 --out $OUT/${model}_inpainting --overwrite
+        --num_samples "$N_INPAINT" --batch_sz 80 --out $OUT/${model}_inpainting --overwrite "${extra[@]}"
 done
 runs=()
 for mode in unconditional conditional_g0 conditional_g2 inpainting; do

@@ -164,3 +164,18 @@ def test_flop_counter_counts_through_the_gradient_penalty():
     with FlopCounterMode(display=False) as stock:
         with_backward()
     assert count_flops(with_autograd_grad) == stock.get_total_flops() > 0
+
+
+def test_inversion_iou_scores_hidden_components_only(monkeypatch):
+    """bench/inversion.py: a 'model' whose G(E(x)) returns its masked input scores IoU 1 on a
+    full input and 0 on the hidden components of a partial one."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from inversion import inversion_iou
+    from types import SimpleNamespace
+    model = SimpleNamespace(encoder=lambda x, mask, cond: x, sampling_generator=lambda z, cond: z)
+    truth = torch.zeros(4, 3, 8, 8)
+    truth[:, :, 2:6, 2:6] = 1
+    assert inversion_iou(model, truth, torch.ones_like(truth), None) == 1.0
+    mask = torch.zeros_like(truth)
+    mask[:, 0] = 1                                        # component 0 kept, 1 and 2 hidden
+    assert inversion_iou(model, truth, mask, None) == 0.0

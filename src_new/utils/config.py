@@ -126,7 +126,6 @@ MODEL_SCHEMA = {
             "fast": True,                # fused critic pass / frozen params (same maths)
             "compile": False,            # torch.compile the no-grad generator passes (critic-step fakes, sampling)
             "fresh_critic_batches": True,  # a fresh real minibatch per critic step (Algorithm 1); False: one for all
-            "gp_every": 1,               # gradient penalty on every k-th critic update, weighted k (lazy regularization)
             "phase": "gan",              # gan | encoder | flow: which networks this run trains
             "lr_flow": 1.0e-3,           # flow prior Adam learning rate (phase flow)
             "grad_clip_norm": None,      # clip each network's gradient norm to this (null = off)
@@ -397,10 +396,6 @@ def validate_config(cfg):
             raise ValueError(f"sampling.truncation_psi = {psi!r} must be in [0, 1] (1 = off)")
         if model["critic_cond"] not in ("projection", "concat"):
             raise ValueError(f"model.critic_cond = {model['critic_cond']!r}: use projection or concat")
-        if not isinstance(training["gp_every"], int) or isinstance(training["gp_every"], bool) \
-                or training["gp_every"] < 1:
-            raise ValueError(f"training.gp_every = {training['gp_every']!r}: use a positive integer "
-                             f"(1 = the penalty on every critic update)")
         for key in ("style_dim", "mapping_layers", "minibatch_std_group"):
             if not isinstance(model[key], int) or isinstance(model[key], bool) or model[key] < 0:
                 raise ValueError(f"model.{key} = {model[key]!r} must be a whole number >= 0")

@@ -104,7 +104,6 @@ class WGANGPTrainer(Trainer):
         # Algorithm 1 of Gulrajani et al.: a fresh real minibatch for each critic iteration.
         self.batches_per_step = self.model.n_critic if t["fresh_critic_batches"] and self.phase == "gan" else 1
         self.model.train_conditions = self.data["train"].raw_conditions.clone()
-        self.last_gradient_penalty = 0.0   # logged: the latest computed one (lazy: not every update)
         self.ema = EMA(self.model.generator, t["ema_decay"], t["ema_update_every"],
                        ema_model=self.model.ema_generator)
         self.opt_g, self.opt_c, self.opt_e = make_optimizers(self.model, t)
@@ -179,16 +178,11 @@ class WGANGPTrainer(Trainer):
         reals = real.chunk(self.batches_per_step)
         conds = cond.chunk(self.batches_per_step) if cond is not None else [None] * len(reals)
         c_clipped = 0                 # how many of the n_critic updates were clipped
-        gp_every = self.tcfg["gp_every"]
         for i in range(m.n_critic):
             real, cond = reals[i % len(reals)], conds[i % len(reals)]
-            # Lazy regularization: the penalty on every gp_every-th critic update, weighted by gp_every.
-            penalty_weight = gp_every if (self.step * m.n_critic + i) % gp_every == 0 else 0
             self.opt_c.zero_grad(set_to_none=True)
             with self.autocast:
-                out_c = m(real, cond=cond, step="critic", penalty_weight=penalty_weight)
-            if "gradient_penalty" in out_c:
-                self.last_gradient_penalty = out_c["gradient_penalty"].item()
+                out_c = m(real, cond=cond, step="critic")
             out_c["critic_loss"].backward()
             self.dist.average_gradients(m.critic.parameters())
             c_norm, clipped = self.clip(m.critic.parameters())
@@ -204,7 +198,7 @@ class WGANGPTrainer(Trainer):
         self.ema.update()
         row = {"critic_loss": out_c["critic_loss"].item(), "generator_loss": out_g["generator_loss"].item(),
                "wasserstein_distance": out_c["wasserstein_distance"].item(),
-               "gradient_penalty": self.last_gradient_penalty,      # the latest one computed
+               "gradient_penalty": out_c["gradient_penalty"].item(),
                "critic_grad_norm": c_norm, "generator_grad_norm": g_norm,
                "critic_clipped": float(c_clipped), "generator_clipped": float(g_clipped)}
         if "mode_seeking_loss" in out_g:

@@ -156,27 +156,21 @@ class WGANGP(nn.Module):
         return {"z": self._latent(batch_size, device), "drop_mask": self._drop_mask(batch_size, device),
                 "eps": torch.rand(batch_size, 1, 1, 1, device=device)}
 
-    def critic_step(self, real, cond=None, noise=None, penalty_weight=1.0):
+    def critic_step(self, real, cond=None, noise=None):
         """Losses for one critic update. The generator runs without gradients; conditions are
         dropped per sample (one mask for the generator, and for the critic's real, fake and
         penalty passes when ``critic_null_condition``).
-        noise: optional dict from ``draw_noise`` (fixed draws for tests and references).
-        penalty_weight: multiplies the penalty in the loss; 0 skips computing it (lazy
-        regularization: weight k on every k-th update keeps its average weight). The
-        ``gradient_penalty`` entry is the unweighted penalty, absent when skipped."""
+        noise: optional dict from ``draw_noise`` (fixed draws for tests and references)."""
         noise = noise or self.draw_noise(real.shape[0], real.device)
         critic_drop = self._critic_drop(noise["drop_mask"])
         with torch.no_grad():
             fake = self._compiled.get("generator", self.generator)(noise["z"], cond, noise["drop_mask"])
         d_real, d_fake = self._critic_scores(real, fake, cond, critic_drop)
         wasserstein = d_real.float().mean() - d_fake.float().mean()
-        out = {"critic_loss": -wasserstein, "wasserstein_distance": wasserstein.detach()}
-        if penalty_weight:
-            with torch.autocast(real.device.type, enabled=False):
-                gp = self.compute_gradient_penalty(real.float(), fake.float(), cond, noise["eps"], critic_drop)
-            out["critic_loss"] = out["critic_loss"] + penalty_weight * gp
-            out["gradient_penalty"] = gp.detach()
-        return out
+        with torch.autocast(real.device.type, enabled=False):
+            gp = self.compute_gradient_penalty(real.float(), fake.float(), cond, noise["eps"], critic_drop)
+        return {"critic_loss": -wasserstein + gp, "wasserstein_distance": wasserstein.detach(),
+                "gradient_penalty": gp.detach()}
 
     def generator_step(self, real, cond=None, noise=None):
         """Losses for one generator update: -mean D(G(z)) (+ the mode-seeking term when
@@ -213,17 +207,16 @@ class WGANGP(nn.Module):
         ratio = (img_a - img_b).abs().float().mean() / (z_a - z_b).abs().float().mean()
         return 1.0 / (ratio + eps)
 
-    def forward(self, img, *, cond=None, step="critic", noise=None, penalty_weight=1.0):
+    def forward(self, img, *, cond=None, step="critic", noise=None):
         """img: real (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None; step: critic | generator.
 
         critic: {critic_loss = -W + GP, wasserstein_distance W = mean D(real) - mean D(fake),
         gradient_penalty}; generator: {generator_loss = -mean D(G(z)), wasserstein_distance}.
         Loss values are tensors for ``.backward()``; the others are detached. noise: optional
-        fixed random draws (``draw_noise``), for references and tests. penalty_weight: see
-        ``critic_step`` (lazy regularization)."""
+        fixed random draws (``draw_noise``), for references and tests."""
         cond = self._check_batch(img, cond, "WGANGP.forward input")
         if step == "critic":
-            return self.critic_step(img, cond, noise, penalty_weight)
+            return self.critic_step(img, cond, noise)
         if step == "generator":
             return self.generator_step(img, cond, noise)
         raise ValueError(f"step must be 'critic' or 'generator', got {step!r}")
