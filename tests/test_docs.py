@@ -20,3 +20,15 @@ def test_quick_start_targets_exist():
     for target in re.findall(r"^make (\w+)", readme, flags=re.M):
         assert re.search(rf"^{target}:", makefile, flags=re.M), target
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_results_files_cited_by_the_docs_exist():
+    """Every figure cites a committed results file: each bench/results/*.json the README or
+    docs/results.md names is in the repository."""
+    cited = set()
+    for doc in ("README.md", "docs/results.md"):
+        cited |= set(re.findall(r"bench/results/[\w.-]+\.json", (ROOT / doc).read_text()))
+    cited = {c for c in cited if not c.endswith("_quick.json") and "<" not in c}
+    assert cited, "the docs cite no results file"
+    missing = sorted(c for c in cited if not (ROOT / c).is_file())
+    assert not missing, f"cited but not committed: {missing}"
