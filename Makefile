@@ -12,7 +12,7 @@ TOY_DATA ?= data/toy
 
 install:
 	@cd / && $(PYTHON) -I -c "import pathlib, sys, src_new; sys.exit(pathlib.Path(src_new.__file__).resolve().parent != pathlib.Path('$(CURDIR)/src_new').resolve())" \
-		2>/dev/null || rm -f .deps-installed
+		2>/dev/null || rm -f "$(CURDIR)/.deps-installed"
 	@$(MAKE) -s --no-print-directory .deps-installed
 
 test: install
