@@ -8,7 +8,7 @@
 # saves the checkpoint; no evaluation or probe during training), so faster settings get more steps.
 #   BUDGET=300 ROWS="C0 C1 C2 C3 C4 C5 C6" bash scripts/ablation.sh
 # (rows C7/C8, a lazy gradient penalty, ran with commit 099fc90's training.gp_every, removed since.)
-# D1: style modulation at the quality run's budget: BUDGET=1292 ROWS=D1 bash scripts/ablation.sh
+# D rows at the quality run's budget: BUDGET=1292 ROWS="D1 D2" bash scripts/ablation.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -31,6 +31,7 @@ declare -A ROW=(
   [C5]="budget training.lr_generator=0.0004 training.lr_critic=0.0004"
   [C6]="budget model.n_critic=10"
   [D1]="budget model.style_dim=128"
+  [D2]="budget model.lambda_ms=0.05"
 )
 for name in ${ROWS:-A0 A1 A2 A3 A4 A5 A6 B1}; do
     read -r epochs switches <<< "${ROW[$name]}"
