@@ -39,7 +39,7 @@ for name in ${ROWS:-A0 A1 A2 A3 A4 A5 A6 B1}; do
     train=($PY src_new/scripts/train.py --model wgan_gp --config configs/wgan_gp_toy.yaml --run_name "$name"
            --overwrite --set "paths.output_dir=$OUT" --set training.check_every=100 "${sets[@]}")
     if [ "$epochs" = budget ]; then
-        rc=0; timeout -s TERM "${BUDGET:?C rows need BUDGET=seconds}" "${train[@]}" --epochs 100000 \
+        rc=0; timeout -s TERM "${BUDGET:?budget rows (C, D) need BUDGET=seconds}" "${train[@]}" --epochs 100000 \
             --set training.eval_every=100000 --set training.check_every=100000 || rc=$?
         [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || { echo "row $name failed (exit $rc)" >&2; exit "$rc"; }
         extra=(--train_seconds "$BUDGET")
