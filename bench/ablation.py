@@ -29,6 +29,7 @@ from src_new.datasets.multicomponent import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
+from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 
 COND, DRAWS, K = 100, 8, 3
 
@@ -116,8 +117,8 @@ def main():
                    help="the run's wall-clock training budget (equal-time rows), recorded in the row")
     args = p.parse_args()
     torch.set_num_threads(2)
-    model, cfg = load_model_from_checkpoint(args.checkpoint)
-    ckpt = torch.load(args.checkpoint, weights_only=True, map_location="cpu")
+    ckpt = load_checkpoint(args.checkpoint)
+    model, cfg = load_model_from_checkpoint(args.checkpoint, ckpt=ckpt)
     row = {"name": args.name, "checkpoint": args.checkpoint, "generator_steps": ckpt["global_step"],
            "model": {k: cfg["model"][k] for k in ("style_dim", "critic_cond", "minibatch_std_group",
                                                   "critic_null_condition", "lambda_ms", "n_critic")},

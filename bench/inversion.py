@@ -20,12 +20,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from inpaint_curve import PRESERVED  # noqa: E402  (the preserved sets of make quality)
 from src_new.datasets.multicomponent import build_datasets  # noqa: E402
 from src_new.evaluation.metrics import iou_dice  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
+from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
-
-PRESERVED = (("fpu", "group_nc", "group_km"), ("group_nc", "bt", "tpc"), ("tpc",))
 
 
 @torch.no_grad()
@@ -47,11 +47,11 @@ def main():
     torch.set_num_threads(2)
     rows = []
     for path in args.checkpoints:
-        model, cfg = load_model_from_checkpoint(path)
+        ckpt = load_checkpoint(path)
+        model, cfg = load_model_from_checkpoint(path, ckpt=ckpt)
         names = cfg["data"]["component_dirs"]
         test = build_datasets(cfg, ("test",), verbose=False)["test"]
         truth, cond = test.images_float, (test.conditions if model.cond_dim else None)
-        ckpt = torch.load(path, weights_only=True, map_location="cpu")
         row = {"checkpoint": path, "global_step": ckpt["global_step"], "n": len(truth),
                "full": inversion_iou(model, truth, torch.ones_like(truth), cond)}
         for keep in PRESERVED:
