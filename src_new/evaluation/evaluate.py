@@ -301,14 +301,13 @@ def inpainting_metrics(images, truth, mask, names):
             out[f"overlap_kept_{name}"] = nan_mean(overlap[sel, j])
             out[f"pieces_{name}"] = float(conn["pieces"][sel, j].mean())
             out[f"pieces_truth_{name}"] = float(truth_pieces[sel, j].mean())
-    has_free = free.any()
-    out["iou_generated"] = float(iou[free].mean()) if has_free else float("nan")
-    out["dice_generated"] = float(dice[free].mean()) if has_free else float("nan")
-    out["overlap_kept_generated"] = nan_mean(overlap[free]) if has_free else float("nan")
-    out["overlap_kept_truth"] = nan_mean(overlap_truth[free]) if has_free else float("nan")
-    out["same_pieces_generated"] = float(conn["same_pieces"][free].mean()) if has_free else float("nan")
-    out["piece_error_generated"] = (float(np.abs(conn["pieces"] - truth_pieces)[free].mean()) if has_free
-                                    else float("nan"))
+    # Over every generated component (NaN when nothing was generated).
+    out["iou_generated"] = nan_mean(iou[free])
+    out["dice_generated"] = nan_mean(dice[free])
+    out["overlap_kept_generated"] = nan_mean(overlap[free])
+    out["overlap_kept_truth"] = nan_mean(overlap_truth[free])
+    out["same_pieces_generated"] = nan_mean(conn["same_pieces"][free])
+    out["piece_error_generated"] = nan_mean(np.abs(conn["pieces"] - truth_pieces)[free])
     return out
 
 
