@@ -8,7 +8,7 @@
 # saves the checkpoint; no evaluation or probe during training), so faster settings get more steps.
 #   BUDGET=300 ROWS="C0 C1 C2 C3 C4 C5 C6" bash scripts/ablation.sh
 # (rows C7/C8, a lazy gradient penalty, ran with commit 099fc90's training.gp_every, removed since.)
-# D rows at the quality run's budget: BUDGET=1292 ROWS="D1 D2" bash scripts/ablation.sh
+# D rows at the quality run's budget (D0: the toy config itself): BUDGET=1292 ROWS="D0 D1 D2 D3 D4" bash scripts/ablation.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -30,8 +30,11 @@ declare -A ROW=(
   [C4]="budget training.batch_size=64"
   [C5]="budget training.lr_generator=0.0004 training.lr_critic=0.0004"
   [C6]="budget model.n_critic=10"
+  [D0]="budget"
   [D1]="budget model.style_dim=128"
   [D2]="budget model.lambda_ms=0.05"
+  [D3]="budget model.minibatch_std_group=4"
+  [D4]="budget model.lambda_ms=0.01"
 )
 for name in ${ROWS:-A0 A1 A2 A3 A4 A5 A6 B1}; do
     read -r epochs switches <<< "${ROW[$name]}"
