@@ -132,6 +132,24 @@ def test_nearest_train_baseline_matches_on_known_pixels_per_mask(real_sets):
     assert np.array_equal(out, truth)
 
 
+def test_nearest_train_baseline_k_takes_the_pixelwise_majority_of_the_k_closest():
+    from src_new.evaluation.evaluate import nearest_train_inpainting
+    truth = np.zeros((1, 2, 2, 2), np.float32)
+    truth[0, 0, 0, 0] = 1                                      # known channel 0: one pixel on
+    pool = np.zeros((4, 2, 2, 2), np.float32)
+    pool[:3, 0, 0, 0] = 1                                      # the three closest on channel 0 ...
+    pool[0, 1] = [[1, 1], [0, 0]]                              # ... disagree on the hidden channel 1
+    pool[1, 1] = [[1, 0], [0, 0]]
+    pool[2, 1] = [[1, 1], [1, 0]]
+    pool[3, 1] = 1                                             # far on the known pixels: never used
+    mask = np.zeros_like(truth)
+    mask[:, 0] = 1
+    vote = nearest_train_inpainting(truth, mask, pool, k=3)
+    assert np.array_equal(vote[0, 1], [[1, 1], [0, 0]])        # 3/3, 2/3, 1/3, 0/3 votes
+    assert np.array_equal(vote[0, 0], truth[0, 0])             # known pixels kept
+    assert np.array_equal(nearest_train_inpainting(truth, mask, pool, k=1)[0, 1], pool[0, 1])
+
+
 def test_postprocessed_run_reports_raw_beside_clean(real_sets, tmp_path):
     from src_new.evaluation.postprocess import clean
     cfg, train, test = real_sets

@@ -333,9 +333,11 @@ def inpainting_conditions(arrays, manifest, test_conditions):
                   "error for the completions; re-run sample.py --mode inpainting")
 
 
-def nearest_train_inpainting(truth, mask, train, chunk=512):
+def nearest_train_inpainting(truth, mask, train, chunk=512, k=1):
     """Baseline that learns nothing: for each sample, the train sample closest on its known
-    pixels, pasted into the unknown ones. Samples sharing a mask are matched together."""
+    pixels, pasted into the unknown ones. Samples sharing a mask are matched together.
+    ``k > 1``: the pixelwise majority (mean > 0.5) of the k closest instead, a point estimate
+    that averages over what the known pixels leave undetermined (binary images)."""
     n = len(truth)
     keys = np.packbits(mask.reshape(n, -1) > 0.5, axis=1)
     patterns, inverse = np.unique(keys, axis=0, return_inverse=True)
@@ -344,10 +346,12 @@ def nearest_train_inpainting(truth, mask, train, chunk=512):
         rows = np.flatnonzero(inverse.reshape(-1) == p)
         known = mask[rows[0]] > 0.5
         if known.any():
-            nearest = train[M.pairwise_distances(truth[rows][:, known], train[:, known], chunk).argmin(1)]
-        else:                                                       # nothing to match on: any train sample
-            nearest = train[rows % len(train)]
-        out[rows] = truth[rows] * mask[rows] + nearest * (1 - mask[rows])
+            dist = M.pairwise_distances(truth[rows][:, known], train[:, known], chunk)
+            nearest_k = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        else:                                                       # nothing to match on: any train samples
+            nearest_k = (rows[:, None] + np.arange(k)) % len(train)
+        fill = train[nearest_k[:, 0]] if k == 1 else (train[nearest_k].mean(1) > 0.5).astype(truth.dtype)
+        out[rows] = truth[rows] * mask[rows] + fill * (1 - mask[rows])
     return out
 
 
