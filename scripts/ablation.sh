@@ -8,7 +8,7 @@
 # saves the checkpoint; no evaluation or probe during training), so faster settings get more steps.
 #   BUDGET=300 ROWS="C0 C1 C2 C3 C4 C5 C6" bash scripts/ablation.sh
 # (rows C7/C8, a lazy gradient penalty, ran with commit 099fc90's training.gp_every, removed since.)
-# D rows at the quality run's budget (D0: the toy config itself): BUDGET=1292 ROWS="D0 D1 D2 D3 D4" bash scripts/ablation.sh
+# D rows at the quality run's budget (D0: the toy config itself): BUDGET=1292 ROWS="D0 D1 D2 D3 D4 D5 D6" bash scripts/ablation.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -35,6 +35,8 @@ declare -A ROW=(
   [D2]="budget model.lambda_ms=0.05"
   [D3]="budget model.minibatch_std_group=4"
   [D4]="budget model.lambda_ms=0.01"
+  [D5]="budget model.critic_dim=32"
+  [D6]="budget training.batch_size=16"
 )
 for name in ${ROWS:-A0 A1 A2 A3 A4 A5 A6 B1}; do
     read -r epochs switches <<< "${ROW[$name]}"
