@@ -120,8 +120,7 @@ def main():
     ckpt = load_checkpoint(args.checkpoint)
     model, cfg = load_model_from_checkpoint(args.checkpoint, ckpt=ckpt)
     row = {"name": args.name, "checkpoint": args.checkpoint, "generator_steps": ckpt["global_step"],
-           "model": {k: cfg["model"][k] for k in ("style_dim", "critic_cond", "minibatch_std_group",
-                                                  "critic_null_condition", "lambda_ms", "n_critic")},
+           "model": dict(cfg["model"]),     # the whole design (ablation_timing.py rebuilds it)
            "training": {k: cfg["training"][k] for k in ("batch_size", "lr_generator", "lr_critic")},
            "fresh_critic_batches": cfg["training"]["fresh_critic_batches"]}
     if args.train_seconds is not None:

@@ -1,10 +1,13 @@
-"""Time one training step (n_critic critic steps + one generator step, batch 32) of each
-ablation row's design, side by side in one process, and store it in bench/results/ablation.json.
+"""Time one training step (n_critic critic steps + one generator step) of each ablation row's
+design, side by side in one process, and store it in bench/results/ablation.json.
 
     python bench/ablation_timing.py [--steps 8] [--repeats 3]
 
-Rows alternate their order each repeat; the median over repeats of each row's median step time
-is stored as ``seconds_per_generator_step`` (the fresh-minibatch switch changes no compute).
+A row's design is the toy config with the row's recorded ``model`` values and batch size
+(bench/ablation.py stores them), so no row's switches are spelled twice; rows of one design
+are timed once. Designs alternate their order each repeat; the median over repeats of each
+design's median step time is stored as ``seconds_per_generator_step`` (the fresh-minibatch
+switch and the optimiser settings change no compute).
 """
 from __future__ import annotations
 
@@ -19,17 +22,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ablation import time_generator_step  # noqa: E402
-from src_new.utils.config import apply_overrides, auto_complete_config, load_config, validate_config  # noqa: E402
+from src_new.utils.config import auto_complete_config, load_config, validate_config  # noqa: E402
 
-PLAN = ["model.style_dim=0", "model.critic_cond=concat", "model.critic_null_condition=false", "model.lambda_ms=0",
-        "model.minibatch_std_group=0"]
-ROWS = {"A0_plan": PLAN, "A1_fresh": PLAN,
-        "A2_jointnull": ["model.style_dim=0", "model.critic_cond=concat", "model.lambda_ms=0"],
-        "A3_modulation": ["model.style_dim=128", "model.critic_cond=concat", "model.lambda_ms=0"],
-        "A4_projection": ["model.style_dim=128", "model.lambda_ms=0"],
-        "A5_msgan": ["model.style_dim=128", "model.lambda_ms=0.2"],
-        "A6_mbstd": ["model.style_dim=128", "model.lambda_ms=0.2", "model.minibatch_std_group=4"],
-        "B1_nomod_projection": ["model.style_dim=0", "model.lambda_ms=0"]}
+
+def row_config(row, base="configs/wgan_gp_toy.yaml"):
+    """The resolved config of an ablation row's design: ``base`` with the row's model values
+    and batch size (rows written before ``training`` was recorded ran at the base batch)."""
+    cfg = load_config(base)
+    cfg["model"].update(row["model"])
+    cfg["training"]["batch_size"] = row.get("training", {}).get("batch_size", cfg["training"]["batch_size"])
+    return validate_config(auto_complete_config(cfg, verbose=False))
 
 
 def main():
@@ -39,22 +41,20 @@ def main():
     p.add_argument("--out", default="bench/results/ablation.json")
     args = p.parse_args()
     torch.set_num_threads(2)
-    cfgs = {name: validate_config(auto_complete_config(apply_overrides(load_config("configs/wgan_gp_toy.yaml"), sets),
-                                                       verbose=False)) for name, sets in ROWS.items()}
-    times = {name: [] for name in ROWS}
-    names = list(ROWS)
-    for r in range(args.repeats):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            times[name].append(time_generator_step(cfgs[name], args.steps, cfgs[name]["training"]["batch_size"]))
     out = Path(args.out)
     rows = json.loads(out.read_text())
+    design = lambda row: json.dumps([row["model"], row.get("training", {}).get("batch_size")], sort_keys=True)
+    cfgs = {design(row): row_config(row) for row in rows}
+    times = {key: [] for key in cfgs}
+    keys = list(cfgs)
+    for r in range(args.repeats):
+        for key in (keys if r % 2 == 0 else keys[::-1]):
+            times[key].append(time_generator_step(cfgs[key], args.steps, cfgs[key]["training"]["batch_size"]))
     for row in rows:
-        key = next(k for k in ROWS if row["name"].startswith(k.split("_")[0] + "_"))
-        row["seconds_per_generator_step"] = statistics.median(times[key])
-        row["seconds_per_generator_step_all"] = times[key]
+        row["seconds_per_generator_step"] = statistics.median(times[design(row)])
+        row["seconds_per_generator_step_all"] = times[design(row)]
+        print(f"{row['name']}: {row['seconds_per_generator_step']:.3f} s per generator step")
     out.write_text(json.dumps(rows, indent=1))
-    for name in names:
-        print(f"{name}: {statistics.median(times[name]):.3f} s per generator step ({times[name]})")
 
 
 if __name__ == "__main__":

@@ -179,3 +179,16 @@ def test_inversion_iou_scores_hidden_components_only(monkeypatch):
     mask = torch.zeros_like(truth)
     mask[:, 0] = 1                                        # component 0 kept, 1 and 2 hidden
     assert inversion_iou(model, truth, mask, None) == 0.0
+
+
+def test_ablation_timing_rebuilds_each_rows_recorded_design(monkeypatch):
+    """bench/ablation_timing.py times the design a row recorded: the toy config with the row's
+    model values and batch size, nothing spelled a second time."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from ablation_timing import row_config
+    cfg = row_config({"model": {"critic_dim": 32, "n_critic": 2}, "training": {"batch_size": 16}})
+    assert (cfg["model"]["critic_dim"], cfg["model"]["n_critic"], cfg["training"]["batch_size"]) == (32, 2, 16)
+    assert cfg["model"]["dim"] == 16                      # the rest from configs/wgan_gp_toy.yaml
+    old = row_config({"model": {"style_dim": 128}})       # rows written before batch sizes were recorded
+    assert old["training"]["batch_size"] == 32 and old["model"]["style_dim"] == 128
