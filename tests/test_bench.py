@@ -192,3 +192,23 @@ def test_ablation_timing_rebuilds_each_rows_recorded_design(monkeypatch):
     assert cfg["model"]["dim"] == 16                      # the rest from configs/wgan_gp_toy.yaml
     old = row_config({"model": {"style_dim": 128}})       # rows written before batch sizes were recorded
     assert old["training"]["batch_size"] == 32 and old["model"]["style_dim"] == 128
+
+
+def test_inpaint_posterior_draws_keep_the_kept_components_and_vary_the_hidden(monkeypatch):
+    """bench/inpaint_references.py: the redraw rules give exact posterior samples of the
+    synthetic set (kept pixels and condition reproduced at the first try for the two sets whose
+    rules are exact) that differ from the truth on the hidden components."""
+    import numpy as np
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from inpaint_references import HIDDEN, posterior_draws
+    from src_new.datasets.synthetic import COMPONENTS, _sample_params, render_sample
+    from src_new.utils.masks import create_mask
+    rng = np.random.default_rng(0)
+    params = [_sample_params(rng) for _ in range(6)]
+    truth = np.stack([render_sample(q) for q in params])
+    for keep, redraw in list(HIDDEN.items())[:2]:
+        mask = create_mask(list(keep), COMPONENTS, len(truth), (64, 32)).numpy()
+        draws, fallbacks = posterior_draws(params, truth, mask, redraw, 3, rng, max_tries=1)
+        assert fallbacks == 0
+        assert np.array_equal(draws * mask, np.broadcast_to(truth * mask, draws.shape))
+        assert (np.abs(draws - truth) * (1 - mask)).sum() > 0
