@@ -43,16 +43,17 @@ def main():
     torch.set_num_threads(2)
     out = Path(args.out)
     rows = json.loads(out.read_text())
-    design = lambda row: json.dumps([row["model"], row.get("training", {}).get("batch_size")], sort_keys=True)
-    cfgs = {design(row): row_config(row) for row in rows}
+    row_cfgs = [row_config(row) for row in rows]
+    designs = [json.dumps([cfg["model"], cfg["training"]["batch_size"]], sort_keys=True) for cfg in row_cfgs]
+    cfgs = dict(zip(designs, row_cfgs))
     times = {key: [] for key in cfgs}
     keys = list(cfgs)
     for r in range(args.repeats):
         for key in (keys if r % 2 == 0 else keys[::-1]):
             times[key].append(time_generator_step(cfgs[key], args.steps, cfgs[key]["training"]["batch_size"]))
-    for row in rows:
-        row["seconds_per_generator_step"] = statistics.median(times[design(row)])
-        row["seconds_per_generator_step_all"] = times[design(row)]
+    for row, key in zip(rows, designs):
+        row["seconds_per_generator_step"] = statistics.median(times[key])
+        row["seconds_per_generator_step_all"] = times[key]
         print(f"{row['name']}: {row['seconds_per_generator_step']:.3f} s per generator step")
     out.write_text(json.dumps(rows, indent=1))
 
