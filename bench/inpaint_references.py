@@ -29,38 +29,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inpaint_curve import PRESERVED  # noqa: E402
 from src_new.datasets.geometry import measure_dimensions  # noqa: E402
 from src_new.datasets.multicomponent import build_datasets  # noqa: E402
-from src_new.datasets.synthetic import COMPONENTS, _sample_params, render_sample  # noqa: E402
+from src_new.datasets.synthetic import COMPONENTS, PARAM_RANGES, _sample_params, render_sample  # noqa: E402
 from src_new.evaluation.evaluate import inpainting_metrics, nearest_train_inpainting  # noqa: E402
 from src_new.utils.config import auto_complete_config, load_config, validate_config  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
-
-RANGES = dict(bottom_frac=(0.55, 0.85), t_belt=(1.2, 2.5), t_crown=(1.5, 3.5), t_carcass=(1.2, 2.2),
-              t_side=(2.0, 4.5), belt_frac=(0.55, 0.85), crown_frac=(0.6, 0.9), t_tread=(3.0, 6.5))
 
 
 def redraw_tread_belt(q, rng):
     """Kept sidewall, carcass, crown: the crown's depth fixes t_tread + t_belt, not the split."""
     s = q["t_tread"] + q["t_belt"]
-    q["t_tread"] = rng.uniform(max(RANGES["t_tread"][0], s - RANGES["t_belt"][1]),
-                               min(RANGES["t_tread"][1], s - RANGES["t_belt"][0]))
+    q["t_tread"] = rng.uniform(max(PARAM_RANGES["t_tread"][0], s - PARAM_RANGES["t_belt"][1]),
+                               min(PARAM_RANGES["t_tread"][1], s - PARAM_RANGES["t_belt"][0]))
     q["t_belt"] = s - q["t_tread"]
-    q["belt_frac"] = rng.uniform(*RANGES["belt_frac"])
+    q["belt_frac"] = rng.uniform(*PARAM_RANGES["belt_frac"])
 
 
 def redraw_crown_side(q, rng):
     """Kept carcass, belt, tread: the crown's width and, unless the carcass rests on it, the
     sidewall's thickness are free."""
-    q["crown_frac"] = rng.uniform(*RANGES["crown_frac"])
+    q["crown_frac"] = rng.uniform(*PARAM_RANGES["crown_frac"])
     d_carcass = q["t_tread"] + q["t_belt"] + q["t_crown"]
     if q["t_side"] <= d_carcass:
-        q["t_side"] = rng.uniform(RANGES["t_side"][0], min(RANGES["t_side"][1], d_carcass))
+        q["t_side"] = rng.uniform(PARAM_RANGES["t_side"][0], min(PARAM_RANGES["t_side"][1], d_carcass))
 
 
 def redraw_all_but_tread(q, rng):
     """Kept tread: every other band and the bead cut are free (draws are kept only when the
     condition matches)."""
     for key in ("bottom_frac", "t_belt", "t_crown", "t_carcass", "t_side", "belt_frac", "crown_frac"):
-        q[key] = rng.uniform(*RANGES[key])
+        q[key] = rng.uniform(*PARAM_RANGES[key])
 
 
 HIDDEN = dict(zip(PRESERVED, (redraw_tread_belt, redraw_crown_side, redraw_all_but_tread)))

@@ -23,25 +23,30 @@ from .geometry import measure_dimensions
 COMPONENTS = ["group_nc", "group_km", "bt", "fpu", "tpc"]
 
 
+# Each parameter is drawn uniformly from its range, in this order (the order fixes the data a
+# seed gives).
+PARAM_RANGES = dict(
+    a=(15.0, 29.0),            # half width (x semi-axis)
+    b=(20.0, 30.0),            # y semi-axis
+    p=(2.5, 5.0),              # shoulder squareness
+    top=(1.0, 5.0),            # first tread row
+    bottom_frac=(0.55, 0.85),  # bead cut, as a fraction of b below the centre
+    t_tread=(3.0, 6.5),
+    t_belt=(1.2, 2.5),
+    t_crown=(1.5, 3.5),
+    t_carcass=(1.2, 2.2),
+    t_side=(2.0, 4.5),
+    belt_frac=(0.55, 0.85),    # belt half width / a
+    crown_frac=(0.6, 0.9),
+    shoulder=(0.15, 0.45),     # sidewall starts this fraction of b above centre
+    wobble_amp=(0.0, 0.6),
+    wobble_freq=(1.0, 3.0),
+    wobble_phase=(0, 2 * np.pi),
+)
+
+
 def _sample_params(rng):
-    return dict(
-        a=rng.uniform(15.0, 29.0),            # half width (x semi-axis)
-        b=rng.uniform(20.0, 30.0),            # y semi-axis
-        p=rng.uniform(2.5, 5.0),              # shoulder squareness
-        top=rng.uniform(1.0, 5.0),            # first tread row
-        bottom_frac=rng.uniform(0.55, 0.85),  # bead cut, as a fraction of b below the centre
-        t_tread=rng.uniform(3.0, 6.5),
-        t_belt=rng.uniform(1.2, 2.5),
-        t_crown=rng.uniform(1.5, 3.5),
-        t_carcass=rng.uniform(1.2, 2.2),
-        t_side=rng.uniform(2.0, 4.5),
-        belt_frac=rng.uniform(0.55, 0.85),    # belt half width / a
-        crown_frac=rng.uniform(0.6, 0.9),
-        shoulder=rng.uniform(0.15, 0.45),     # sidewall starts this fraction of b above centre
-        wobble_amp=rng.uniform(0.0, 0.6),
-        wobble_freq=rng.uniform(1.0, 3.0),
-        wobble_phase=rng.uniform(0, 2 * np.pi),
-    )
+    return {name: rng.uniform(lo, hi) for name, (lo, hi) in PARAM_RANGES.items()}
 
 
 def render_sample(params, height=64, width=32):
