@@ -8,7 +8,9 @@
 # saves the checkpoint; no evaluation or probe during training), so faster settings get more steps.
 #   BUDGET=300 ROWS="C0 C1 C2 C3 C4 C5 C6" bash scripts/ablation.sh
 # (rows C7/C8, a lazy gradient penalty, ran with commit 099fc90's training.gp_every, removed since.)
-# D rows at the quality run's budget (D0: the toy config itself): BUDGET=1292 ROWS="D0 D1 D2 D3 D4 D5 D6" bash scripts/ablation.sh
+# D rows at the quality run's budget: BUDGET=1292 ROWS="D0 D1 D2 D3 D4 D5 D6" bash scripts/ablation.sh
+# (C rows and D0-D2 ran before the toy config had the minibatch-std critic: they switch it off;
+# D3 is the toy config now, D4-D6 change it.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -23,17 +25,17 @@ declare -A ROW=(
   [A5]="20 model.style_dim=128 model.critic_cond=projection model.lambda_ms=0.2 model.minibatch_std_group=0"
   [A6]="20 model.style_dim=128 model.critic_cond=projection model.lambda_ms=0.2 model.minibatch_std_group=4"
   [B1]="20 model.style_dim=0 model.critic_cond=projection model.lambda_ms=0 model.minibatch_std_group=0"
-  [C0]="budget"
-  [C1]="budget model.n_critic=2"
-  [C2]="budget model.n_critic=1"
-  [C3]="budget model.n_critic=1 training.lr_generator=0.0001 training.lr_critic=0.0004"
-  [C4]="budget training.batch_size=64"
-  [C5]="budget training.lr_generator=0.0004 training.lr_critic=0.0004"
-  [C6]="budget model.n_critic=10"
-  [D0]="budget"
-  [D1]="budget model.style_dim=128"
-  [D2]="budget model.lambda_ms=0.05"
-  [D3]="budget model.minibatch_std_group=4"
+  [C0]="budget model.minibatch_std_group=0"
+  [C1]="budget model.minibatch_std_group=0 model.n_critic=2"
+  [C2]="budget model.minibatch_std_group=0 model.n_critic=1"
+  [C3]="budget model.minibatch_std_group=0 model.n_critic=1 training.lr_generator=0.0001 training.lr_critic=0.0004"
+  [C4]="budget model.minibatch_std_group=0 training.batch_size=64"
+  [C5]="budget model.minibatch_std_group=0 training.lr_generator=0.0004 training.lr_critic=0.0004"
+  [C6]="budget model.minibatch_std_group=0 model.n_critic=10"
+  [D0]="budget model.minibatch_std_group=0"
+  [D1]="budget model.minibatch_std_group=0 model.style_dim=128"
+  [D2]="budget model.minibatch_std_group=0 model.lambda_ms=0.05"
+  [D3]="budget"
   [D4]="budget model.lambda_ms=0.01"
   [D5]="budget model.critic_dim=32"
   [D6]="budget training.batch_size=16"
