@@ -140,6 +140,7 @@ MODEL_SCHEMA = {
             "restarts": 8,               # latents optimized in one batch; the best by masked loss wins
             "truncation_psi": 1.0,       # truncation trick toward the per-condition mean style (1 = off)
             "unconditional": "null",     # null: G(z, null token) | marginal: G(z, c ~ training conditions)
+            "prior": "normal",           # latent prior: normal N(0, I) | flow (the fitted p(z | c), training.phase=flow)
         },
     },
     "ddpm": {
@@ -389,6 +390,8 @@ def validate_config(cfg):
             raise ValueError(f"sampling.inpaint_loss = {samp.get('inpaint_loss')!r}: use bce, mse or l1")
         if samp.get("inpaint_lr_schedule") not in ("cosine", "constant"):
             raise ValueError(f"sampling.inpaint_lr_schedule = {samp.get('inpaint_lr_schedule')!r}: use cosine or constant")
+        if samp.get("prior") not in ("normal", "flow"):
+            raise ValueError(f"sampling.prior = {samp.get('prior')!r}: use normal or flow")
         if samp.get("unconditional") not in ("null", "marginal"):
             raise ValueError(f"sampling.unconditional = {samp.get('unconditional')!r}: use null or marginal")
         psi = samp.get("truncation_psi")

@@ -44,7 +44,7 @@ def add_sampling_args(parser: argparse.ArgumentParser):
                         help="WGAN-GP unconditional mode: null = G(z, null token) (jointly trained), marginal = "
                              "G(z, c) with c drawn from the stored training conditions (default: config)")
     parser.add_argument("--prior", choices=("normal", "flow"),
-                        help="WGAN-GP latent prior: normal N(0, I) (default) or flow (the fitted p(z | c))")
+                        help="WGAN-GP latent prior: normal N(0, I) or flow (the fitted p(z | c)) (default: config, normal)")
     parser.add_argument("--cond", action="append", default=[], metavar="W,H",
                         help="raw condition values, e.g. --cond 24,48 (repeatable; cycled over samples)")
     parser.add_argument("--cond_csv", help="CSV with the condition columns (raw units), one row per sample")

@@ -72,7 +72,7 @@ def main(args, ckpt=None):
     s = cfg["sampling"]
     sample_kwargs = {"truncation_psi": cli_or_config(args, s, "truncation_psi"),
                      "unconditional": cli_or_config(args, s, "unconditional"),
-                     "prior": getattr(args, "prior", None) or "normal"}
+                     "prior": cli_or_config(args, s, "prior")}
     out = run_sampling(model, cfg, args, args.checkpoint, extra_modes={"interpolate": interpolate},
                        sample_kwargs=sample_kwargs)
     if (out / "manifest.json").exists() and (args.mode or cfg["sampling"]["mode"]) == "interpolate":
