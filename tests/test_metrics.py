@@ -329,3 +329,18 @@ def test_condition_convention_is_fitted_on_data():
     assert not noise["ok"] and noise["residual"] > 1                 # no convention fits: flagged
     with pytest.raises(ValueError, match="cannot measure"):
         M.condition_error(images, cond[:, :1], ["rim_inch"])
+
+
+def test_residual_spread_ratio_reads_the_spread_left_at_a_given_condition():
+    rng = np.random.default_rng(0)
+    cond = rng.uniform(0, 10, (4000, 2))
+    trend = cond @ np.array([[1.0, -2.0, 0.5], [3.0, 0.0, 1.0]])          # the condition's part
+    noise = rng.normal(size=(4000, 3))
+    real = trend + noise
+    fake = trend + noise * np.array([1.0, 0.5, 0.0]) + 7.0                 # full, half, no spread
+    ratio = M.residual_spread_ratio(real, fake, cond, cond)
+    assert np.allclose(ratio, [1.0, 0.5, 0.0], atol=1e-9)
+    # a different trend in the fakes does not count as spread: each set has its own fit
+    assert np.allclose(M.residual_spread_ratio(real, fake + 2 * cond[:, :1], cond, cond), ratio, atol=1e-9)
+    with pytest.raises(ValueError, match="condition rows"):
+        M.residual_spread_ratio(real, fake, cond[:10], cond)

@@ -12,6 +12,7 @@ Condition conventions: geometry_measurements, fit_condition_convention(s), predi
 Structure: label_components, count_pieces, connectivity
 Completions (inpainting): overlap_with_kept
 Sample-set statistics: mean_pairwise_l1, diversity_ratio, binarization
+Spread at a given condition: residual_spread_ratio (per feature, after a fit on the conditions)
 Within-condition diversity: within_condition_diversity (K draws per condition), condition_pairs,
   real_pair_diversity (real pairs with conditions within 1 px), group_by_condition
 """
@@ -497,6 +498,23 @@ def diversity_ratio(fake, real=None, real_diversity=None):
             raise ValueError("diversity_ratio needs the real images or their mean_pairwise_l1")
         real_diversity = mean_pairwise_l1(real)
     return mean_pairwise_l1(fake) / max(real_diversity, 1e-12)
+
+
+def residual_spread_ratio(real, fake, real_cond, fake_cond):
+    """Per feature: std of the fakes' residuals / std of the reals' residuals, each after its own
+    least-squares fit (with intercept) on its conditions. real, fake: (N, d) / (M, d) features;
+    *_cond: (N, k) / (M, k) raw conditions -> (d,) float64 (1 = as much spread at a given
+    condition as the data, < 1 = the model under-disperses that feature). A feature the
+    conditions determine exactly in the real data gives inf/nan: read those as undefined."""
+    def residual_std(f, c):
+        f, c = _features(f, "features").astype(np.float64), _features(c, "conditions").astype(np.float64)
+        if len(c) != len(f):
+            raise ValueError(f"residual_spread_ratio: {len(f)} feature rows but {len(c)} condition rows")
+        a = np.c_[c, np.ones(len(f))]
+        beta = np.linalg.lstsq(a, f, rcond=None)[0]
+        return (f - a @ beta).std(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return residual_std(fake, fake_cond) / residual_std(real, real_cond)
 
 
 # ---------------------------------------------------------------- within-condition diversity

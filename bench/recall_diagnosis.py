@@ -1,0 +1,88 @@
+"""What holds the WGAN-GP's recall down: per geometric feature, how much of the real spread at a
+given condition the samples keep, and recall / FD / condition error against the latent's
+temperature (z ~ N(0, tau^2 I); tau > 1 spreads the samples). Writes a JSON file.
+
+    python bench/recall_diagnosis.py --checkpoint outputs/wgan_gp/quality/checkpoint_latest.pt \
+        --out bench/results/recall_diagnosis.json
+
+Protocol of bench/ablation.py: one EMA sample per test condition (guidance 0) against the test
+split, geometric features standardized by the test split, k = 3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from src_new.datasets.multicomponent import build_datasets  # noqa: E402
+from src_new.evaluation import metrics as M  # noqa: E402
+from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
+
+K = 3
+
+
+@torch.no_grad()
+def samples_at(model, cond, tau, seed=0, batch=256):
+    """One EMA sample per (normalized) condition with z ~ N(0, tau^2 I) -> (N, C, H, W) numpy."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.cat([model.sample(z=tau * torch.randn(len(cond[i:i + batch]), model.latent_dim, generator=gen),
+                                   cond=cond[i:i + batch]) for i in range(0, len(cond), batch)]).numpy()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--temperatures", default="1.0,1.2,1.4,1.7")
+    p.add_argument("--out", default="bench/results/recall_diagnosis.json")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    model, cfg = load_model_from_checkpoint(args.checkpoint)
+    if not model.cond_dim:
+        raise SystemExit("recall_diagnosis.py reads the spread at a given condition: the checkpoint is unconditional")
+    test = build_datasets(cfg, ("test",), verbose=False)["test"]
+    names = M.geometric_feature_names(cfg["data"]["component_dirs"])
+    columns = list(cfg["data"]["condition_columns"])
+    measured = [c for c in columns if c in M.MEASURED_COLUMNS]
+    raw = test.raw_conditions.numpy()
+    geo = M.geometric_features(test.images_float.numpy())
+    mean, std = M.standardization(geo)
+    real = (geo - mean) / std
+    radii = M.knn_radii(real, K)
+    rows = []
+    for tau in (float(t) for t in args.temperatures.split(",")):
+        images = samples_at(model, test.conditions, tau)
+        fake = (M.geometric_features(images) - mean) / std
+        row = {"temperature": tau, "fd": M.frechet_distance_features(real, fake),
+               **M.manifold_metrics(real, fake, K, radii),
+               "condition_mae": float(M.condition_error(images, raw[:, [columns.index(c) for c in measured]],
+                                                        measured).mean())}
+        if tau == 1.0:
+            ratio = M.residual_spread_ratio(real, fake, raw, raw)
+            # the measured width/height are (nearly) fixed by the condition: no spread to compare
+            row["residual_spread_ratio"] = {n: float(r) for n, r in zip(names, ratio) if n not in measured}
+            # marginals, in standard deviations of the real feature (real is standardized)
+            row["mean_shift"] = {n: float(v) for n, v in zip(names, fake.mean(0))}
+            row["std_ratio"] = {n: float(v) for n, v in zip(names, fake.std(0))}
+            # are the real images no sample comes near (coverage's sense) unusual ones?
+            covered = np.asarray(M.pairwise_distances(real, fake)).min(1) < radii
+            row["mean_abs_z_missed_vs_covered"] = [float(np.abs(real[~covered]).mean()),
+                                                   float(np.abs(real[covered]).mean())]
+        rows.append(row)
+        print(json.dumps({k: round(v, 3) for k, v in row.items() if isinstance(v, float)}), flush=True)
+    spread = next((r["residual_spread_ratio"] for r in rows if "residual_spread_ratio" in r), None)
+    if spread:
+        print("residual spread ratio (fake / real at a given condition):",
+              json.dumps({k: round(v, 2) for k, v in spread.items()}))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"checkpoint": args.checkpoint, "n": len(test), "k": K, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
