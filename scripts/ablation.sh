@@ -8,7 +8,7 @@
 # saves the checkpoint; no evaluation or probe during training), so faster settings get more steps.
 #   BUDGET=300 ROWS="C0 C1 C2 C3 C4 C5 C6" bash scripts/ablation.sh
 # (rows C7/C8, a lazy gradient penalty, ran with commit 099fc90's training.gp_every, removed since.)
-# D rows at the quality run's budget: BUDGET=1292 ROWS="D0 D1 D2 D3 D4 D5 D6" bash scripts/ablation.sh
+# D rows at the quality run's budget: BUDGET=1292 ROWS="D0 D1 D2 D3 D3s1 D4 D5 D6 D7" bash scripts/ablation.sh
 # (C rows and D0-D2 ran before the toy config had the minibatch-std critic: they switch it off;
 # D3 is the toy config now, D4-D6 change it.)
 set -euo pipefail
@@ -36,9 +36,11 @@ declare -A ROW=(
   [D1]="budget model.minibatch_std_group=0 model.style_dim=128"
   [D2]="budget model.minibatch_std_group=0 model.lambda_ms=0.05"
   [D3]="budget"
+  [D3s1]="budget training.seed=1"     # D3 again with another seed: the rows' seed-to-seed noise
   [D4]="budget model.lambda_ms=0.01"
   [D5]="budget model.critic_dim=32"
   [D6]="budget training.batch_size=16"
+  [D7]="budget model.cond_drop_prob=0.2"
 )
 for name in ${ROWS:-A0 A1 A2 A3 A4 A5 A6 B1}; do
     read -r epochs switches <<< "${ROW[$name]}"
