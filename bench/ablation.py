@@ -34,6 +34,24 @@ from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 COND, DRAWS, K = 100, 8, 3
 
 
+def real_reference(images):
+    """Geometric features of the real (test) images standardized by themselves -> (features,
+    mean, std, k-NN radii): the yardstick every score below is taken against."""
+    geo = M.geometric_features(images)
+    mean, std = M.standardization(geo)
+    real_geo = (geo - mean) / std
+    return real_geo, mean, std, M.knn_radii(real_geo, K)
+
+
+def condition_mae(images, test, cfg):
+    """Mean condition error (px) of images drawn at the ``test`` split's conditions, over the
+    condition columns that can be measured on an image."""
+    cols = list(cfg["data"]["condition_columns"])
+    measured = [c for c in cols if c in M.MEASURED_COLUMNS]
+    requested = test.raw_conditions.numpy()[:, [cols.index(c) for c in measured]]
+    return float(M.condition_error(images, requested, measured).mean())
+
+
 def geometric_scores(real_geo, mean, std, radii, fake):
     g = (M.geometric_features(fake) - mean) / std
     out = {"fd": M.frechet_distance_features(real_geo, g)}
@@ -46,15 +64,9 @@ def score(model, cfg, seed=0):
     sets = build_datasets(cfg, ("train", "test"), verbose=False)
     train, test = sets["train"], sets["test"]
     real = test.images_float.numpy()
-    geo = M.geometric_features(real)
-    mean, std = M.standardization(geo)
-    real_geo = (geo - mean) / std
-    radii = M.knn_radii(real_geo, K)
+    real_geo, mean, std, radii = real_reference(real)
     gen = torch.Generator().manual_seed(seed)
     n = len(test)
-    cols = list(cfg["data"]["condition_columns"])
-    measured = [c for c in cols if c in M.MEASURED_COLUMNS]
-    idx = [cols.index(c) for c in measured]
 
     def sample(**kw):
         return torch.cat([model.sample(generator=gen, **{k: (v[i:i + 256] if torch.is_tensor(v) else v)
@@ -64,8 +76,7 @@ def score(model, cfg, seed=0):
     out = {}
     cond = sample(cond=test.conditions, batch_size=256)
     out.update({f"cond_{k}": v for k, v in geometric_scores(real_geo, mean, std, radii, cond).items()})
-    err = M.condition_error(cond, test.raw_conditions.numpy()[:, idx], measured)
-    out["cond_condition_mae"] = float(err.mean())
+    out["cond_condition_mae"] = condition_mae(cond, test, cfg)
     for how in ("null", "marginal"):
         unc = np.concatenate([model.sample(batch_size=min(256, n - i), generator=gen, unconditional=how).numpy()
                               for i in range(0, n, 256)])

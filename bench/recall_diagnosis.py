@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ablation import K, condition_mae, geometric_scores, real_reference  # noqa: E402
 from src_new.datasets.multicomponent import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
-
-K = 3
 
 
 @torch.no_grad()
@@ -47,25 +47,18 @@ def main():
         raise SystemExit("recall_diagnosis.py reads the spread at a given condition: the checkpoint is unconditional")
     test = build_datasets(cfg, ("test",), verbose=False)["test"]
     names = M.geometric_feature_names(cfg["data"]["component_dirs"])
-    columns = list(cfg["data"]["condition_columns"])
-    measured = [c for c in columns if c in M.MEASURED_COLUMNS]
     raw = test.raw_conditions.numpy()
-    geo = M.geometric_features(test.images_float.numpy())
-    mean, std = M.standardization(geo)
-    real = (geo - mean) / std
-    radii = M.knn_radii(real, K)
+    real, mean, std, radii = real_reference(test.images_float.numpy())
     rows = []
     for tau in (float(t) for t in args.temperatures.split(",")):
         images = samples_at(model, test.conditions, tau)
-        fake = (M.geometric_features(images) - mean) / std
-        row = {"temperature": tau, "fd": M.frechet_distance_features(real, fake),
-               **M.manifold_metrics(real, fake, K, radii),
-               "condition_mae": float(M.condition_error(images, raw[:, [columns.index(c) for c in measured]],
-                                                        measured).mean())}
+        row = {"temperature": tau, **geometric_scores(real, mean, std, radii, images),
+               "condition_mae": condition_mae(images, test, cfg)}
         if tau == 1.0:
+            fake = (M.geometric_features(images) - mean) / std
             ratio = M.residual_spread_ratio(real, fake, raw, raw)
             # the measured width/height are (nearly) fixed by the condition: no spread to compare
-            row["residual_spread_ratio"] = {n: float(r) for n, r in zip(names, ratio) if n not in measured}
+            row["residual_spread_ratio"] = {n: float(r) for n, r in zip(names, ratio) if n not in M.MEASURED_COLUMNS}
             # marginals, in standard deviations of the real feature (real is standardized)
             row["mean_shift"] = {n: float(v) for n, v in zip(names, fake.mean(0))}
             row["std_ratio"] = {n: float(v) for n, v in zip(names, fake.std(0))}
