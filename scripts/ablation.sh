@@ -10,7 +10,7 @@
 # (rows C7/C8, a lazy gradient penalty, ran with commit 099fc90's training.gp_every, removed since.)
 # D rows at the quality run's budget: BUDGET=1292 ROWS="D0 D1 D2 D3 D3s1 D4 D5 D6 D7" bash scripts/ablation.sh
 # (C rows and D0-D2 ran before the toy config had the minibatch-std critic: they switch it off;
-# D3 is the toy config now, D4-D6 change it.)
+# D3 is the toy config now, D3s1 repeats it with seed 1, D4-D7 change it.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
