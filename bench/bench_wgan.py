@@ -35,7 +35,6 @@ How it measures (numbers on shared machines are noisy, so it leans on medians an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import os
@@ -58,6 +57,8 @@ from src_new.models.wgan_gp.train import WGANGPTrainer, make_optimizers  # noqa:
 from src_new.utils.config import apply_overrides, auto_complete_config, load_config, validate_config  # noqa: E402
 from src_new.utils.ema import EMA  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
+from src_new.utils.precision import autocast  # noqa: E402
+from src_new.utils.provenance import provenance  # noqa: E402
 
 QUICK_OVERRIDES = ["model.dim=8", "model.critic_dim=8", "model.encoder_dim=8", "model.res_blocks=[1,1,1]",
                    "model.n_critic=2"]
@@ -169,24 +170,44 @@ def accounting(flops_plain, flops_ours, seconds_plain, seconds_ours, matmul_gflo
             "avoided_work_factor": flops_plain / flops_ours, "speedup_vs_plain": seconds_plain / seconds_ours}
 
 
-def matmul_ceiling(device, timer, n):
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_ceiling(device, timer, n, dtype=torch.float32):
+    """GFLOP/s of a large square ``torch.mm`` in ``dtype`` (bf16: the matrix units)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     seconds = timer(lambda: torch.mm(a, b), repeats=5, warmup=2)
     return matmul_flops(n) / seconds / 1e9
 
 
-def conv_ceiling(device, timer, quick):
+def conv_ceiling(device, timer, quick, dtype=torch.float32, backward=False):
     """A second yardstick: the rate of one large, well-shaped 3x3 convolution (256 -> 256
-    channels, batch 64 at 16x8, channels_last, no autograd), the generator's bread and butter.
-    On CPUs where the BLAS sgemm is not the fastest kernel (e.g. MKL on AMD), convolutions
-    through oneDNN can run faster than torch.mm, so fractions of the matmul ceiling above
-    100% are possible; this one says how close a network gets to its best convolution."""
+    channels, batch 64 at 16x8, channels_last), the generator's bread and butter, in ``dtype``
+    (bf16 tensors: what autocast hands oneDNN). On CPUs where the BLAS sgemm is not the fastest
+    kernel, convolutions through oneDNN can run faster than torch.mm, so fractions of the matmul
+    ceiling above 100% are possible; this one says how close a network gets to its best
+    convolution. ``backward``: forward + backward (input and weight gradients, 3x the FLOPs)."""
     b, c, h, w = (8, 64, 16, 8) if quick else (64, 256, 16, 8)
-    x = torch.randn(b, c, h, w, device=device).contiguous(memory_format=torch.channels_last)
-    weight = torch.randn(c, c, 3, 3, device=device).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(b, c, h, w, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(c, c, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    if backward:
+        x.requires_grad_(True), weight.requires_grad_(True)
+        seconds = timer(lambda: F.conv2d(x, weight, padding=1).sum().backward(), repeats=5, warmup=2)
+        return 3 * conv_flops(b, c, c, 3, h, w) / seconds / 1e9
     with torch.no_grad():
         seconds = timer(lambda: F.conv2d(x, weight, padding=1), repeats=5, warmup=2)
     return conv_flops(b, c, c, 3, h, w) / seconds / 1e9
+
+
+def yardsticks(device, timer, quick, mm_n):
+    """The best rates measurable here, per precision: {precision: {matmul, conv, conv_fwd_bwd,
+    best}} in GFLOP/s; ``best`` = max(matmul, conv) is that precision's yardstick. bf16 is
+    measured where the device runs it (emulated bf16 on a CPU without the units is slower than
+    fp32, and then the fp32 yardstick is the best rate)."""
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        rates = {"matmul": matmul_ceiling(device, timer, mm_n, dtype), "conv": conv_ceiling(device, timer, quick, dtype),
+                 "conv_fwd_bwd": conv_ceiling(device, timer, quick, dtype, backward=True)}
+        rates["best"] = max(rates["matmul"], rates["conv"])
+        out[name] = rates
+    return out
 
 
 # ---------------------------------------------------------------- our iteration = the trainer's code
@@ -198,16 +219,22 @@ class _NoDist:
 
 
 class BenchTrainer(WGANGPTrainer):
-    """The trainer's ``gan_step``/``encoder_step`` on a given model, without data or run folder."""
+    """The trainer's ``train_step`` (n_critic critic updates on fresh minibatches when the config
+    asks for them, as training does, the generator update, EMA, the encoder update) on a given
+    model, without data or run folder. Its step counter stays at 0, so every step includes the
+    encoder update (training runs it every ``training.encoder_every`` steps)."""
 
-    def __init__(self, cfg, model, autocast=None):    # noqa: the base needs data and a run dir
+    def __init__(self, cfg, model, precision="fp32"):    # noqa: the base needs data and a run dir
         self.cfg, self.tcfg = cfg, cfg["training"]
         self.model, self.device = model, next(model.parameters()).device
         self.dist = _NoDist()
+        self.phase = "gan"
+        self.batches_per_step = model.n_critic if self.tcfg["fresh_critic_batches"] else 1
         self.ema = EMA(model.generator, self.tcfg["ema_decay"], self.tcfg["ema_update_every"],
                        ema_model=model.ema_generator)
         self.opt_g, self.opt_c, self.opt_e = make_optimizers(model, self.tcfg)
-        self.autocast = autocast or contextlib.nullcontext()
+        self.precision = precision
+        self.autocast = autocast(precision, self.device)
         self.epoch, self.step = 0, 0
 
 
@@ -222,6 +249,7 @@ class PlainReference:
         self.opt_c = torch.optim.Adam(model.critic.parameters(), t["lr_critic"], betas=betas)
         self.opt_g = torch.optim.Adam(model.generator.parameters(), t["lr_generator"], betas=betas)
         self.ema = EMA(model.generator, t["ema_decay"], t["ema_update_every"], ema_model=model.ema_generator)
+        self.batches_per_step = model.n_critic if t["fresh_critic_batches"] else 1   # as the trainer draws
 
     def gradient_penalty(self, real, fake, cond, eps=None, critic_drop=None):
         m = self.model
@@ -263,8 +291,13 @@ class PlainReference:
         return -m.critic(fake, cond, drop).mean()
 
     def iteration(self, real, cond):
+        """n_critic critic updates (on the n_critic minibatches ``real`` holds, like training,
+        or all on ``real`` when it holds one), then the generator update."""
         m = self.model
-        for _ in range(m.n_critic):
+        reals = real.chunk(self.batches_per_step)
+        conds = cond.chunk(len(reals)) if cond is not None else [None] * len(reals)
+        for i in range(m.n_critic):
+            real, cond = reals[i % len(reals)], conds[i % len(reals)]
             self.opt_c.zero_grad()
             critic_loss = self.critic_loss(real, cond)[0]
             critic_loss.backward()
@@ -351,20 +384,68 @@ def data_throughput(cfg, n, batch_size, num_workers):
 
 
 # ---------------------------------------------------------------- profile
-def top_ops(fn, n=15):
+OP_CATEGORIES = {"convolution": lambda op: "convolution" in op,
+                 "matmul": lambda op: op in ("mm", "addmm", "bmm", "linear", "matmul"),
+                 "normalization": lambda op: any(k in op for k in ("group_norm", "layer_norm", "batch_norm")),
+                 "layout and dtype copies": lambda op: op in ("copy_", "_to_copy", "clone", "contiguous")}
+
+
+def op_category(name):
+    """The category of an aten op name (its self time is filed there): convolution, matmul,
+    normalization, copies, else "elementwise and other"."""
+    op = name.split("::")[-1]
+    return next((category for category, match in OP_CATEGORIES.items() if match(op)), "elementwise and other")
+
+
+def profile_step(step, n=15):
+    """torch.profiler over one call of ``step``: the top ops by self CPU time and the share of
+    time per category (convolutions, matmuls, normalization, copies, elementwise)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     with profile(activities=activities) as prof:
-        fn()
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        step()
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
     total = sum(e.self_cpu_time_total for e in events) or 1
-    return [{"op": e.key, "self_cpu_s": e.self_cpu_time_total / 1e6, "share": e.self_cpu_time_total / total,
-             "calls": e.count} for e in events[:n]]
+    shares = {}
+    for e in events:
+        shares[op_category(e.key)] = shares.get(op_category(e.key), 0.0) + e.self_cpu_time_total / total
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:n]
+    return {"top_ops": [{"op": e.key, "self_cpu_s": e.self_cpu_time_total / 1e6,
+                         "share": e.self_cpu_time_total / total, "calls": e.count} for e in top],
+            "category_shares": dict(sorted(shares.items(), key=lambda kv: -kv[1]))}
+
+
+def penalty_share(model, real, cond, precision, timer, repeats):
+    """Share of one critic update's time (forward, backward, penalty) spent on the gradient
+    penalty: the update timed as is and with the penalty replaced by a zero (side by side)."""
+    device = real.device
+    critic_params = list(model.critic.parameters())
+
+    def update():
+        with autocast(precision, device):
+            loss = model.critic_step(real, cond)["critic_loss"]
+        loss.backward()
+        for p in critic_params:
+            p.grad = None
+
+    original = model.compute_gradient_penalty
+    no_penalty = lambda *a, **k: real.new_zeros(())
+
+    def without():
+        model.compute_gradient_penalty = no_penalty
+        try:
+            update()
+        finally:
+            model.compute_gradient_penalty = original
+
+    t, _ = timer.side_by_side({"with": update, "without": without}, repeats)
+    return {"seconds_critic_update": t["with"], "seconds_without_penalty": t["without"],
+            "penalty_share": 1 - t["without"] / t["with"]}
 
 
 # ---------------------------------------------------------------- main
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
     parser.add_argument("--config", default="wgan_gp_default", help="config name or path (default: wgan_gp_default)")
@@ -377,19 +458,161 @@ def main(argv=None):
     parser.add_argument("--compile", action="store_true",
                         help="also time training.compile=true (compiled no-grad generator passes) and "
                              "compiled sampling, with compile times")
-    parser.add_argument("--bf16", action="store_true", help="CUDA: also time the iteration under bf16 autocast")
-    parser.add_argument("--profile", action="store_true", help="record torch.profiler top ops of one iteration")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one training step per precision (top ops, time per op category) and "
+                             "time the gradient penalty's share of a critic update")
     parser.add_argument("--skip-plain", action="store_true", help="skip the plain references (faster)")
     parser.add_argument("--out", help="JSON path (default: bench/results/bench_<device>[_quick].json)")
     args = parser.parse_args(argv)
+    if not args.quick and args.repeats < 5:
+        parser.error(f"--repeats {args.repeats}: use at least 5 (a median of fewer is noise on a shared machine)")
+    return args
+
+
+def measure_training(cfg, ours, timer, repeats, batch, skip_plain):
+    """The trainer's step in fp32 and bf16 side by side, the GAN iteration against the plan's
+    plain loop (fp32), and their FLOPs -> (results, trainers, step batch)."""
+    device = next(ours.parameters()).device
+    trainers = {p: BenchTrainer(cfg, ours, precision=p) for p in ("fp32", "bf16")}
+    per_step = trainers["fp32"].batches_per_step
+    real = torch.rand(per_step * batch, ours.channels, *ours.image_size, device=device).round()
+    cond = torch.randn(per_step * batch, ours.cond_dim, device=device) if ours.cond_dim else None
+    plain = copy.deepcopy(ours)
+    plain.fast = False                       # NCHW, unfused; PlainReference calls the networks itself
+    reference = PlainReference(plain, cfg)
+    steps = {p: (lambda t=t: t.train_step(real, cond)) for p, t in trainers.items()}
+    run_ours = lambda: trainers["fp32"].gan_step(real, cond)
+    run_plain = lambda: reference.iteration(real, cond)
+    flops_plan, flops_ours = count_flops(run_plain), count_flops(run_ours)
+    flops_step = count_flops(steps["fp32"])  # the same ops in bf16 (autocast changes dtypes, not FLOPs)
+    fns = {"step_fp32": steps["fp32"], "step_bf16": steps["bf16"], "ours": run_ours}
+    if not skip_plain:
+        fns["plain"] = run_plain
+    medians, all_times = timer.side_by_side(fns, repeats)
+    results = {
+        "train_iteration": {
+            "what": "n_critic critic updates (fresh minibatches) + generator update + EMA, with Adam steps, fp32 "
+                    "(ours vs the plan's plain loop)",
+            "flops_plan": flops_plan, "flops_ours": flops_ours, "seconds_ours": medians["ours"],
+            "seconds_plain": medians.get("plain", float("nan")), "timing_ours": spread(all_times["ours"]),
+            "timing_plain": spread(all_times["plain"]) if "plain" in all_times else None},
+        "training_step": {
+            "what": "the trainer's train_step: the GAN iteration + the encoder update (training runs the encoder "
+                    "every training.encoder_every steps), timed as one step",
+            "encoder_every": cfg["training"]["encoder_every"], "batches_per_step": per_step, "flops": flops_step,
+            **{p: {"seconds": medians[f"step_{p}"], "timing": spread(all_times[f"step_{p}"]),
+                   "images_per_s": batch / medians[f"step_{p}"]} for p in trainers},
+            "bf16_speedup": medians["step_fp32"] / medians["step_bf16"]},
+    }
+    del plain, reference
+    return results, trainers, real, cond
+
+
+def measure_sampling(ours, timer, repeats, n_samples, skip_plain):
+    """Images/s of ``sample`` unconditional and guided, fp32 and bf16, and the plain loop."""
+    device = next(ours.parameters()).device
+    s_cond = torch.randn(n_samples, ours.cond_dim, device=device) if ours.cond_dim else None
+
+    def run(precision, **kw):
+        def fn():
+            with autocast(precision, device):
+                ours.sample(batch_size=n_samples, **kw)
+        return fn
+
+    g_flops_uncond = count_flops(run("fp32"))
+    g_flops_guided = count_flops(run("fp32", cond=s_cond, guidance_scale=2.0))
+    plain_g = copy.deepcopy(ours.ema_generator)
+    plain_g.memory_format = torch.contiguous_format
+    for p in plain_g.parameters():
+        p.data = p.data.contiguous()
+    z = torch.randn(n_samples, ours.latent_dim, device=device)
+
+    def sample_plain():                                  # no_grad, NCHW, eager, fp32
+        with torch.no_grad():
+            plain_g(z, None)
+
+    fns = {f"{kind}_{p}": run(p, **kw) for p in ("fp32", "bf16")
+           for kind, kw in (("uncond", {}), ("guided", {"cond": s_cond, "guidance_scale": 2.0}))}
+    if not skip_plain:
+        fns["plain_uncond"] = sample_plain
+    s, _ = timer.side_by_side(fns, repeats)
+    out = {"num_samples": n_samples, "generator_gflop_per_sample": g_flops_uncond / n_samples / 1e9,
+           "images_per_s_plain_unconditional": n_samples / s["plain_uncond"] if "plain_uncond" in s else None}
+    for p in ("fp32", "bf16"):
+        out[p] = {"seconds_unconditional": s[f"uncond_{p}"], "seconds_guided": s[f"guided_{p}"],
+                  "images_per_s_unconditional": n_samples / s[f"uncond_{p}"],
+                  "images_per_s_guided": n_samples / s[f"guided_{p}"],
+                  "gflops_unconditional": g_flops_uncond / s[f"uncond_{p}"] / 1e9,
+                  "gflops_guided": g_flops_guided / s[f"guided_{p}"] / 1e9}
+    out["bf16_speedup_unconditional"] = s["uncond_fp32"] / s["uncond_bf16"]
+    return out
+
+
+def measure_inpainting(cfg, ours, timer, repeats, quick, restarts, skip_plain):
+    """Seconds of ``inpaint`` (ours fp32 / bf16) against the plan's loop, alternated."""
+    device = next(ours.parameters()).device
+    steps, inp_batch = (2, 2) if quick else (100, 8)
+    names = cfg["data"]["component_dirs"]
+    truth = torch.rand(inp_batch, ours.channels, *ours.image_size, device=device).round()
+    mask = create_mask(names[:2], names, inp_batch, ours.image_size, device=device)
+    plain_model = copy.deepcopy(ours)
+    plain_model.fast = False
+
+    def run(precision, num_steps=steps):
+        def fn():
+            with autocast(precision, device):
+                ours.inpaint(truth * mask, mask, num_steps=num_steps, lr=0.01, restarts=restarts)
+        return fn
+
+    fns = {"ours": run("fp32"), "bf16": run("bf16")}
+    if not skip_plain:
+        fns["plain"] = lambda: plain_inpaint(plain_model, truth * mask, mask, steps, 0.01, restarts)
+    # timed like the iteration: a warm-up round (1 step each), then alternated rounds
+    run("fp32", 1)(), run("bf16", 1)()
+    plain_inpaint(plain_model, truth * mask, mask, 1, 0.01, restarts)
+    inp, inp_all = timer.side_by_side(fns, repeats, warmup=0)
+    return {"batch": inp_batch, "steps": steps, "restarts": restarts, "seconds_ours": inp["ours"],
+            "seconds_bf16": inp["bf16"], "bf16_speedup": inp["ours"] / inp["bf16"],
+            "seconds_plain": inp.get("plain", float("nan")), "timing_ours": spread(inp_all["ours"]),
+            "timing_bf16": spread(inp_all["bf16"]),
+            "timing_plain": spread(inp_all["plain"]) if "plain" in inp_all else None,
+            "speedup_vs_plain": inp.get("plain", float("nan")) / inp["ours"]}
+
+
+def add_accounting(results, ceilings, sticks):
+    """Rates and utilisation of every measurement against the yardsticks of both precisions."""
+    ceiling = statistics.median(ceilings)
+    sticks["fp32"]["matmul_samples"] = ceilings
+    sticks["fp32"]["matmul"] = ceiling
+    sticks["fp32"]["best"] = max(ceiling, sticks["fp32"]["conv"])
+    results["yardsticks"] = sticks
+    results["ceiling_gflops"], results["ceiling_samples_gflops"] = ceiling, ceilings   # fp32 matmul
+    results["conv_ceiling_gflops"] = sticks["fp32"]["conv"]
+    results["yardstick_gflops"] = sticks["fp32"]["best"]
+    t = results["train_iteration"]
+    t.update(accounting(t["flops_plan"], t["flops_ours"], t["seconds_plain"], t["seconds_ours"], ceiling,
+                        sticks["fp32"]["conv"]))
+    t["images_per_s"] = results["batch_size"] / t["seconds_ours"]
+    step = results["training_step"]
+    for p in ("fp32", "bf16"):
+        rate = step["flops"] / step[p]["seconds"] / 1e9
+        step[p].update(gflops_executed=rate, utilisation_fp32_yardstick=rate / sticks["fp32"]["best"],
+                       utilisation_bf16_yardstick=rate / sticks["bf16"]["best"],
+                       utilisation_bf16_conv_fwd_bwd=rate / sticks["bf16"]["conv_fwd_bwd"])
+    for p in ("fp32", "bf16"):
+        s = results["sampling"][p]
+        for key in ("unconditional", "guided"):
+            s[f"utilisation_{key}"] = s[f"gflops_{key}"] / sticks[p]["best"]
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)    # as the trainer does on CPU
     timer = Timer(device)
-    if not args.quick and args.repeats < 5:
-        parser.error(f"--repeats {args.repeats}: use at least 5 (a median of fewer is noise on a shared machine)")
     repeats = 2 if args.quick else args.repeats
     cfg = load_config(args.config)
     if args.quick:
@@ -397,135 +620,44 @@ def main(argv=None):
     cfg = validate_config(auto_complete_config(cfg, verbose=False))
     batch = 8 if args.quick else cfg["training"]["batch_size"]
     cpu_start, wall_start = os.times(), time.time()
-    results = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+    results = {"provenance": provenance(sys.argv if argv is None else ["bench/bench_wgan.py", *argv], device,
+                                        resolved_config=cfg),
+               "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
                else "cpu", "threads": torch.get_num_threads(), "config": args.config, "batch_size": batch,
                "quick": args.quick, "repeats": repeats, "torch": torch.__version__}
     mm_n = 512 if args.quick else (8192 if device.type == "cuda" else 2048)
     ceilings, loads = [], {}
 
     def checkpoint(section):
-        """Between sections: one more ceiling sample and the load average (noisy machines)."""
+        """Between sections: one more fp32 ceiling sample and the load average (noisy machines)."""
         ceilings.append(matmul_ceiling(device, timer, mm_n))
         loads[section] = os.getloadavg()[0]
 
     checkpoint("start")
-    conv_rate = conv_ceiling(device, timer, args.quick)
+    sticks = yardsticks(device, timer, args.quick, mm_n)
 
-    # ------------------------------------------------------------ training iteration
     torch.manual_seed(0)
     ours = build_wgan_gp(cfg).to(device)
-    plain = copy.deepcopy(ours)
-    plain.fast = False                       # NCHW, unfused; PlainReference calls the networks itself
-    trainer = BenchTrainer(cfg, ours)
-    reference = PlainReference(plain, cfg)
-    real = torch.rand(batch, ours.channels, *ours.image_size, device=device).round()
-    cond = torch.randn(batch, ours.cond_dim, device=device) if ours.cond_dim else None
-    run_ours = lambda: trainer.gan_step(real, cond)
-    run_plain = lambda: reference.iteration(real, cond)
-    run_encoder = lambda: trainer.encoder_step(real, cond)
-    flops_plan = count_flops(run_plain)                 # the algorithm's FLOPs
-    flops_ours = count_flops(run_ours)                  # what ours executes (less: see the table)
-    flops_encoder = count_flops(run_encoder)
-    fns = {"ours": run_ours, "encoder": run_encoder}
-    if not args.skip_plain:
-        fns["plain"] = run_plain
-    medians, all_times = timer.side_by_side(fns, repeats)
-    t_ours, t_plain, t_encoder = medians["ours"], medians.get("plain", float("nan")), medians["encoder"]
-    checkpoint("after training iteration")
-    encoder_every = cfg["training"]["encoder_every"]
-    t_step = t_ours + (t_encoder / encoder_every if encoder_every else 0.0)
-    results["train_iteration"] = {
-        "what": "n_critic critic updates + generator update + EMA, with Adam steps (ours vs plain)",
-        "flops_plan": flops_plan, "flops_ours": flops_ours, "seconds_ours": t_ours, "seconds_plain": t_plain,
-        "timing_ours": spread(all_times["ours"]),
-        "timing_plain": spread(all_times["plain"]) if "plain" in all_times else None}
-    results["training_step"] = {
-        "what": "the GAN iteration + the encoder update every training.encoder_every steps (the trainer's step)",
-        "encoder_every": encoder_every, "seconds": t_step, "images_per_s": batch / t_step,
-        "flops": flops_ours + (flops_encoder / encoder_every if encoder_every else 0.0)}
-    results["encoder_step"] = {"seconds": t_encoder, "flops": flops_encoder, "timing": spread(all_times["encoder"])}
-    if args.bf16 and device.type == "cuda":
-        bf16_trainer = BenchTrainer(cfg, ours, autocast=torch.autocast("cuda", dtype=torch.bfloat16))
-        results["train_iteration_bf16"] = {"seconds": timer(lambda: bf16_trainer.gan_step(real, cond), repeats)}
+    train, trainers, real, cond = measure_training(cfg, ours, timer, repeats, batch, args.skip_plain)
+    results.update(train)
+    checkpoint("after training step")
     if args.profile:
-        results["profile_top_ops"] = top_ops(run_ours)
-    del plain, reference
-
-    # ------------------------------------------------------------ sampling
-    n_samples = 8 if args.quick else 64
-    s_cond = torch.randn(n_samples, ours.cond_dim, device=device) if ours.cond_dim else None
-    sample_uncond = lambda: ours.sample(batch_size=n_samples)
-    sample_guided = lambda: ours.sample(cond=s_cond, guidance_scale=2.0)
-    g_flops_uncond, g_flops_guided = count_flops(sample_uncond), count_flops(sample_guided)
-    plain_g = copy.deepcopy(ours.ema_generator)
-    plain_g.memory_format = torch.contiguous_format
-    for p in plain_g.parameters():
-        p.data = p.data.contiguous()
-    z = torch.randn(n_samples, ours.latent_dim, device=device)
-
-    def sample_plain():                                  # no_grad, NCHW, eager
-        with torch.no_grad():
-            plain_g(z, None)
-
-    fns = {"uncond": sample_uncond, "guided": sample_guided}
-    if not args.skip_plain:
-        fns["plain_uncond"] = sample_plain
-    s, _ = timer.side_by_side(fns, repeats)
-    results["sampling"] = {
-        "num_samples": n_samples, "generator_gflop_per_sample": g_flops_uncond / n_samples / 1e9,
-        "seconds_unconditional": s["uncond"], "seconds_guided": s["guided"],
-        "images_per_s_unconditional": n_samples / s["uncond"], "images_per_s_guided": n_samples / s["guided"],
-        "gflops_unconditional": g_flops_uncond / s["uncond"] / 1e9,
-        "gflops_guided": g_flops_guided / s["guided"] / 1e9,
-        "images_per_s_plain_unconditional": n_samples / s["plain_uncond"] if "plain_uncond" in s else None}
-
+        results["profile"] = {p: {**profile_step(lambda t=t: t.train_step(real, cond)),
+                                  **penalty_share(ours, real[:batch], None if cond is None else cond[:batch], p,
+                                                  timer, repeats)}
+                              for p, t in trainers.items()}
+    results["sampling"] = measure_sampling(ours, timer, repeats, 8 if args.quick else 64, args.skip_plain)
     checkpoint("after sampling")
-    # ------------------------------------------------------------ inpainting
-    steps, inp_batch = (2, 2) if args.quick else (100, 8)
-    names = cfg["data"]["component_dirs"]
-    truth = torch.rand(inp_batch, ours.channels, *ours.image_size, device=device).round()
-    mask = create_mask(names[:2], names, inp_batch, ours.image_size, device=device)
-    restarts = args.inpaint_restarts
-    plain_model = copy.deepcopy(ours)
-    plain_model.fast = False
-    fns = {"ours": lambda: ours.inpaint(truth * mask, mask, num_steps=steps, lr=0.01, restarts=restarts)}
-    if not args.skip_plain:
-        fns["plain"] = lambda: plain_inpaint(plain_model, truth * mask, mask, steps, 0.01, restarts)
-    # timed like the iteration: a warm-up round (1 step each), then alternated rounds
-    ours.inpaint(truth * mask, mask, num_steps=1, restarts=restarts)
-    plain_inpaint(plain_model, truth * mask, mask, 1, 0.01, restarts)
-    inp, inp_all = timer.side_by_side(fns, repeats, warmup=0)
-    results["inpainting"] = {"batch": inp_batch, "steps": steps, "restarts": restarts, "seconds_ours": inp["ours"],
-                             "seconds_plain": inp.get("plain", float("nan")), "timing_ours": spread(inp_all["ours"]),
-                             "timing_plain": spread(inp_all["plain"]) if "plain" in inp_all else None,
-                             "speedup_vs_plain": inp.get("plain", float("nan")) / inp["ours"]}
-    del plain_model
-
-    # ------------------------------------------------------------ torch.compile (optional)
+    results["inpainting"] = measure_inpainting(cfg, ours, timer, repeats, args.quick, args.inpaint_restarts,
+                                               args.skip_plain)
     if args.compile:
-        results["compile"] = compile_measurements(cfg, ours, trainer, timer, repeats, real, cond, t_ours,
-                                                  sample_uncond, s["uncond"], n_samples)
-
-    # ------------------------------------------------------------ data
+        sample_uncond = lambda: ours.sample(batch_size=results["sampling"]["num_samples"])
+        results["compile"] = compile_measurements(
+            cfg, ours, trainers["fp32"], timer, repeats, real, cond, results["train_iteration"]["seconds_ours"],
+            sample_uncond, results["sampling"]["fp32"]["seconds_unconditional"], results["sampling"]["num_samples"])
     results["data"] = data_throughput(cfg, 64 if args.quick else 1024, batch, 0)
-
     checkpoint("end")
-    ceiling = statistics.median(ceilings)
-    results["ceiling_gflops"], results["ceiling_samples_gflops"] = ceiling, ceilings
-    results["conv_ceiling_gflops"] = conv_rate
-    yardstick = max(ceiling, conv_rate)
-    results["yardstick_gflops"] = yardstick
-    t = results["train_iteration"]
-    t.update(accounting(t["flops_plan"], t["flops_ours"], t["seconds_plain"], t["seconds_ours"], ceiling, conv_rate))
-    t["images_per_s"] = batch / t["seconds_ours"]
-    step = results["training_step"]
-    step["gflops_executed"] = step["flops"] / step["seconds"] / 1e9
-    step["utilisation_executed"] = step["gflops_executed"] / yardstick
-    e = results["encoder_step"]
-    e["gflops"] = e["flops"] / e["seconds"] / 1e9
-    e["utilisation"] = e["gflops"] / yardstick
-    for key in ("unconditional", "guided"):
-        results["sampling"][f"utilisation_{key}"] = results["sampling"][f"gflops_{key}"] / yardstick
+    add_accounting(results, ceilings, sticks)
 
     cpu_end = os.times()
     busy = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
@@ -539,10 +671,11 @@ def main(argv=None):
 
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"bench_{device.type}{'_quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    out.write_text(json.dumps(results, indent=2, default=str))
     print(format_table(results))
     print(f"\nwrote {out}")
     return results
+
 
 
 def compile_measurements(cfg, ours, trainer, timer, repeats, real, cond, t_eager, sample_uncond, t_sample, n_samples):
@@ -566,45 +699,47 @@ def compile_measurements(cfg, ours, trainer, timer, repeats, real, cond, t_eager
 
 
 def format_table(r):
-    t, e, s, i, d = r["train_iteration"], r["encoder_step"], r["sampling"], r["inpainting"], r["data"]
-    step = r["training_step"]
+    t, s, i, d, step = r["train_iteration"], r["sampling"], r["inpainting"], r["data"], r["training_step"]
+    y = r["yardsticks"]
     pct = lambda x: f"{100 * x:.0f}%"
     rng = lambda sp: f"[{sp['min']:.3g}-{sp['max']:.3g}]" if sp else ""
+    stick = lambda p: (f"{y[p]['best']:.0f} GFLOP/s = max(matmul {y[p]['matmul']:.0f}, 3x3 conv {y[p]['conv']:.0f}); "
+                       f"conv forward + backward {y[p]['conv_fwd_bwd']:.0f}")
     rows = [
         ("device / threads", f"{r['device']} ({r['device_name']}) / {r['threads']} threads, torch {r['torch']}"),
-        ("yardstick", f"{r['yardstick_gflops']:.1f} GFLOP/s = max(matmul {r['ceiling_gflops']:.1f} (median of "
-                      f"{', '.join(f'{c:.0f}' for c in r['ceiling_samples_gflops'])}), 3x3 conv "
-                      f"{r['conv_ceiling_gflops']:.1f}); fp32, same threads"),
+        ("yardstick fp32", stick("fp32") + f" (matmul median of {', '.join(f'{c:.0f}' for c in r['ceiling_samples_gflops'])})"),
+        ("yardstick bf16", stick("bf16")),
         ("train iteration FLOPs", f"plain {t['flops_plan'] / 1e12:.3f} TFLOP, ours executes {t['flops_ours'] / 1e12:.3f}"
                                   f" (batch {r['batch_size']}): avoided work {t['avoided_work_factor']:.2f}x"),
-        ("train iteration, ours", f"{t['seconds_ours']:.3f} s {rng(t['timing_ours'])} (median of {r['repeats']}); "
-                                  f"{t['gflops_executed']:.1f} GFLOP/s executed = "
-                                  f"{pct(t['utilisation_executed'])} of the yardstick"),
+        ("train iteration, ours (fp32)", f"{t['seconds_ours']:.3f} s {rng(t['timing_ours'])} (median of {r['repeats']}); "
+                                         f"{t['gflops_executed']:.1f} GFLOP/s executed = "
+                                         f"{pct(t['utilisation_executed'])} of the fp32 yardstick"),
         ("train iteration, plain reference", f"{t['seconds_plain']:.3f} s {rng(t['timing_plain'])}; "
                                              f"{t['gflops_plain_executed']:.1f} GFLOP/s = "
-                                             f"{pct(t['utilisation_plain'])} of the yardstick"),
+                                             f"{pct(t['utilisation_plain'])} of the fp32 yardstick"),
         ("speed-up over plain", f"{t['speedup_vs_plain']:.2f}x wall clock = {t['avoided_work_factor']:.2f}x less work"
                                 f" x {t['gflops_executed'] / t['gflops_plain_executed']:.2f}x the rate"),
-        ("training step (+ encoder)", f"{step['seconds']:.3f} s = {step['images_per_s']:.1f} img/s, "
-                                      f"{step['gflops_executed']:.1f} GFLOP/s = "
-                                      f"{pct(step['utilisation_executed'])}; encoder every {step['encoder_every']}"),
-        ("encoder step", f"{e['seconds']:.3f} s {rng(e['timing'])} {e['flops'] / 1e9:.1f} GFLOP, "
-                         f"{e['gflops']:.1f} GFLOP/s = {pct(e['utilisation'])} of the yardstick"),
-        ("sampling", f"{s['num_samples']} samples: {s['images_per_s_unconditional']:.1f} img/s unconditional "
-                     f"({pct(s['utilisation_unconditional'])} of the yardstick), {s['images_per_s_guided']:.1f} "
-                     f"img/s guided ({pct(s['utilisation_guided'])}); {s['generator_gflop_per_sample']:.2f}"
-                     f" GFLOP/sample" + (f"; plain {s['images_per_s_plain_unconditional']:.1f} img/s"
-                                        if s.get("images_per_s_plain_unconditional") else "")),
+    ]
+    for p in ("fp32", "bf16"):
+        q = step[p]
+        rows.append((f"training step, {p}", f"{q['seconds']:.3f} s {rng(q['timing'])} = {q['images_per_s']:.1f} img/s, "
+                     f"{q['gflops_executed']:.1f} GFLOP/s = {pct(q['utilisation_fp32_yardstick'])} of fp32 / "
+                     f"{pct(q['utilisation_bf16_yardstick'])} of bf16 yardstick ({pct(q['utilisation_bf16_conv_fwd_bwd'])}"
+                     f" of bf16 conv fwd+bwd)"))
+    rows += [
+        ("bf16 speed-up", f"training step {step['bf16_speedup']:.2f}x, sampling {s['bf16_speedup_unconditional']:.2f}x, "
+                          f"inpainting {i['bf16_speedup']:.2f}x (side by side)"),
+        ("sampling", f"{s['num_samples']} samples, {s['generator_gflop_per_sample']:.2f} GFLOP/sample: " + "; ".join(
+            f"{p} {s[p]['images_per_s_unconditional']:.0f} img/s unconditional ({pct(s[p]['utilisation_unconditional'])}"
+            f" of its yardstick), {s[p]['images_per_s_guided']:.0f} guided" for p in ("fp32", "bf16"))
+            + (f"; plain {s['images_per_s_plain_unconditional']:.1f} img/s" if s.get("images_per_s_plain_unconditional") else "")),
         ("inpainting", f"batch {i['batch']} x {i['steps']} steps x {i['restarts']} restart(s): "
-                       f"{i['seconds_ours']:.2f} s {rng(i['timing_ours'])} ours, {i['seconds_plain']:.2f} s "
-                       f"{rng(i['timing_plain'])} plain reference ({i['speedup_vs_plain']:.2f}x)"),
+                       f"{i['seconds_ours']:.2f} s {rng(i['timing_ours'])} ours fp32, {i['seconds_bf16']:.2f} s bf16, "
+                       f"{i['seconds_plain']:.2f} s {rng(i['timing_plain'])} plain reference ({i['speedup_vs_plain']:.2f}x)"),
         ("data loading", f"{d['images_per_s_first_epoch']:.0f} img/s first epoch (decodes "
                          f"{d['png_decodes_first_epoch']} PNGs), {d['images_per_s_later_epochs']:.0f} img/s later "
                          f"epochs ({d['png_decodes_later_epochs']} PNG decodes)"),
     ]
-    if "train_iteration_bf16" in r:
-        b = r["train_iteration_bf16"]["seconds"]
-        rows.append(("train iteration, bf16 autocast", f"{b:.4f} s ({t['seconds_ours'] / b:.2f}x fp32 ours)"))
     if "compile" in r:
         c = r["compile"]
         pay = c["iterations_to_pay_back"]
@@ -622,11 +757,14 @@ def format_table(r):
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
-    if "profile_top_ops" in r:
-        lines.append("\ntop operators of one iteration (ours, torch.profiler, self CPU time):")
+    for p, prof in r.get("profile", {}).items():
+        lines.append(f"\none training step in {p} (torch.profiler, self CPU time): "
+                     + ", ".join(f"{k} {pct(v)}" for k, v in prof["category_shares"].items())
+                     + f"; the gradient penalty is {pct(prof['penalty_share'])} of a critic update")
         lines += [f"  {o['op'][:40]:40s} {o['self_cpu_s']:8.3f} s  {pct(o['share']):>4s}  {o['calls']} calls"
-                  for o in r["profile_top_ops"]]
+                  for o in prof["top_ops"]]
     return "\n".join(lines)
+
 
 
 if __name__ == "__main__":

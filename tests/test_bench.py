@@ -14,36 +14,70 @@ from conftest import ROOT
 def test_bench_quick_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_wgan.py"), "--quick", "--device", "cpu",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                           "--profile", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    for key in ("ceiling_gflops", "conv_ceiling_gflops", "yardstick_gflops", "train_iteration", "training_step",
-                "encoder_step", "sampling", "inpainting", "data", "peak_rss_mb", "cpu_utilisation",
-                "load_average_1min"):
+    for key in ("provenance", "yardsticks", "ceiling_gflops", "conv_ceiling_gflops", "yardstick_gflops",
+                "train_iteration", "training_step", "sampling", "inpainting", "data", "peak_rss_mb",
+                "cpu_utilisation", "load_average_1min", "profile"):
         assert key in result, key
+    assert result["provenance"]["commit"] and result["provenance"]["machine"]["cpu"]
     t = result["train_iteration"]
     # ours never executes more than the plan (with the projection critic there is no condition map
     # to avoid convolving, so the two may be equal)
     assert t["flops_plan"] >= t["flops_ours"] > 0 and t["seconds_ours"] > 0 and t["seconds_plain"] > 0
-    # the accounting: executed FLOPs over the best yardstick; avoided work beside the speed-up
-    assert result["yardstick_gflops"] == max(result["ceiling_gflops"], result["conv_ceiling_gflops"])
+    # the accounting: executed FLOPs over the best yardstick of each precision; avoided work beside the speed-up
+    y = result["yardsticks"]
+    for p in ("fp32", "bf16"):
+        assert y[p]["best"] == max(y[p]["matmul"], y[p]["conv"]) > 0 and y[p]["conv_fwd_bwd"] > 0
+    assert result["yardstick_gflops"] == y["fp32"]["best"] == max(result["ceiling_gflops"], result["conv_ceiling_gflops"])
     assert t["utilisation_executed"] == pytest.approx(t["flops_ours"] / t["seconds_ours"] / 1e9
                                                       / result["yardstick_gflops"])
     assert t["avoided_work_factor"] == pytest.approx(t["flops_plan"] / t["flops_ours"])
     assert t["speedup_vs_plain"] == pytest.approx(t["seconds_plain"] / t["seconds_ours"])
     assert not any("effective" in k for k in t)                 # plain FLOPs over our time is not a rate
-    # medians of alternated rounds, with their spread; the encoder is part of the training step
+    # medians of alternated rounds, with their spread
     assert len(t["timing_ours"]["all"]) == len(t["timing_plain"]["all"]) == result["repeats"] == 2
     assert t["timing_ours"]["min"] <= t["seconds_ours"] <= t["timing_ours"]["max"]
+    # the training step is timed as one step (not a sum of medians), in both precisions
     step = result["training_step"]
-    assert step["seconds"] == pytest.approx(t["seconds_ours"] + result["encoder_step"]["seconds"])
-    assert step["images_per_s"] == pytest.approx(result["batch_size"] / step["seconds"])
+    assert step["batches_per_step"] == 2                        # quick config: n_critic = 2 fresh minibatches
+    for p in ("fp32", "bf16"):
+        q = step[p]
+        assert q["timing"]["min"] <= q["seconds"] <= q["timing"]["max"]
+        assert q["utilisation_bf16_yardstick"] == pytest.approx(step["flops"] / q["seconds"] / 1e9 / y["bf16"]["best"])
+        assert q["utilisation_fp32_yardstick"] == pytest.approx(step["flops"] / q["seconds"] / 1e9 / y["fp32"]["best"])
+    assert step["bf16_speedup"] == pytest.approx(step["fp32"]["seconds"] / step["bf16"]["seconds"])
     i = result["inpainting"]
-    assert len(i["timing_ours"]["all"]) == len(i["timing_plain"]["all"]) == 2
-    assert result["sampling"]["images_per_s_unconditional"] > 0 and result["sampling"]["images_per_s_guided"] > 0
+    assert len(i["timing_ours"]["all"]) == len(i["timing_plain"]["all"]) == len(i["timing_bf16"]["all"]) == 2
+    for p in ("fp32", "bf16"):
+        assert result["sampling"][p]["images_per_s_unconditional"] > 0 and result["sampling"][p]["images_per_s_guided"] > 0
+    for p in ("fp32", "bf16"):
+        prof = result["profile"][p]
+        assert sum(prof["category_shares"].values()) == pytest.approx(1.0) and prof["top_ops"]
+        assert prof["category_shares"]["convolution"] > 0 and 0 < prof["penalty_share"] < 1
     assert result["data"]["png_decodes_first_epoch"] > 0
     assert result["data"]["png_decodes_later_epochs"] == 0          # later epochs read the uint8 cache
-    assert "yardstick" in proc.stdout and "plain reference" in proc.stdout and "avoided work" in proc.stdout
+    assert "yardstick bf16" in proc.stdout and "plain reference" in proc.stdout and "avoided work" in proc.stdout
+
+
+def test_bench_trainer_draws_n_critic_fresh_batches(tiny_cfg):
+    """The benchmark's step is the training step: each critic update gets its own minibatch."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_wgan import BenchTrainer
+    from src_new.models.wgan_gp import build_wgan_gp
+
+    torch.manual_seed(0)
+    model = build_wgan_gp(tiny_cfg)
+    trainer = BenchTrainer(tiny_cfg, model)
+    n = model.n_critic
+    assert trainer.batches_per_step == n
+    seen = []
+    original = model.critic_step
+    model.critic_step = lambda real, cond=None, noise=None: (seen.append(real.clone()), original(real, cond, noise))[1]
+    real = torch.rand(n * 4, model.channels, *model.image_size).round()
+    trainer.train_step(real, torch.randn(n * 4, model.cond_dim))
+    assert len(seen) == n and all(torch.equal(s, r) for s, r in zip(seen, real.chunk(n)))
 
 
 def test_accounting_on_a_network_with_flops_known_by_hand():

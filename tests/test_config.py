@@ -4,8 +4,8 @@ import argparse
 import pytest
 import yaml
 
-from src_new.utils.config import (apply_overrides, auto_complete_config, config_from_args, load_config,
-                                  validate_config)
+from src_new.utils.config import (PRECISIONS, apply_overrides, auto_complete_config, config_from_args,
+                                  load_config, validate_config)
 
 
 def base():
@@ -49,10 +49,10 @@ def test_default_config_has_plan_values():
 
 
 def test_overrides_are_yaml_typed():
-    cfg = apply_overrides(base(), ["training.lr_critic=2e-4", "model.dim_mults=[1,2,2]", "training.bf16=true"])
+    cfg = apply_overrides(base(), ["training.lr_critic=2e-4", "model.dim_mults=[1,2,2]", "training.overwrite=true"])
     assert cfg["training"]["lr_critic"] == 2e-4
     assert cfg["model"]["dim_mults"] == [1, 2, 2]
-    assert cfg["training"]["bf16"] is True
+    assert cfg["training"]["overwrite"] is True
     with pytest.raises(ValueError, match="section.key=value"):
         apply_overrides(base(), ["epochs=3"])
 
@@ -113,3 +113,15 @@ def test_yaml_python_tag_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not a valid \\(safe\\) YAML"):
         load_config(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_precision_is_validated_and_the_old_bf16_key_is_renamed(capsys):
+    cfg = auto_complete_config(base())
+    assert cfg["training"]["precision"] in PRECISIONS and cfg["sampling"]["precision"] in PRECISIONS
+    bad = apply_overrides(base(), ["training.precision=fp16"])
+    with pytest.raises(ValueError, match="training.precision = 'fp16'.*fp32"):
+        validate_config(auto_complete_config(bad, verbose=False))
+    for old, new in ((True, "bf16"), (False, "fp32")):   # configs stored in old checkpoints
+        cfg = validate_config(auto_complete_config(apply_overrides(base(), [f"training.bf16={old}"])))
+        assert cfg["training"]["precision"] == new and "bf16" not in cfg["training"]
+        assert f"training.bf16 = {old} is now training.precision = {new}" in capsys.readouterr().out

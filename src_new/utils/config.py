@@ -64,7 +64,7 @@ SCHEMA = {
         "check_every": 100,          # epochs between checkpoints
         "run_name": None,            # default: <config name>
         "overwrite": False,          # allow reusing an existing run folder
-        "bf16": False,               # CUDA only: bf16 autocast
+        "precision": "fp32",         # fp32 | bf16 (autocast on AMX / AVX-512 BF16 CPUs and GPUs; fp32 weights)
         "max_grad_norm": 1.0e4,      # a larger gradient norm counts as divergence
         "on_divergence": "stop",     # stop | rollback (reload last checkpoint, halve lrs)
     },
@@ -79,6 +79,7 @@ SCHEMA = {
         "mode": "conditional",
         "components": ["fpu", "group_nc", "group_km"],
         "per_condition": 1,          # conditional: K draws per condition (K >= 2: within-condition diversity)
+        "precision": "fp32",         # fp32 | bf16: the networks' passes in sampling and inpainting
     },
     "evaluation": {
         "inception_weights": None,   # path to pt_inception-2015-12-05 weights (optional)
@@ -173,6 +174,10 @@ MODEL_SCHEMA = {
 
 MODEL_TYPES = sorted(MODEL_SCHEMA)
 PHASES = ("gan", "encoder", "flow")    # wgan_gp training.phase
+PRECISIONS = ("fp32", "bf16")          # training.precision, sampling.precision
+# Keys renamed since checkpoints were written: old (section, key) -> (new key, value map).
+# Applied when a config is completed, so old run folders and checkpoints still load.
+RENAMED_KEYS = {("training", "bf16"): ("precision", lambda on: "bf16" if on else "fp32")}
 DATA_TYPES = ("multicomponent", "image_folder")
 # data.type image_folder: data.component_dirs names the picture's channels (and grids show
 # such samples as pictures, not as component overlays).
@@ -262,6 +267,13 @@ def auto_complete_config(cfg, verbose=True):
     """Fill defaults and derived keys (channels, cond_dim, total_latent_dim); prints derived ones."""
     cfg = copy.deepcopy(cfg)
     model_type = (cfg.get("model") or {}).get("type")
+    for (section, old), (new, convert) in RENAMED_KEYS.items():
+        sec = cfg.get(section)
+        if isinstance(sec, dict) and old in sec:
+            value = sec.pop(old)
+            sec.setdefault(new, convert(value))
+            if verbose:
+                print(f"[config] {section}.{old} = {value} is now {section}.{new} = {sec[new]}")
     for section, keys in schema_for(model_type).items():
         sec = cfg.setdefault(section, {})
         if sec is None:
@@ -372,6 +384,10 @@ def validate_config(cfg):
     if not isinstance(cfg["sampling"]["per_condition"], int) or isinstance(cfg["sampling"]["per_condition"], bool):
         raise ValueError(f"sampling.per_condition = {cfg['sampling']['per_condition']!r}: expected a positive "
                          f"integer (draws per condition)")
+    for section in ("training", "sampling"):
+        if cfg[section]["precision"] not in PRECISIONS:
+            raise ValueError(f"{section}.precision = {cfg[section]['precision']!r}: use one of {list(PRECISIONS)} "
+                             f"(bf16: autocast where the CPU has AMX / AVX-512 BF16 units, or on a GPU)")
     if training["on_divergence"] not in ("stop", "rollback"):
         raise ValueError(f"training.on_divergence = {training['on_divergence']!r}: use stop or rollback")
     if not isinstance(cfg["logging"]["tensorboard"], bool):

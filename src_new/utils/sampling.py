@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .config import PRECISIONS
 from .io import prepare_output_dir, save_component_images, write_json
 from .masks import component_indices, create_mask
+from .precision import autocast, resolve_precision
 
 MODES = ("unconditional", "conditional", "inpainting", "interpolate")
 
@@ -58,6 +60,9 @@ def add_sampling_args(parser: argparse.ArgumentParser):
     parser.add_argument("--out", help="output folder (default: <samples_dir>/<mode>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="the networks' passes: fp32, or bf16 autocast (AMX / AVX-512 BF16 CPUs, GPUs; "
+                             "falls back to fp32 elsewhere) (default: config sampling.precision)")
     parser.add_argument("--postprocess", choices=("none", "clean"), default="none",
                         help="clean: threshold, drop small pieces, fill small holes (raw kept in the npz)")
     parser.add_argument("--min_size", type=int, default=4, help="clean: smallest piece kept (pixels)")
@@ -81,7 +86,7 @@ def sampling_options(args, cfg):
             "inpaint_loss": pick("inpaint_loss"), "restarts": pick("restarts"),
             "inpaint_prior_weight": s.get("inpaint_prior_weight", 0.0),
             "inpaint_lr_schedule": s.get("inpaint_lr_schedule"), "inpaint_noise": s.get("inpaint_noise"),
-            "per_condition": pick("per_condition") or 1}
+            "per_condition": pick("per_condition") or 1, "precision": pick("precision") or "fp32"}
 
 
 # model.inpaint keyword <- (option name, CLI flag) for the options only some models use
@@ -184,9 +189,48 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     out = prepare_output_dir(args.out or Path(cfg["paths"]["samples_dir"]) / mode, args.overwrite,
                              "samples folder")
     device = next(model.parameters()).device
+    precision = resolve_precision(opts["precision"], device, "sampling.precision")
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
     start = time.time()
+    with autocast(precision, device):
+        images, conditions, extra, info, applied, not_applied = _generate(
+            model, cfg, args, opts, gen, device, raw_cond, extra_modes, sample_kwargs, inpaint_kwargs)
+    elapsed = time.time() - start
+    postprocess = None
+    if args.postprocess == "clean":
+        from ..evaluation.postprocess import clean
+        extra["images_raw"] = images
+        images = torch.as_tensor(clean(images.numpy(), min_size=args.min_size, max_hole=args.max_hole))
+        postprocess = {"method": "clean", "min_size": args.min_size, "max_hole": args.max_hole}
+    save_component_images(images, out, names, conditions=conditions, extra_arrays=extra,
+                          condition_columns=columns or ("width_px", "height_px"),
+                          mirror=cfg["data"].get("mirror", "auto"))
+    options = {k: opts[k] for k in MODE_OPTIONS[mode]}
+    options.update({INPAINT_MODEL_OPTIONS[k][0]: v for k, v in applied.items()})
+    manifest = {
+        "model": cfg["model"]["type"], "mode": mode, "checkpoint": str(ckpt_path), "seed": args.seed,
+        "num_samples": int(len(images)), "options": options, "not_applied": not_applied,
+        "per_condition": per_condition if mode == "conditional" else None,
+        "postprocess": postprocess, "wall_time_s": round(elapsed, 3),
+        "seconds_per_image": round(elapsed / max(len(images), 1), 5), "device": str(device), "precision": precision,
+        "component_names": names, "condition_columns": columns, "config": cfg,
+        "model_options": {**(sample_kwargs if mode in ("unconditional", "conditional") else {}),
+                          **(inpaint_kwargs if mode == "inpainting" else {})}, **info,
+    }
+    write_json(manifest, out / "manifest.json")
+    print(f"wrote {len(images)} {mode} samples to {out} ({elapsed:.1f}s, "
+          f"{elapsed / max(len(images), 1) * 1000:.1f} ms/image)")
+    return out
+
+
+
+def _generate(model, cfg, args, opts, gen, device, raw_cond, extra_modes, sample_kwargs, inpaint_kwargs):
+    """The images of ``opts["mode"]`` -> (images, raw conditions or None, extra arrays, info,
+    applied / not applied model-specific inpainting options)."""
+    mode, names = opts["mode"], cfg["data"]["component_dirs"]
+    columns = list(cfg["data"].get("condition_columns") or [])
+    n, bs, per_condition = opts["num_samples"], opts["batch_sz"], int(opts["per_condition"])
     extra, info = {}, {}
     conditions = None
     applied, not_applied = {}, {}          # model-specific inpainting options
@@ -243,29 +287,4 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     else:
         images, more, info = extra_modes[mode](model, cfg, opts, gen)
         extra.update(more)
-    elapsed = time.time() - start
-    postprocess = None
-    if args.postprocess == "clean":
-        from ..evaluation.postprocess import clean
-        extra["images_raw"] = images
-        images = torch.as_tensor(clean(images.numpy(), min_size=args.min_size, max_hole=args.max_hole))
-        postprocess = {"method": "clean", "min_size": args.min_size, "max_hole": args.max_hole}
-    save_component_images(images, out, names, conditions=conditions, extra_arrays=extra,
-                          condition_columns=columns or ("width_px", "height_px"),
-                          mirror=cfg["data"].get("mirror", "auto"))
-    options = {k: opts[k] for k in MODE_OPTIONS[mode]}
-    options.update({INPAINT_MODEL_OPTIONS[k][0]: v for k, v in applied.items()})
-    manifest = {
-        "model": cfg["model"]["type"], "mode": mode, "checkpoint": str(ckpt_path), "seed": args.seed,
-        "num_samples": int(len(images)), "options": options, "not_applied": not_applied,
-        "per_condition": per_condition if mode == "conditional" else None,
-        "postprocess": postprocess, "wall_time_s": round(elapsed, 3),
-        "seconds_per_image": round(elapsed / max(len(images), 1), 5), "device": str(device),
-        "component_names": names, "condition_columns": columns, "config": cfg,
-        "model_options": {**(sample_kwargs if mode in ("unconditional", "conditional") else {}),
-                          **(inpaint_kwargs if mode == "inpainting" else {})}, **info,
-    }
-    write_json(manifest, out / "manifest.json")
-    print(f"wrote {len(images)} {mode} samples to {out} ({elapsed:.1f}s, "
-          f"{elapsed / max(len(images), 1) * 1000:.1f} ms/image)")
-    return out
+    return images, conditions, extra, info, applied, not_applied

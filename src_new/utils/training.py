@@ -2,7 +2,6 @@
 disk, signals, divergence checks, data loaders."""
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import os
@@ -227,6 +226,7 @@ class Trainer:
     def _setup(self, cfg, resume_state, resume_path, verbose):
         from ..datasets.multicomponent import build_datasets
         from .checkpoint import remove_stale_temp_files
+        from .precision import autocast, resolve_precision
         from .runtime import resolve_device, seed_everything
 
         self.device = self.dist.device(resolve_device(self.tcfg["device"]))
@@ -263,8 +263,10 @@ class Trainer:
             seed_everything(seed + 1000 * self.dist.rank)   # per-rank noise streams
         # progress grids mirror about the side the data's symmetry axis is on (data.mirror)
         self.grid_mirror = mirror_side(self.train_set.images_float[:512], cfg["data"].get("mirror", "auto"))
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                         if self.tcfg["bf16"] and self.device.type == "cuda" else contextlib.nullcontext())
+        # training.precision: the networks' passes under bf16 autocast or in fp32; weights,
+        # gradients and optimizer state are fp32 either way (the models take losses in fp32).
+        self.precision = resolve_precision(self.tcfg["precision"], self.device, say=self.say)
+        self.autocast = autocast(self.precision, self.device)
 
     def _on_main(self, fn):
         """Run ``fn`` on rank 0 only and return its result on every rank; an error it raises

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...utils.precision import GroupNorm32, full_precision
+
 
 def sinusoidal_embedding(t, dim):
     """(B,) timesteps -> (B, dim) sin/cos features at geometric frequencies."""
@@ -16,7 +18,7 @@ def sinusoidal_embedding(t, dim):
 
 def norm(channels):
     # Up to 8 groups, always dividing the width, so tiny test widths (e.g. dim=4) still build.
-    return nn.GroupNorm(math.gcd(8, channels), channels)
+    return GroupNorm32(math.gcd(8, channels), channels)
 
 
 class ResBlock(nn.Module):
@@ -127,4 +129,4 @@ class UNet(nn.Module):
             for block, attn in zip(level.blocks, level.attns):
                 h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))
             h = up(h)
-        return self.out(h)
+        return full_precision(self.out(h))   # fp32 under bf16 autocast

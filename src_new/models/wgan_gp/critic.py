@@ -4,6 +4,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ...utils.checks import check_cond, check_image
+from ...utils.precision import GroupNorm32
 from .layers import MinibatchStd, embed_or_null
 
 
@@ -43,7 +44,7 @@ class Critic(nn.Module):
         c_in = channels + (cond_emb_dim if cond_dim > 0 and cond_mode == "concat" else 0)
         layers = [sn(nn.Conv2d(c_in, widths[0], 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
         for a, b in zip(widths[:-1], widths[1:]):
-            layers += [sn(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.GroupNorm(1, b),
+            layers += [sn(nn.Conv2d(a, b, 4, stride=2, padding=1)), GroupNorm32(1, b),
                        nn.LeakyReLU(0.2, inplace=True)]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.minibatch_std = MinibatchStd(minibatch_std_group) if minibatch_std_group else None

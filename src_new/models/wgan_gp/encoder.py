@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from ...utils.checks import check_cond, check_image
+from ...utils.precision import GroupNorm32
 
 
 class Encoder(nn.Module):
@@ -21,9 +22,9 @@ class Encoder(nn.Module):
         self.channels, self.latent_dim, self.image_size = channels, latent_dim, tuple(image_size)
         self.cond_dim = cond_dim
         widths = [dim, dim * 2, dim * 4, dim * 8]
-        layers = [nn.Conv2d(2 * channels, widths[0], 3, padding=1), nn.GroupNorm(8, widths[0]), nn.ReLU()]
+        layers = [nn.Conv2d(2 * channels, widths[0], 3, padding=1), GroupNorm32(8, widths[0]), nn.ReLU()]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.ReLU()]
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), GroupNorm32(8, c_out), nn.ReLU()]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.cond_embed = nn.Linear(cond_dim, widths[-1]) if cond_dim > 0 else None
         self.null_embed = nn.Parameter(torch.zeros(widths[-1]))

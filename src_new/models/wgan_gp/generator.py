@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from ...utils.checks import check_cond
+from ...utils.precision import full_precision
 from .layers import AdaGroupNorm, ResBlock, embed_or_null
 
 # Latents whose mapped styles are averaged for the truncation trick's per-condition mean.
@@ -96,7 +97,7 @@ class Generator(nn.Module):
         if truncation_psi != 1.0:
             w_mean = self.mean_style(cond, drop_mask, batch_size=len(z))
             w = w_mean + truncation_psi * (w - w_mean)
-        out = self.synthesize(w)
+        out = full_precision(self.synthesize(w))   # fp32 logits and sigmoid under bf16 autocast
         return out if logits else torch.sigmoid(out)
 
 

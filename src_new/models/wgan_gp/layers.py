@@ -2,6 +2,8 @@
 import torch
 from torch import nn
 
+from ...utils.precision import GroupNorm32
+
 
 def embed_or_null(embed, null, cond, batch_size, drop_mask=None):
     """(B, D) condition embedding: ``embed(cond)``, or the learned ``null`` token (D,) where
@@ -22,7 +24,7 @@ class AdaGroupNorm(nn.Module):
     def __init__(self, groups, channels, style_dim=0):
         super().__init__()
         self.style_dim = style_dim
-        self.norm = nn.GroupNorm(groups, channels, affine=style_dim == 0)
+        self.norm = GroupNorm32(groups, channels, affine=style_dim == 0)
         if style_dim:
             self.affine = nn.Linear(style_dim, 2 * channels)
             nn.init.zeros_(self.affine.weight)   # starts as the identity: GN(x) * 1 + 0

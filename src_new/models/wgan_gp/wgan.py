@@ -167,6 +167,9 @@ class WGANGP(nn.Module):
             fake = self._compiled.get("generator", self.generator)(noise["z"], cond, noise["drop_mask"])
         d_real, d_fake = self._critic_scores(real, fake, cond, critic_drop)
         wasserstein = d_real.float().mean() - d_fake.float().mean()
+        # The penalty's critic pass, its double backward and the norm run in fp32 whatever the
+        # precision: a gradient norm measured in bf16 is coarse near the target 1, and the bf16
+        # double backward also measured slower (default config: 8.6-11.5 s vs 6.8-7.7 s per step).
         with torch.autocast(real.device.type, enabled=False):
             gp = self.compute_gradient_penalty(real.float(), fake.float(), cond, noise["eps"], critic_drop)
         return {"critic_loss": -wasserstein + gp, "wasserstein_distance": wasserstein.detach(),
@@ -174,7 +177,8 @@ class WGANGP(nn.Module):
 
     def generator_step(self, real, cond=None, noise=None):
         """Losses for one generator update: -mean D(G(z)) (+ the mode-seeking term when
-        lambda_ms > 0); the critic's weights get no gradient."""
+        lambda_ms > 0); the critic's weights get no gradient. ``real`` only sets the batch
+        size and device (and is checked by ``forward``)."""
         noise = noise or self.draw_noise(real.shape[0], real.device)
         drop = noise["drop_mask"]
         half = len(real) // 2
@@ -183,16 +187,12 @@ class WGANGP(nn.Module):
             pair = lambda t: None if t is None else torch.cat([t[:half], t[:half], t[2 * half:]])
             cond, drop = pair(cond), pair(drop)
         fake = self.generator(noise["z"], cond, drop)
-        critic_drop = self._critic_drop(drop)
-        # fast: the critic's weights need no gradient here. D(real) (only logged) runs apart,
-        # without autograd: fused with D(fake), the backward would run over both halves.
-        ctx = frozen(self.critic) if self.fast else contextlib.nullcontext()
-        with ctx:
-            d_fake = self.critic(fake, cond, critic_drop)
-            with torch.no_grad():
-                d_real = self.critic(real, cond, critic_drop)
+        # fast: the critic's weights need no gradient here. (No pass over the real batch: the
+        # Wasserstein estimate is the critic step's.)
+        with frozen(self.critic) if self.fast else contextlib.nullcontext():
+            d_fake = self.critic(fake, cond, self._critic_drop(drop))
         g_loss = -d_fake.float().mean()
-        out = {"wasserstein_distance": (d_real.float().mean() - d_fake.float().mean()).detach()}
+        out = {}
         if self.lambda_ms > 0 and half > 0:
             ms = self.mode_seeking_loss(fake[:half], fake[half:2 * half], noise["z"][:half], noise["z"][half:2 * half])
             g_loss = g_loss + self.lambda_ms * ms
@@ -211,7 +211,7 @@ class WGANGP(nn.Module):
         """img: real (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None; step: critic | generator.
 
         critic: {critic_loss = -W + GP, wasserstein_distance W = mean D(real) - mean D(fake),
-        gradient_penalty}; generator: {generator_loss = -mean D(G(z)), wasserstein_distance}.
+        gradient_penalty}; generator: {generator_loss = -mean D(G(z)) (+ mode_seeking_loss)}.
         Loss values are tensors for ``.backward()``; the others are detached. noise: optional
         fixed random draws (``draw_noise``), for references and tests."""
         cond = self._check_batch(img, cond, "WGANGP.forward input")

@@ -1,0 +1,158 @@
+"""Train one WGAN-GP design with several training seeds at a wall-clock budget, score every
+seed with the ablation protocol (bench/ablation.py: one fixed sampling seed), and write the
+per-seed figures with their mean and standard deviation.
+
+    python bench/seeds.py --name toy_fp32 --budget 600                       # seeds 0 1 2
+    python bench/seeds.py --name toy_bf16 --budget 600 --set training.precision=bf16
+    python bench/seeds.py --compare toy_fp32 toy_bf16                         # gain / loss / within noise
+
+Each seed trains through the CLI (``train.py``) for ``--budget`` seconds of wall clock, then
+gets SIGTERM (the trainer saves a checkpoint at the step it is on and stops), so a faster
+design gets more steps in the same time. Results go to ``--out`` (bench/results/seeds.json),
+one entry per ``--name`` with its provenance; an existing entry is replaced only with
+``--replace``. A difference counts as a gain or a loss only when the two means differ by more
+than their standard errors added (sd / sqrt(n) each); otherwise it is "within noise".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ablation import score  # noqa: E402
+from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
+from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
+from src_new.utils.io import write_json  # noqa: E402
+from src_new.utils.provenance import provenance  # noqa: E402
+
+# The figures a verdict is given on, and which way is better.
+HEADLINE = {"cond_fd": "lower", "cond_precision": "higher", "cond_recall": "higher", "cond_coverage": "higher",
+            "cond_condition_mae": "lower", "uncond_null_fd": "lower", "uncond_marginal_fd": "lower",
+            "within_condition_ratio": "higher", "seconds_per_step": "lower"}
+SAMPLING_SEED = 0
+
+
+def train_for(config, run_dir, seed, budget, overrides):
+    """Train ``config`` with ``seed`` for ``budget`` seconds (then SIGTERM) -> (seconds, log)."""
+    cmd = [sys.executable, str(ROOT / "src_new" / "scripts" / "train.py"), "--config", str(config),
+           "--run_name", run_dir.name, "--overwrite", "--seed", str(seed), "--epochs", "100000",
+           "--set", f"paths.output_dir={run_dir.parent}", "--set", "training.eval_every=100000",
+           "--set", "training.check_every=100000"]
+    for item in overrides:
+        cmd += ["--set", item]
+    start = time.perf_counter()
+    log = open(run_dir.parent / f"{run_dir.name}.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        proc.wait(timeout=budget)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)            # the trainer saves a checkpoint and exits 130
+        proc.wait(timeout=600)
+    seconds = time.perf_counter() - start
+    log.close()
+    if proc.returncode not in (0, 130):
+        tail = (run_dir.parent / f"{run_dir.name}.log").read_text()[-2000:]
+        raise SystemExit(f"seed {seed}: training failed (exit {proc.returncode}):\n{tail}")
+    return seconds, " ".join(cmd)
+
+
+def summarize(rows):
+    """{metric: {mean, sd, n}} over the seeds' rows (sd with n - 1; 0 for one seed)."""
+    out = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool)]
+        if len(values) == len(rows):
+            out[key] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        "n": len(values)}
+    return out
+
+
+def verdict(base, new, better):
+    """'gain' | 'loss' | 'within noise': ``new`` vs ``base`` ({mean, sd, n} each) on a metric where
+    ``better`` is 'lower' or 'higher'; a gain or loss needs the means apart by more than the two
+    standard errors added."""
+    se = base["sd"] / math.sqrt(base["n"]) + new["sd"] / math.sqrt(new["n"])
+    diff = new["mean"] - base["mean"]
+    if abs(diff) <= se:
+        return "within noise"
+    return "gain" if (diff < 0) == (better == "lower") else "loss"
+
+
+def compare(entries, base_name, new_name):
+    base, new = entries[base_name]["summary"], entries[new_name]["summary"]
+    lines = [f"{'metric':24s} {base_name:>20s} {new_name:>20s}  verdict"]
+    for key, better in HEADLINE.items():
+        if key in base and key in new:
+            fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
+            lines.append(f"{key:24s} {fmt(base[key]):>20s} {fmt(new[key]):>20s}  {verdict(base[key], new[key], better)}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", help="the design's label (its entry in --out)")
+    p.add_argument("--config", default="configs/wgan_gp_toy.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="what this design changes (repeatable)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    p.add_argument("--budget", type=float, help="seconds of training per seed (wall clock, start-up included)")
+    p.add_argument("--runs", default="outputs/wgan_gp/seeds", help="where the seeds' run folders go")
+    p.add_argument("--out", default="bench/results/seeds.json")
+    p.add_argument("--replace", action="store_true", help="replace an existing entry of the same --name")
+    p.add_argument("--compare", nargs=2, metavar=("BASE", "NEW"), help="print the verdicts of NEW vs BASE")
+    args = p.parse_args(argv)
+    out = ROOT / args.out
+    entries = json.loads(out.read_text()) if out.exists() else {}
+    if args.compare:
+        missing = [n for n in args.compare if n not in entries]
+        if missing:
+            p.error(f"{missing} not in {out}; entries: {sorted(entries)}")
+        print(compare(entries, *args.compare))
+        return entries
+    if not args.name or not args.budget or args.budget <= 0:
+        p.error("--name and a positive --budget are needed to run a design (or use --compare BASE NEW)")
+    if args.name in entries and not args.replace:
+        p.error(f"{out} already holds '{args.name}' ({entries[args.name]['provenance']['date']}); "
+                f"pass --replace to measure it again, or use another --name")
+    torch.set_num_threads(2)
+    rows, commands = [], []
+    for seed in args.seeds:
+        run_dir = ROOT / args.runs / f"{args.name}_s{seed}"
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        seconds, command = train_for(args.config, run_dir, seed, args.budget, args.overrides)
+        path = run_dir / "checkpoint_latest.pt"
+        ckpt = load_checkpoint(path)
+        model, cfg = load_model_from_checkpoint(path, ckpt=ckpt)
+        row = {"seed": seed, "train_seconds": seconds, "generator_steps": ckpt["global_step"],
+               "seconds_per_step": seconds / max(ckpt["global_step"], 1),
+               "precision": cfg["training"]["precision"], **score(model, cfg, seed=SAMPLING_SEED)}
+        rows.append(row)
+        commands.append(command)
+        print(f"seed {seed}: {row['generator_steps']} steps in {seconds:.0f} s, FD {row['cond_fd']:.3f}, "
+              f"recall {row['cond_recall']:.3f}, MAE {row['cond_condition_mae']:.3f} px", flush=True)
+    entries[args.name] = {
+        "provenance": provenance(argv, config_file=str(args.config), overrides=args.overrides, seeds=args.seeds,
+                                 sampling_seed=SAMPLING_SEED, budget_seconds=args.budget, train_commands=commands,
+                                 resolved_config=cfg),
+        "per_seed": rows, "summary": summarize(rows)}
+    write_json(entries, out)
+    s = entries[args.name]["summary"]
+    print("\n".join(f"{k:24s} {s[k]['mean']:.4f} ± {s[k]['sd']:.4f} (n={s[k]['n']})" for k in HEADLINE if k in s))
+    print(f"wrote {out}")
+    return entries
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Provenance of a results file: which code, command, machine and date produced it.
+
+Every JSON under bench/results/ carries ``provenance(...)`` as its ``"provenance"`` entry, so a
+figure can be traced to the commit and command that measured it.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _git(*args):
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def cpu_model():
+    """The CPU's model name (Linux /proc/cpuinfo; else platform.processor())."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine(device="cpu"):
+    """{cpu, cpus, torch_threads, torch, bf16_units, device}: what the figures were measured on."""
+    from .precision import bf16_supported
+    info = {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "bf16_units": bf16_supported("cpu"), "device": str(device)}
+    if torch.device(device).type == "cuda" and torch.cuda.is_available():
+        info["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def provenance(argv=None, device="cpu", **extra):
+    """{commit, dirty, command, date, machine, **extra} for a results file. ``extra`` holds what
+    the measurement depends on: seeds, the resolved config (or its hash), training wall time and
+    steps. ``dirty`` lists the changed tracked files when the tree differs from the commit."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": _git("rev-parse", "HEAD"), "dirty": sorted(line[3:] for line in status.splitlines())
+            if status else [], "command": " ".join([Path(sys.executable).name, *(argv if argv is not None
+                                                                                  else sys.argv)]),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(device), **extra}
