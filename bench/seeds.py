@@ -10,7 +10,9 @@ Each seed trains through the CLI (``train.py``) for ``--budget`` seconds of wall
 gets SIGTERM (the trainer saves a checkpoint at the step it is on and stops), so a faster
 design gets more steps in the same time. Results go to ``--out`` (bench/results/seeds.json),
 one entry per ``--name`` with its provenance; an existing entry is replaced only with
-``--replace``. A difference counts as a gain or a loss only when the two means differ by more
+``--replace``; running new ``--seeds`` of an existing entry with the same config and overrides
+adds them to it (so two designs can be run seed by seed, alternately, and share the machine's
+drift). A difference counts as a gain or a loss only when the two means differ by more
 than their standard errors added (sd / sqrt(n) each); otherwise it is "within noise".
 """
 from __future__ import annotations
@@ -68,6 +70,15 @@ def train_for(config, run_dir, seed, budget, overrides):
     return seconds, " ".join(cmd)
 
 
+def median_step_seconds(run_dir, cfg):
+    """Median seconds of one training step (from losses.csv: images per step / images_per_s)."""
+    import pandas as pd
+    log = pd.read_csv(run_dir / "losses.csv")
+    t = cfg["training"]
+    per_step = t["batch_size"] * (cfg["model"]["n_critic"] if t["fresh_critic_batches"] else 1)
+    return float((per_step / log["images_per_s"]).median())
+
+
 def summarize(rows):
     """{metric: {mean, sd, n}} over the seeds' rows (sd with n - 1; 0 for one seed)."""
     out = {}
@@ -123,9 +134,15 @@ def main(argv=None):
         return entries
     if not args.name or not args.budget or args.budget <= 0:
         p.error("--name and a positive --budget are needed to run a design (or use --compare BASE NEW)")
-    if args.name in entries and not args.replace:
-        p.error(f"{out} already holds '{args.name}' ({entries[args.name]['provenance']['date']}); "
-                f"pass --replace to measure it again, or use another --name")
+    previous = entries.get(args.name) if not args.replace else None
+    if previous is not None:
+        same = (previous["provenance"]["config_file"], previous["provenance"]["overrides"]) == (str(args.config),
+                                                                                                args.overrides)
+        done = sorted(set(previous["provenance"]["seeds"]) & set(args.seeds))
+        if not same or done or previous["provenance"]["budget_seconds"] != args.budget:
+            p.error(f"{out} already holds '{args.name}' (seeds {previous['provenance']['seeds']}, "
+                    f"{previous['provenance']['date']}) with {'seeds ' + str(done) if done else 'another design or budget'}; "
+                    f"pass --replace to measure it again, or use another --name")
     torch.set_num_threads(2)
     rows, commands = [], []
     for seed in args.seeds:
@@ -136,16 +153,19 @@ def main(argv=None):
         ckpt = load_checkpoint(path)
         model, cfg = load_model_from_checkpoint(path, ckpt=ckpt)
         row = {"seed": seed, "train_seconds": seconds, "generator_steps": ckpt["global_step"],
-               "seconds_per_step": seconds / max(ckpt["global_step"], 1),
+               "seconds_per_step": median_step_seconds(run_dir, cfg),
                "precision": cfg["training"]["precision"], **score(model, cfg, seed=SAMPLING_SEED)}
         rows.append(row)
         commands.append(command)
         print(f"seed {seed}: {row['generator_steps']} steps in {seconds:.0f} s, FD {row['cond_fd']:.3f}, "
               f"recall {row['cond_recall']:.3f}, MAE {row['cond_condition_mae']:.3f} px", flush=True)
+    if previous is not None:   # new seeds of the same design
+        rows = previous["per_seed"] + rows
+        commands = previous["provenance"]["train_commands"] + commands
     entries[args.name] = {
-        "provenance": provenance(argv, config_file=str(args.config), overrides=args.overrides, seeds=args.seeds,
-                                 sampling_seed=SAMPLING_SEED, budget_seconds=args.budget, train_commands=commands,
-                                 resolved_config=cfg),
+        "provenance": provenance(argv, config_file=str(args.config), overrides=args.overrides,
+                                 seeds=[r["seed"] for r in rows], sampling_seed=SAMPLING_SEED,
+                                 budget_seconds=args.budget, train_commands=commands, resolved_config=cfg),
         "per_seed": rows, "summary": summarize(rows)}
     write_json(entries, out)
     s = entries[args.name]["summary"]

@@ -8,6 +8,7 @@
 #       bash scripts/compare_models.sh                         # reuses a WGAN-GP run, trains the DDPM
 # WGAN_INPAINT_ARGS: extra sample.py flags for the WGAN-GP's inpainting (a reused checkpoint
 # carries the sampling settings of its day), e.g. "--inpaint_loss mse --restarts 2 --inpaint_steps 100".
+# Writes bench/results/compare_models.json (RESULTS=path to write elsewhere) with provenance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -49,3 +50,6 @@ for mode in unconditional conditional_g0 conditional_g2 inpainting; do
     done
 done
 $PY src_new/scripts/evaluate.py --compare "${runs[@]}"
+run_args=(--run "$(dirname "$WGAN_CKPT")" --run "$(dirname "$DDPM_CKPT")")
+$PY bench/collect_results.py --out "${RESULTS:-bench/results/compare_models.json}" "${run_args[@]}" \
+    --train_seconds "$BUDGET" --train_seconds "$BUDGET" --command "BUDGET=$BUDGET bash scripts/compare_models.sh" "${runs[@]}"

@@ -6,7 +6,8 @@
 # draws for each test condition (the first feeds FD/precision/recall/coverage, all five the
 # within-condition diversity), inpainting with three sets of preserved components, every
 # folder evaluated against the test split.
-# Run through `make quality` (which installs requirements and generates data/toy first).
+# Run through `make quality` (which installs requirements and generates data/toy first); it writes
+# bench/results/quality.json (RESULTS=path to write elsewhere) with the provenance of the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -45,5 +46,7 @@ for mode in "${runs[@]}"; do
     $PY src_new/scripts/evaluate.py --samples $OUT/$mode
 done
 $PY src_new/scripts/evaluate.py --compare "${runs[@]/#/$OUT/}"
+$PY bench/collect_results.py --out "${RESULTS:-bench/results/quality.json}" --run "$RUN" \
+    --train_seconds $(( train_done - start )) --command "EPOCHS=$EPOCHS bash scripts/quality.sh" "${runs[@]/#/$OUT/}"
 echo "quality run finished in $(( $(date +%s) - start ))s (training $(( train_done - start ))s):" \
      "samples and metrics.json in $OUT/*, training curves in $RUN/losses.csv"

@@ -298,3 +298,23 @@ def test_condition_error_follows_the_dataset_convention(tmp_path):
     assert (conv["width_px"]["slope"], conv["width_px"]["intercept"], conv["height_px"]["intercept"]) == (2, -1, 3)
     assert not conv["load"]["ok"]
     assert any("no measurement convention fits condition column 'load'" in n for n in result["notes"])
+
+
+def test_fewer_samples_than_test_images_get_an_equal_real_reference_and_kid_subsets_below_n(real_sets, tmp_path):
+    """An inpainting folder of 5 completions (8 test images) is scored against 5 real images,
+    drawn with the seed; KID subsets are at most half the smaller set, so they differ."""
+    cfg, train, test = real_sets
+    truth = test.images_float.numpy()[:5]
+    mask = np.zeros_like(truth)
+    mask[:, [0, 3]] = 1
+    folder = make_folder(tmp_path / "few", truth, cfg, "inpainting", arrays={"ground_truth": truth, "mask": mask,
+                                                                            "test_indices": np.arange(5)})
+    result = evaluate_samples(folder, write=False)
+    assert result["num_real"] == result["metrics"]["n"] == 5
+    assert any("5 of the 8 test images" in note for note in result["notes"])
+    assert 2 <= result["kid"]["subset_size"] <= 5 // 2 and result["kid"]["subsets"] > 1
+    # the full test split as samples: the whole real set, a KID subset of half of it
+    folder = make_folder(tmp_path / "all", test.images_float, cfg, "conditional", conditions=test.raw_conditions)
+    result = evaluate_samples(folder, write=False)
+    assert result["num_real"] == len(test) and result["kid"]["subset_size"] == len(test) // 2
+    assert result["metrics"]["geometric_kid_std"] > 0                # subsets that differ have a spread

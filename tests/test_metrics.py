@@ -216,7 +216,13 @@ def test_clean_drops_specks_and_fills_holes():
     y[0, 0, 2, 4:] = 0             # notch from the right border
     y[0, 0, 3, 0] = 0              # notch from the mid-plane
     assert clean(y, max_hole=4)[0, 0, 2, 5] == 0 and clean(y, max_hole=4)[0, 0, 3, 0] == 1
-    assert clean(y, max_hole=4, mirrored=False)[0, 0, 3, 0] == 0
+    assert clean(y, max_hole=4, mirror="none")[0, 0, 3, 0] == 0
+    # the same section with its mid-plane on the right: the notch from that side is filled
+    flipped = y[..., ::-1].copy()
+    assert clean(flipped, max_hole=4, mirror="right")[0, 0, 3, 5] == 1
+    assert clean(flipped, max_hole=4, mirror="left")[0, 0, 3, 5] == 0
+    with pytest.raises(ValueError, match="mid-plane"):
+        clean(y, mirror=True)
     with pytest.raises(ValueError, match="min_size"):
         clean(x, min_size=-1)
 

@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from src_new.models.wgan_gp import Critic, Encoder, Generator, WGANGP, build_wgan_gp, create_mask
 from src_new.utils.config import auto_complete_config, load_config, validate_config
@@ -323,3 +324,91 @@ def test_create_mask():
 def test_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call(tiny_model())
+
+
+def _head_model(lambda_cond=1.0, fast=True):
+    from conftest import TINY_WGAN
+    cfg = copy.deepcopy(TINY_WGAN)
+    cfg["data"].update(root_dir="unused", condition_csv="unused.csv")
+    cfg["model"].update(lambda_cond=lambda_cond, critic_cond="projection")
+    cfg["training"]["fast"] = fast
+    torch.manual_seed(0)
+    return build_wgan_gp(validate_config(auto_complete_config(cfg, verbose=False)))
+
+
+def _draws(m, batch=8, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {"z": torch.randn(batch, m.latent_dim, generator=g), "drop_mask": torch.rand(batch, generator=g) < 0.3,
+            "eps": torch.rand(batch, 1, 1, 1, generator=g)}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_condition_head_learns_from_real_images_only_and_reaches_the_generator(fast):
+    m = _head_model(fast=fast)
+    x, c = torch.rand(8, 5, 64, 32).round(), torch.randn(8, 2)
+    noise = _draws(m)
+    out = m(x, cond=c, step="critic", noise=noise)
+    # the head's term is the MSE of its prediction on the real batch, whatever the fakes are
+    expected = F.mse_loss(m.critic(x, c, return_condition=True)[1], c)
+    assert out["cond_loss_real"].item() == pytest.approx(expected.item(), rel=1e-5)
+    other = dict(noise, z=torch.randn_like(noise["z"]))
+    assert m(x, cond=c, step="critic", noise=other)["cond_loss_real"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out["critic_loss"].item() == pytest.approx(
+        (-out["wasserstein_distance"] + out["gradient_penalty"] + m.lambda_cond * out["cond_loss_real"]).item(), rel=1e-5)
+    # the penalty covers the adversarial score only: the head's weights do not move it
+    with torch.no_grad():
+        m.critic.condition_head.weight.add_(1.0)
+    assert m(x, cond=c, step="critic", noise=noise)["gradient_penalty"].item() == pytest.approx(
+        out["gradient_penalty"].item(), rel=1e-5)
+    # the generator's term: the head's error on the fakes that were given a condition
+    m.zero_grad(set_to_none=True)
+    g = m(x, cond=c, step="generator", noise=noise)
+    g["generator_loss"].backward()
+    with_term = {n: p.grad.clone() for n, p in m.generator.named_parameters() if p.grad is not None}
+    m.zero_grad(set_to_none=True)
+    m.lambda_cond = 0.0
+    m(x, cond=c, step="generator", noise=noise)["generator_loss"].backward()
+    differs = [n for n, p in m.generator.named_parameters() if p.grad is not None
+               and not torch.allclose(p.grad, with_term[n])]
+    assert g["cond_loss_fake"] > 0 and differs, "the condition term does not reach the generator"
+    if fast:
+        assert all(p.grad is None for p in m.critic.parameters())       # frozen in the generator step
+
+
+def test_condition_head_needs_projection_and_conditions():
+    with pytest.raises(ValueError, match="projection"):
+        Critic(5, 2, (64, 32), dim=8, cond_mode="concat", condition_head=True)
+    with pytest.raises(ValueError, match="this critic has no condition head"):
+        Critic(5, 2, (64, 32), dim=8, cond_mode="projection")(torch.rand(2, 5, 64, 32), torch.randn(2, 2),
+                                                             return_condition=True)
+
+
+def test_reach_term_trains_generator_and_encoder_never_the_critic():
+    m = _head_model(lambda_cond=0.0)
+    m.lambda_rec, m.lambda_latent_kl = 1.0, 0.1
+    x, c = torch.rand(8, 5, 64, 32).round(), torch.randn(8, 2)
+    out = m(x, cond=c, step="generator", noise=_draws(m))
+    reach = m.reach_loss(x, c)
+    assert out["reconstruction_loss"].item() == pytest.approx(reach["reconstruction_loss"].item(), rel=1e-5)
+    assert out["latent_kl"].item() == pytest.approx(reach["latent_kl"].item(), rel=1e-5)
+    out["generator_loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())
+    assert all(p.grad is None for p in m.critic.parameters())
+    # the batch KL is 0 for latents with the prior's moments, > 0 otherwise
+    z = torch.randn(4096, 3, generator=torch.Generator().manual_seed(0))
+    assert m.batch_latent_kl(z).item() < 1e-3 and m.batch_latent_kl(2 * z + 1).item() > 0.5
+
+
+def test_trainer_steps_the_encoder_with_the_reach_term(tiny_cfg):
+    from src_new.models.wgan_gp.train import WGANGPTrainer
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["model"]["lambda_rec"] = 1.0
+    cfg["training"]["encoder_every"] = 0              # no inpainting-encoder steps: only the reach term moves it
+    trainer = WGANGPTrainer(cfg, verbose=False)
+    before = copy.deepcopy(trainer.model.encoder.state_dict())
+    real, cond = next(iter(trainer.loader))
+    row = trainer.train_step(real, cond)
+    assert row["reconstruction_loss"] > 0
+    assert any(not torch.equal(before[k], v) for k, v in trainer.model.encoder.state_dict().items())
+    trainer.dist.close()

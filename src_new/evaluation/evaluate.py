@@ -55,6 +55,7 @@ from .inception import SKIP_MESSAGE
 MODES = ("unconditional", "conditional", "inpainting", "interpolate")
 MAX_PIXEL_SET = 2000    # pixel-space k-NN costs N^2 * C*H*W: subsample both sets to this
 KID_SUBSETS = 20
+KID_SUBSET_SIZE = 1000  # capped at half the smaller set, so the subsets differ and kid_std is their spread
 K = 3                   # neighbours for precision/recall/density/coverage
 MIN_REAL_PAIRS = 50     # fewer test pairs with conditions within 1 px: use the train split
 PAIR_TOLERANCE_PX = 1.0
@@ -146,6 +147,12 @@ class RealSet:
         self.inception_features = inception(images) if inception else None
 
 
+def kid_subset_size(n_real, n_fake):
+    """The KID subset size for sets of n_real and n_fake: KID_SUBSET_SIZE, at most half of the
+    smaller set (a subset as large as the set is the set itself every time: no spread)."""
+    return max(2, min(KID_SUBSET_SIZE, n_real // 2, n_fake // 2))
+
+
 def _subset(images, n, rng):
     return images if len(images) <= n else images[np.sort(rng.choice(len(images), n, replace=False))]
 
@@ -154,7 +161,8 @@ def distribution_metrics(fake, real, rng, names=None):
     """The mode-independent suite: fake (N, C, H, W) in [0, 1] vs a RealSet -> flat dict
     (per-component piece-count errors go under the key ``_pieces`` when ``names`` given)."""
     g_fake = (M.geometric_features(fake) - real.mean) / real.std
-    kid_mean, kid_std = M.kid(real.geometric, g_fake, num_subsets=KID_SUBSETS)
+    kid_size = kid_subset_size(len(real.geometric), len(g_fake))
+    kid_mean, kid_std = M.kid(real.geometric, g_fake, num_subsets=KID_SUBSETS, subset_size=kid_size)
     geo = M.manifold_metrics(real.geometric, g_fake, K, real.geometric_radii)
     pix = M.manifold_metrics(real.pixels, M.pixel_features(_subset(fake, real.max_pixel, rng)), K, real.pixel_radii)
     conn = M.connectivity(fake, real.pieces)
@@ -168,7 +176,8 @@ def distribution_metrics(fake, real, rng, names=None):
     if real.inception is not None:
         f_fake = real.inception(fake)
         out["inception_fid"] = M.frechet_distance_features(real.inception_features, f_fake)
-        out["inception_kid"] = M.kid(real.inception_features, f_fake, num_subsets=KID_SUBSETS)[0]
+        out["inception_kid"] = M.kid(real.inception_features, f_fake, num_subsets=KID_SUBSETS,
+                                     subset_size=kid_subset_size(len(real.inception_features), len(f_fake)))[0]
     if names is not None:
         out["_pieces"] = dict(zip(names, map(float, conn["piece_count_error"])))
     return out
@@ -422,13 +431,6 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
     train, test = sets["train"].images_float.numpy(), sets["test"].images_float.numpy()
     if len(test) <= K:
         raise ValueError(f"the test split has {len(test)} samples; k-NN metrics need more than {K}")
-    real_idx = np.sort(rng.choice(len(test), min(max_real, len(test)), replace=False))
-    weights = inception_weights or cfg.get("evaluation", {}).get("inception_weights")
-    if inception is None and weights:
-        inception = make_inception(weights, names)
-    elif inception is None:
-        notes.append(SKIP_MESSAGE)
-    real = RealSet(test[real_idx], rng, inception=inception)
     for key in ("images", "images_raw"):
         if key in arrays and (arrays[key].min() < 0 or arrays[key].max() > 1):
             notes.append(f"'{key}' range [{arrays[key].min():.3g}, {arrays[key].max():.3g}] clipped to [0, 1]")
@@ -439,6 +441,20 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
     rows, note = one_per_condition(cond_index, per_condition, len(fake))
     if note:
         notes.append(note)
+    # Equal n: fewer samples than test images (e.g. an inpainting folder) are scored against a
+    # seeded random subset of as many real ones (a larger real set shrinks the real k-NN radii,
+    # which deflates coverage and inflates recall).
+    n_real = min(max_real, len(test), max(len(rows), K + 1))
+    if n_real < min(max_real, len(test)):
+        notes.append(f"the real reference is {n_real} of the {len(test)} test images (random subset, seed {seed}): "
+                     f"as many as the samples")
+    real_idx = np.sort(rng.choice(len(test), n_real, replace=False))
+    weights = inception_weights or cfg.get("evaluation", {}).get("inception_weights")
+    if inception is None and weights:
+        inception = make_inception(weights, names)
+    elif inception is None:
+        notes.append(SKIP_MESSAGE)
+    real = RealSet(test[real_idx], rng, inception=inception)
     n_eval = min(len(rows), len(real.images), len(train)) if references else min(len(rows), len(real.images))
     if n_eval <= K:
         raise ValueError(f"{n_eval} samples per set are too few: k-NN metrics need more than {K}")
@@ -477,6 +493,7 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
         scores.update(within)
     result = {"samples": str(folder), "mode": mode, "model": manifest.get("model"), "num_samples": int(len(fake)),
               "num_real": int(len(real.images)), "per_condition": per_condition,
+              "kid": {"subset_size": kid_subset_size(len(real.images), n_eval), "subsets": KID_SUBSETS},
               "options": manifest.get("options", {}),
               "postprocess": manifest.get("postprocess"), "seconds_per_image": manifest.get("seconds_per_image"),
               "metrics": scores}

@@ -110,6 +110,9 @@ MODEL_SCHEMA = {
             "minibatch_std_group": 0,    # critic minibatch-std feature over groups of this size (0 = off)
             "critic_null_condition": True,  # dropped conditions use a learned null token in the critic too (False = plan)
             "lambda_ms": 0.0,            # mode-seeking (MSGAN) weight in the generator loss (0 = off)
+            "lambda_cond": 0.0,          # condition-regression head on the critic (real images) -> generator loss (0 = off)
+            "lambda_rec": 0.0,           # reach: BCE of G(E(x, c), c) vs x into the generator and the encoder (0 = off)
+            "lambda_latent_kl": 0.0,     # with lambda_rec: KL of the batch's E(x) moments to N(0, I) (0 = off)
             "flow_layers": 6,            # affine coupling layers of the flow prior p(z | c)
             "flow_hidden": 64,           # width of the flow's coupling / prior MLPs
         },
@@ -418,8 +421,13 @@ def validate_config(cfg):
         for key in ("style_dim", "mapping_layers", "minibatch_std_group"):
             if not isinstance(model[key], int) or isinstance(model[key], bool) or model[key] < 0:
                 raise ValueError(f"model.{key} = {model[key]!r} must be a whole number >= 0")
-        if model["lambda_ms"] < 0:
-            raise ValueError(f"model.lambda_ms = {model['lambda_ms']} must be >= 0 (0 = off)")
+        for key in ("lambda_ms", "lambda_cond", "lambda_rec", "lambda_latent_kl"):
+            if isinstance(model[key], bool) or not isinstance(model[key], (int, float)) or model[key] < 0:
+                raise ValueError(f"model.{key} = {model[key]!r} must be a number >= 0 (0 = off)")
+        if model["lambda_cond"] > 0 and (model["critic_cond"] != "projection" or not model["cond_dim"]):
+            raise ValueError(f"model.lambda_cond = {model['lambda_cond']} needs model.critic_cond = projection and "
+                             f"condition columns (the head regresses the condition from features that must not "
+                             f"see it); got critic_cond = {model['critic_cond']!r}, cond_dim = {model['cond_dim']}")
         group = model["minibatch_std_group"]
         if group and training["batch_size"] % group:
             raise ValueError(f"model.minibatch_std_group = {group} must divide training.batch_size "

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from .config import PRECISIONS
-from .io import prepare_output_dir, save_component_images, write_json
+from .io import mirror_side, prepare_output_dir, save_component_images, write_json
 from .masks import component_indices, create_mask
 from .precision import autocast, resolve_precision
 
@@ -201,8 +201,9 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     if args.postprocess == "clean":
         from ..evaluation.postprocess import clean
         extra["images_raw"] = images
-        images = torch.as_tensor(clean(images.numpy(), min_size=args.min_size, max_hole=args.max_hole))
-        postprocess = {"method": "clean", "min_size": args.min_size, "max_hole": args.max_hole}
+        side = mirror_side(images, cfg["data"].get("mirror", "auto"))   # the data's mid-plane, as the grids find it
+        images = torch.as_tensor(clean(images.numpy(), min_size=args.min_size, max_hole=args.max_hole, mirror=side))
+        postprocess = {"method": "clean", "min_size": args.min_size, "max_hole": args.max_hole, "mirror": side}
     save_component_images(images, out, names, conditions=conditions, extra_arrays=extra,
                           condition_columns=columns or ("width_px", "height_px"),
                           mirror=cfg["data"].get("mirror", "auto"))

@@ -15,10 +15,12 @@ def build_wgan_gp(cfg):
                           res_blocks=m["res_blocks"], bottleneck_res_blocks=m["bottleneck_res_blocks"],
                           upsample=m["upsample"], style_dim=m["style_dim"], mapping_layers=m["mapping_layers"])
     critic = Critic(channels, cond_dim, size, dim=m["critic_dim"], spectral_norm=m["spectral_norm"],
-                    cond_mode=m["critic_cond"], minibatch_std_group=m["minibatch_std_group"])
+                    cond_mode=m["critic_cond"], minibatch_std_group=m["minibatch_std_group"],
+                    condition_head=m["lambda_cond"] > 0)
     model = WGANGP(encoder, generator, critic, image_size=size, latent_dim=latent, lambda_gp=m["lambda_gp"],
                    n_critic=m["n_critic"], cond_drop_prob=m["cond_drop_prob"],
                    critic_null_condition=m["critic_null_condition"], lambda_ms=m["lambda_ms"],
+                   lambda_cond=m["lambda_cond"], lambda_rec=m["lambda_rec"], lambda_latent_kl=m["lambda_latent_kl"],
                    fast=cfg.get("training", {}).get("fast", True))
     # The conditional prior p(z | c) over the latent, fitted by training.phase=flow.
     model.flow = ConditionalFlowPrior(latent, cond_dim, num_layers=m["flow_layers"], hidden=m["flow_hidden"])

@@ -26,13 +26,22 @@ class Critic(nn.Module):
     that many samples to phi (the only coupling between samples; per group). Otherwise no
     BatchNorm or other batch-coupled layer: a sample's score depends on it alone, as the
     per-sample gradient penalty assumes. About 3.1M parameters at C=5, dim=64, cond_dim=2.
+
+    ``condition_head``: a linear head on the pooled features (before the minibatch std, so a
+    sample's prediction depends on it alone) that regresses the image's (normalized)
+    condition, the continuous form of AC-GAN's auxiliary classifier. It needs the projection
+    mode, where the features never see the condition input (with ``concat`` the head could
+    read the condition off its own input). ``forward(..., return_condition=True)`` returns it.
     """
 
     def __init__(self, channels=5, cond_dim=2, image_size=(64, 32), dim=64, cond_emb_dim=64,
-                 spectral_norm=False, cond_mode="concat", minibatch_std_group=0):
+                 spectral_norm=False, cond_mode="concat", minibatch_std_group=0, condition_head=False):
         super().__init__()
         if cond_mode not in ("concat", "projection"):
             raise ValueError(f"Critic cond_mode must be 'concat' or 'projection', got {cond_mode!r}")
+        if condition_head and (cond_mode != "projection" or cond_dim == 0):
+            raise ValueError("Critic condition_head needs cond_mode='projection' and cond_dim > 0 (with concat the "
+                             "features see the condition input)")
         self.channels, self.cond_dim, self.image_size = channels, cond_dim, tuple(image_size)
         self.cond_mode = cond_mode
         sn = _spectral_norm if spectral_norm else (lambda m: m)
@@ -50,15 +59,18 @@ class Critic(nn.Module):
         self.minibatch_std = MinibatchStd(minibatch_std_group) if minibatch_std_group else None
         self.head = nn.Sequential(sn(nn.Linear(features, widths[-1])), nn.LeakyReLU(0.2, inplace=True),
                                   sn(nn.Linear(widths[-1], 1)))
+        self.condition_head = nn.Linear(widths[-1], cond_dim) if condition_head else None
         self.memory_format = torch.contiguous_format   # torch.channels_last: NHWC convs (same maths)
 
     def embed_condition(self, cond, batch_size, drop_mask=None):
         """(B, emb_dim): embed(cond), or the null embedding where cond is None / dropped."""
         return embed_or_null(self.cond_embed, self.null_embed, cond, batch_size, drop_mask)
 
-    def forward(self, x, cond=None, drop_mask=None):
+    def forward(self, x, cond=None, drop_mask=None, return_condition=False):
         """x: (B, C, H, W); cond: (B, cond_dim) or None (= no condition: the null embedding);
-        drop_mask: (B,) bool, True = this sample's condition is dropped. Returns (B, 1)."""
+        drop_mask: (B,) bool, True = this sample's condition is dropped. Returns the score
+        (B, 1), and with ``return_condition`` also the condition head's (B, cond_dim) fp32
+        prediction of the image's normalized condition."""
         check_image(x, self.channels, self.image_size, "Critic input")
         emb = None
         if self.cond_embed is not None:
@@ -67,9 +79,14 @@ class Critic(nn.Module):
         if emb is not None and self.cond_mode == "concat":
             x = torch.cat([x, emb[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
         phi = self.features(x.contiguous(memory_format=self.memory_format))
+        predicted = None
+        if return_condition:
+            if self.condition_head is None:
+                raise ValueError("this critic has no condition head (model.lambda_cond = 0)")
+            predicted = self.condition_head(phi).float()
         if self.minibatch_std is not None:
             phi = self.minibatch_std(phi)
         score = self.head(phi)
         if emb is not None and self.cond_mode == "projection":
             score = score + (emb * phi).sum(1, keepdim=True)
-        return score
+        return (score, predicted) if return_condition else score

@@ -44,7 +44,8 @@ NETWORKS = ("encoder", "generator", "ema_generator", "critic")
 PHASE_LOGS = {
     "gan": ("losses.csv",
             ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
-             "mode_seeking_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
+             "mode_seeking_loss", "cond_loss_real", "cond_loss_fake", "reconstruction_loss", "latent_kl",
+             "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
              "critic_clipped", "generator_clipped", "encoder_clipped", "lr_generator", "lr_critic", "lr_encoder", "images_per_s"],
             ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"),
             ("critic_grad_norm", "generator_grad_norm")),
@@ -189,20 +190,29 @@ class WGANGPTrainer(Trainer):
             c_clipped += clipped
             self.opt_c.step()
         self.opt_g.zero_grad(set_to_none=True)
+        reach = m.lambda_rec > 0          # the reach term also trains the encoder, on full real images
+        if reach:
+            self.opt_e.zero_grad(set_to_none=True)
         with self.autocast:
             out_g = m(real, cond=cond, step="generator")
         out_g["generator_loss"].backward()
         self.dist.average_gradients(m.generator.parameters())
         g_norm, g_clipped = self.clip(m.generator.parameters())
         self.opt_g.step()
+        if reach:
+            self.dist.average_gradients(m.encoder.parameters())
+            self.clip(m.encoder.parameters())
+            self.opt_e.step()
         self.ema.update()
         row = {"critic_loss": out_c["critic_loss"].item(), "generator_loss": out_g["generator_loss"].item(),
                "wasserstein_distance": out_c["wasserstein_distance"].item(),
                "gradient_penalty": out_c["gradient_penalty"].item(),
                "critic_grad_norm": c_norm, "generator_grad_norm": g_norm,
                "critic_clipped": float(c_clipped), "generator_clipped": float(g_clipped)}
-        if "mode_seeking_loss" in out_g:
-            row["mode_seeking_loss"] = out_g["mode_seeking_loss"].item()
+        for out, key in ((out_g, "mode_seeking_loss"), (out_c, "cond_loss_real"), (out_g, "cond_loss_fake"),
+                         (out_g, "reconstruction_loss"), (out_g, "latent_kl")):
+            if key in out:
+                row[key] = out[key].item()
         return row
 
     def encoder_step(self, real, cond):

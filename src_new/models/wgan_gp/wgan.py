@@ -58,6 +58,20 @@ class WGANGP(nn.Module):
     loss: lambda_ms / (mean|G(z1, c) - G(z2, c)| / mean|z1 - z2| + 1e-5), on pairs of the
     batch that share a condition (the second half of the batch repeats the first half's).
 
+    lambda_cond: weight of the auxiliary condition regression (continuous AC-GAN): the critic's
+    condition head learns the normalized condition of REAL images (its squared error is added
+    to the critic loss), and its squared error on generated images (conditions not dropped)
+    is added to the generator loss, tying a sample to its requested size. The head is never
+    trained on fakes (which would reward easily-regressed samples) and the gradient penalty
+    covers the adversarial score only.
+
+    lambda_rec: weight of the reach term (MDGAN's geometric regularizer, alpha-GAN's
+    reconstruction): BCE between G(E(x, c), c)'s logits and the real binary image x, added to
+    the generator loss, its gradient reaching the generator AND the encoder (full images, the
+    true condition), so the generator is asked to reach the real designs it misses.
+    lambda_latent_kl: weight of KL(N(mean, var) || N(0, I)) of a diagonal Gaussian fitted to
+    the batch's E(x), keeping the reached latents where the sampler draws z from.
+
     fast: compute the same losses with less work (one critic pass over real and fake
     together, critic weights frozen during the generator step, channels_last activations in
     the generators and the critic); ``fast=False`` follows the plan's pseudo-code literally.
@@ -65,14 +79,16 @@ class WGANGP(nn.Module):
     """
 
     def __init__(self, encoder, generator, critic, *, image_size, latent_dim=20, lambda_gp=10.0,
-                 n_critic=5, cond_drop_prob=0.1, critic_null_condition=True, lambda_ms=0.0, fast=True):
+                 n_critic=5, cond_drop_prob=0.1, critic_null_condition=True, lambda_ms=0.0, lambda_cond=0.0,
+                 lambda_rec=0.0, lambda_latent_kl=0.0, fast=True):
         super().__init__()
         self.encoder, self.generator, self.critic = encoder, generator, critic
         self.ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
         self.image_size = tuple(image_size)
         self.latent_dim, self.lambda_gp, self.n_critic = latent_dim, lambda_gp, n_critic
         self.cond_drop_prob = cond_drop_prob
-        self.critic_null_condition, self.lambda_ms = critic_null_condition, lambda_ms
+        self.critic_null_condition, self.lambda_ms, self.lambda_cond = critic_null_condition, lambda_ms, lambda_cond
+        self.lambda_rec, self.lambda_latent_kl = lambda_rec, lambda_latent_kl
         # Raw (unnormalized) training-split conditions (N, cond_dim), set by training and stored
         # in checkpoints: ``sample(unconditional="marginal")`` draws conditions from them.
         self.train_conditions = None
@@ -142,14 +158,21 @@ class WGANGP(nn.Module):
         """The critic's dropout mask: the generator's (joint training) or none (the plan)."""
         return drop_mask if self.critic_null_condition else None
 
-    def _critic_scores(self, real, fake, cond, critic_drop=None):
-        """D(real), D(fake): one pass over both when fast (exact: the only coupling between
+    def _critic_scores(self, real, fake, cond, critic_drop=None, real_condition=False):
+        """D(real), D(fake), and the condition head's prediction on real (None unless
+        ``real_condition``): one pass over both when fast (exact: the only coupling between
         samples, the optional minibatch-std groups, never spans the real/fake boundary)."""
         if not self.fast:
-            return self.critic(real, cond, critic_drop), self.critic(fake, cond, critic_drop)
+            out = self.critic(real, cond, critic_drop, return_condition=real_condition)
+            d_real, predicted = out if real_condition else (out, None)
+            return d_real, self.critic(fake, cond, critic_drop), predicted
         twice = lambda t: None if t is None else torch.cat([t, t])
-        scores = self.critic(torch.cat([real, fake]), twice(cond), twice(critic_drop))
-        return scores[: len(real)], scores[len(real):]
+        out = self.critic(torch.cat([real, fake]), twice(cond), twice(critic_drop), return_condition=real_condition)
+        scores, predicted = out if real_condition else (out, None)
+        return scores[: len(real)], scores[len(real):], None if predicted is None else predicted[: len(real)]
+
+    def _condition_head_on(self, cond):
+        return self.lambda_cond > 0 and cond is not None
 
     def draw_noise(self, batch_size, device):
         """The random draws of one step: latent z, condition-dropout mask, GP interpolation eps."""
@@ -165,22 +188,28 @@ class WGANGP(nn.Module):
         critic_drop = self._critic_drop(noise["drop_mask"])
         with torch.no_grad():
             fake = self._compiled.get("generator", self.generator)(noise["z"], cond, noise["drop_mask"])
-        d_real, d_fake = self._critic_scores(real, fake, cond, critic_drop)
+        head = self._condition_head_on(cond)
+        d_real, d_fake, predicted = self._critic_scores(real, fake, cond, critic_drop, real_condition=head)
         wasserstein = d_real.float().mean() - d_fake.float().mean()
         # The penalty's critic pass, its double backward and the norm run in fp32 whatever the
         # precision: a gradient norm measured in bf16 is coarse near the target 1, and the bf16
         # double backward also measured slower (default config: 8.6-11.5 s vs 6.8-7.7 s per step).
         with torch.autocast(real.device.type, enabled=False):
             gp = self.compute_gradient_penalty(real.float(), fake.float(), cond, noise["eps"], critic_drop)
-        return {"critic_loss": -wasserstein + gp, "wasserstein_distance": wasserstein.detach(),
-                "gradient_penalty": gp.detach()}
+        out = {"critic_loss": -wasserstein + gp, "wasserstein_distance": wasserstein.detach(),
+               "gradient_penalty": gp.detach()}
+        if head:   # the head learns from real images only, whatever the dropout (it never sees cond)
+            cond_real = F.mse_loss(predicted, cond.float())
+            out["critic_loss"] = out["critic_loss"] + self.lambda_cond * cond_real
+            out["cond_loss_real"] = cond_real.detach()
+        return out
 
     def generator_step(self, real, cond=None, noise=None):
-        """Losses for one generator update: -mean D(G(z)) (+ the mode-seeking term when
-        lambda_ms > 0); the critic's weights get no gradient. ``real`` only sets the batch
-        size and device (and is checked by ``forward``)."""
+        """Losses for one generator update: -mean D(G(z)) (+ the mode-seeking, condition and
+        reach terms when their weights are > 0); the critic's weights get no gradient. ``real``
+        (with its ``cond``) is used by the reach term only; otherwise it sets the batch size."""
         noise = noise or self.draw_noise(real.shape[0], real.device)
-        drop = noise["drop_mask"]
+        drop, real_cond = noise["drop_mask"], cond
         half = len(real) // 2
         if self.lambda_ms > 0 and half > 0:
             # Pairs (i, i + half) share a condition and a dropout flag, with independent z.
@@ -189,16 +218,46 @@ class WGANGP(nn.Module):
         fake = self.generator(noise["z"], cond, drop)
         # fast: the critic's weights need no gradient here. (No pass over the real batch: the
         # Wasserstein estimate is the critic step's.)
+        head = self._condition_head_on(cond)
         with frozen(self.critic) if self.fast else contextlib.nullcontext():
-            d_fake = self.critic(fake, cond, self._critic_drop(drop))
+            scored = self.critic(fake, cond, self._critic_drop(drop), return_condition=head)
+        d_fake, predicted = scored if head else (scored, None)
         g_loss = -d_fake.float().mean()
         out = {}
+        if head:   # squared error of the requested condition, over the samples that were given one
+            given = (~drop).float() if drop is not None else torch.ones(len(fake), device=fake.device)
+            error = (predicted - cond.float()).pow(2).mean(1)
+            cond_fake = (error * given).sum() / given.sum().clamp_min(1.0)
+            g_loss = g_loss + self.lambda_cond * cond_fake
+            out["cond_loss_fake"] = cond_fake.detach()
         if self.lambda_ms > 0 and half > 0:
             ms = self.mode_seeking_loss(fake[:half], fake[half:2 * half], noise["z"][:half], noise["z"][half:2 * half])
             g_loss = g_loss + self.lambda_ms * ms
             out["mode_seeking_loss"] = ms.detach()
+        if self.lambda_rec > 0:
+            reach = self.reach_loss(real, real_cond)
+            g_loss = g_loss + self.lambda_rec * reach["reconstruction_loss"]
+            if self.lambda_latent_kl > 0:
+                g_loss = g_loss + self.lambda_latent_kl * reach["latent_kl"]
+            out.update({k: v.detach() for k, v in reach.items()})
         out["generator_loss"] = g_loss
         return out
+
+    def reach_loss(self, real, cond=None):
+        """{reconstruction_loss: BCE(G(E(x, c), c) logits, x), latent_kl: KL of the batch's
+        latents to N(0, I)} on the real batch; differentiable w.r.t. the generator and the
+        encoder (the critic is not involved)."""
+        z = self.encoder(real, None, cond)
+        logits = self.generator(z, cond, logits=True)
+        return {"reconstruction_loss": F.binary_cross_entropy_with_logits(logits.float(), real.float()),
+                "latent_kl": self.batch_latent_kl(z.float())}
+
+    @staticmethod
+    def batch_latent_kl(z):
+        """KL(N(mu, diag var) || N(0, I)) per latent dimension (mean over dimensions), mu and
+        var the batch's moments of z (B, D): 0 when the batch looks like the prior."""
+        var, mu = torch.var_mean(z, dim=0, correction=0)
+        return 0.5 * (var + mu.pow(2) - 1 - torch.log(var + 1e-6)).mean()
 
     @staticmethod
     def mode_seeking_loss(img_a, img_b, z_a, z_b, eps=1e-5):
@@ -210,8 +269,10 @@ class WGANGP(nn.Module):
     def forward(self, img, *, cond=None, step="critic", noise=None):
         """img: real (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None; step: critic | generator.
 
-        critic: {critic_loss = -W + GP, wasserstein_distance W = mean D(real) - mean D(fake),
-        gradient_penalty}; generator: {generator_loss = -mean D(G(z)) (+ mode_seeking_loss)}.
+        critic: {critic_loss = -W + GP (+ lambda_cond * cond_loss_real), wasserstein_distance
+        W = mean D(real) - mean D(fake), gradient_penalty}; generator: {generator_loss =
+        -mean D(G(z)) (+ the mode-seeking and condition terms, logged as mode_seeking_loss,
+        cond_loss_fake)}.
         Loss values are tensors for ``.backward()``; the others are detached. noise: optional
         fixed random draws (``draw_noise``), for references and tests."""
         cond = self._check_batch(img, cond, "WGANGP.forward input")

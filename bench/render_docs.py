@@ -1,0 +1,162 @@
+"""Render the result sections of README.md and docs/results.md from the committed JSON files.
+
+A rendered section sits between two markers in a document:
+
+    <!-- results:NAME -->
+    ...generated text, never edited by hand...
+    <!-- /results:NAME -->
+
+and ``RENDERERS[NAME]`` writes it from ``bench/results/*.json``. Run after a measurement:
+
+    python bench/render_docs.py            # rewrite the sections
+    python bench/render_docs.py --check    # exit 1 when a document differs from its JSON (tests run this)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+DOCUMENTS = ("README.md", "docs/results.md")
+MARKER = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+
+def load(name):
+    return json.loads((ROOT / "bench" / "results" / name).read_text())
+
+
+def pct(x):
+    return f"{100 * x:.0f}%"
+
+
+def machine_line(prov):
+    m = prov["machine"]
+    return (f"{m['cpu']}, {m['torch_threads']} threads, torch {m['torch']}, commit {prov['commit'][:7]}"
+            f"{' (+ uncommitted changes)' if prov.get('dirty') else ''}, {prov['date'][:10]}")
+
+
+def bench_cpu():
+    """The CPU benchmark table (bench/results/bench_cpu.json)."""
+    r = load("bench_cpu.json")
+    y, t, step, s, i = r["yardsticks"], r["train_iteration"], r["training_step"], r["sampling"], r["inpainting"]
+    rng = lambda sp: f"[{sp['min']:.2f}-{sp['max']:.2f}]"
+    stick = lambda p: (f"{y[p]['best']:.0f} GFLOP/s = max(matmul {y[p]['matmul']:.0f}, 3x3 conv {y[p]['conv']:.0f}); "
+                       f"conv forward + backward {y[p]['conv_fwd_bwd']:.0f}")
+    rows = [("yardstick, fp32", stick("fp32")), ("yardstick, bf16", stick("bf16"))]
+    for p in ("fp32", "bf16"):
+        q = step[p]
+        rows.append((f"training step, {p}", f"**{q['seconds']:.2f} s** {rng(q['timing'])} = {q['images_per_s']:.1f} img/s; "
+                     f"{q['gflops_executed']:.0f} GFLOP/s executed = {pct(q['utilisation_fp32_yardstick'])} of the fp32 "
+                     f"yardstick, **{pct(q['utilisation_bf16_yardstick'])} of the bf16 yardstick** "
+                     f"({pct(q['utilisation_bf16_conv_fwd_bwd'])} of the bf16 conv forward + backward)"))
+    rows += [
+        ("bf16 speed-up (side by side)", f"training step **{step['bf16_speedup']:.2f}x**, sampling "
+                                         f"{s['bf16_speedup_unconditional']:.2f}x, inpainting {i['bf16_speedup']:.2f}x"),
+        ("GAN iteration fp32, ours / plain", f"{t['seconds_ours']:.2f} s {rng(t['timing_ours'])} / {t['seconds_plain']:.2f} s "
+                                             f"{rng(t['timing_plain'])}: {t['speedup_vs_plain']:.2f}x = "
+                                             f"{t['avoided_work_factor']:.2f}x avoided work x "
+                                             f"{t['gflops_executed'] / t['gflops_plain_executed']:.2f}x the rate"),
+        (f"sampling, {s['num_samples']} samples", "; ".join(
+            f"{p} {s[p]['images_per_s_unconditional']:.0f} img/s unconditional, {s[p]['images_per_s_guided']:.0f} guided"
+            for p in ("fp32", "bf16"))),
+        (f"inpainting {i['batch']} x {i['steps']} steps", f"{i['seconds_ours']:.1f} s fp32, {i['seconds_bf16']:.1f} s bf16; "
+                                                          f"plain loop {i['seconds_plain']:.1f} s"),
+    ]
+    if "profile" in r:
+        for p, prof in r["profile"].items():
+            shares = ", ".join(f"{k} {pct(v)}" for k, v in prof["category_shares"].items())
+            rows.append((f"where a {p} step goes", f"{shares}; gradient penalty {pct(prof['penalty_share'])} of a "
+                                                    f"critic update"))
+    lines = [f"`{r['provenance']['command']}` -> `bench/results/bench_cpu.json` ({machine_line(r['provenance'])}; "
+             f"config {r['config']}, batch {r['batch_size']}, median of {r['repeats']} alternated rounds):", "",
+             "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+def precision():
+    """fp32 vs bf16 sampling and inpainting of a trained toy model (bench/results/precision.json)."""
+    r = load("precision.json")
+    lines = [f"`{r['provenance']['command']}` -> `bench/results/precision.json` ({machine_line(r['provenance'])}):", "",
+             "| | fp32 | bf16 | speed-up | binarized pixels agreeing |", "|---|---|---|---|---|"]
+    for kind, q in r["sampling"].items():
+        lines.append(f"| sampling, {kind} ({q['n']} images) | {q['ms_per_image_fp32']:.2f} ms/image | "
+                     f"{q['ms_per_image_bf16']:.2f} ms/image | {q['bf16_speedup']:.2f}x | {100 * q['pixel_agreement']:.3f}% |")
+    q = r["inpainting"]
+    lines.append(f"| inpainting ({q['n']} images, keeping {', '.join(q['kept'])}) | {q['s_per_image_fp32']:.3f} s/image "
+                 f"(IoU {q['iou_vs_truth']['fp32']:.3f}) | {q['s_per_image_bf16']:.3f} s/image (IoU "
+                 f"{q['iou_vs_truth']['bf16']:.3f}) | {q['bf16_speedup']:.2f}x | "
+                 f"{100 * q['pixel_agreement_generated']:.2f}% of generated pixels |")
+    return "\n".join(lines) + "\n"
+
+
+def seeds_table(base_name, new_name, command):
+    """Mean ± sd of two designs' seeds (bench/results/seeds.json) with the verdict per figure."""
+    from seeds import HEADLINE, verdict
+    entries = load("seeds.json")
+    missing = [n for n in (base_name, new_name) if n not in entries]
+    if missing:
+        return f"(not measured yet: {', '.join(missing)} missing from bench/results/seeds.json)\n"
+    base, new = entries[base_name], entries[new_name]
+    prov = new["provenance"]
+    fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
+    steps = lambda e: e["summary"]["generator_steps"]
+    lines = [f"`{command}` -> `bench/results/seeds.json` entries `{base_name}` / `{new_name}` ({machine_line(prov)}); "
+             f"{prov['budget_seconds']:.0f} s of training per seed, mean ± sd over training seeds "
+             f"{', '.join(str(r['seed']) for r in new['per_seed'])}, sampling seed {prov['sampling_seed']}:", "",
+             f"| | {base_name} | {new_name} | verdict |", "|---|---|---|---|",
+             f"| generator steps in the budget | {steps(base)['mean']:.0f} ± {steps(base)['sd']:.0f} | "
+             f"{steps(new)['mean']:.0f} ± {steps(new)['sd']:.0f} | |"]
+    for key, better in HEADLINE.items():
+        if key in base["summary"] and key in new["summary"]:
+            b, n = base["summary"][key], new["summary"][key]
+            lines.append(f"| {key} | {fmt(b)} | {fmt(n)} | {verdict(b, n, better)} |")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {
+    "bench_cpu": bench_cpu,
+    "precision": precision,
+    "seeds_precision": lambda: seeds_table("toy_fp32_400s", "toy_bf16_400s", "BUDGET=400 bash scripts/seeds_precision.sh"),
+    "seeds_cond_head": lambda: seeds_table("toy_bf16_400s", "toy_bf16_cond1_400s",
+                                           "python bench/seeds.py --name toy_bf16_cond1_400s --budget 400 --set "
+                                           "training.precision=bf16 --set model.lambda_cond=1"),
+}
+
+
+def render(text):
+    """``text`` with every marked section re-rendered; an unknown section name is an error."""
+    def section(match):
+        name = match.group("name")
+        if name not in RENDERERS:
+            raise ValueError(f"unknown results section '{name}'; known: {sorted(RENDERERS)}")
+        return match.group(1) + RENDERERS[name]() + match.group(4)
+    return MARKER.sub(section, text)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="exit 1 when a document differs from its JSON")
+    args = p.parse_args(argv)
+    stale = []
+    for doc in DOCUMENTS:
+        path = ROOT / doc
+        text = path.read_text()
+        new = render(text)
+        if new != text:
+            stale.append(doc)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"out of date with bench/results: {stale}; run python bench/render_docs.py", file=sys.stderr)
+        return 1
+    print("rendered" if not args.check else "up to date", ", ".join(DOCUMENTS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
