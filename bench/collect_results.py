@@ -52,7 +52,7 @@ def collect(folders):
     return runs
 
 
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", nargs="+", help="evaluated sample folders (each with metrics.json)")
     p.add_argument("--out", required=True, help="results file to write")
@@ -60,6 +60,11 @@ def main(argv=None):
     p.add_argument("--train_seconds", type=float, action="append", default=[],
                    help="wall-clock training seconds of each --run, in order")
     p.add_argument("--command", help="the measuring command line (default: this one)")
+    return p
+
+
+def main(argv=None):
+    p = build_parser()
     args = p.parse_args(argv)
     if args.train_seconds and len(args.train_seconds) != len(args.run):
         p.error(f"{len(args.train_seconds)} --train_seconds for {len(args.run)} --run")

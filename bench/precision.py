@@ -5,7 +5,7 @@ often the binarized outputs agree for the same latents (and the same inpainting 
         [--n 800] [--inpaint_n 64] [--repeats 5] [--out bench/results/precision.json]
 
 Sampling: ``--n`` test conditions, one fixed latent each (guidance 0), batch 250, and the same
-latents unconditionally. Inpainting: ``--inpaint_n`` test samples keeping carcass, crown and
+latents unconditionally (the default mode, its conditions drawn from one seed for both). Inpainting: ``--inpaint_n`` test samples keeping carcass, crown and
 sidewall, the config's inpainting options, restarts drawn from one seed. Agreement: the share
 of pixels whose value thresholded at 0.5 is the same in both precisions (of generated pixels
 for inpainting). Timings: median of ``--repeats`` alternated rounds after a warm-up.
@@ -67,10 +67,11 @@ def main(argv=None):
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(0))
 
     def sampler(precision, conditional):
-        def fn():
+        def fn():   # unconditional: the default (marginal) mode, its conditions drawn from one seed
+            gen = torch.Generator().manual_seed(1)
             with autocast(precision, "cpu"):
-                return torch.cat([model.sample(z=z[i:i + 250], cond=cond[i:i + 250] if conditional else None)
-                                  for i in range(0, n, 250)])
+                return torch.cat([model.sample(z=z[i:i + 250], cond=cond[i:i + 250] if conditional else None,
+                                               generator=gen) for i in range(0, n, 250)])
         return fn
 
     result = {"checkpoint": args.checkpoint, "bf16_units": bf16_supported("cpu"), "sampling": {}}

@@ -95,7 +95,8 @@ def precision():
 
 
 def seeds_table(base_name, new_name, command):
-    """Mean ± sd of two designs' seeds (bench/results/seeds.json) with the verdict per figure."""
+    """Mean ± sd of two designs' seeds (bench/results/seeds.json) with the verdict per figure
+    (none for a one-seed screening row)."""
     from seeds import HEADLINE, verdict
     entries = load("seeds.json")
     missing = [n for n in (base_name, new_name) if n not in entries]
@@ -103,7 +104,8 @@ def seeds_table(base_name, new_name, command):
         return f"(not measured yet: {', '.join(missing)} missing from bench/results/seeds.json)\n"
     base, new = entries[base_name], entries[new_name]
     prov = new["provenance"]
-    fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
+    screening = len(new["per_seed"]) == 1
+    fmt = lambda s: f"{s['mean']:.3f}" if s["n"] == 1 else f"{s['mean']:.3f} ± {s['sd']:.3f}"
     steps = lambda e: e["summary"]["generator_steps"]
     lines = [f"`{command}` -> `bench/results/seeds.json` entries `{base_name}` / `{new_name}` ({machine_line(prov)}); "
              f"{prov['budget_seconds']:.0f} s of training per seed, mean ± sd over training seeds "
@@ -114,7 +116,8 @@ def seeds_table(base_name, new_name, command):
     for key, better in HEADLINE.items():
         if key in base["summary"] and key in new["summary"]:
             b, n = base["summary"][key], new["summary"][key]
-            lines.append(f"| {key} | {fmt(b)} | {fmt(n)} | {verdict(b, n, better)} |")
+            said = "screening: one seed" if screening else verdict(b, n, better)
+            lines.append(f"| {key} | {fmt(b)} | {fmt(n)} | {said} |")
     return "\n".join(lines) + "\n"
 
 
@@ -122,9 +125,12 @@ RENDERERS = {
     "bench_cpu": bench_cpu,
     "precision": precision,
     "seeds_precision": lambda: seeds_table("toy_fp32_400s", "toy_bf16_400s", "BUDGET=400 bash scripts/seeds_precision.sh"),
-    "seeds_cond_head": lambda: seeds_table("toy_bf16_400s", "toy_bf16_cond1_400s",
-                                           "python bench/seeds.py --name toy_bf16_cond1_400s --budget 400 --set "
-                                           "training.precision=bf16 --set model.lambda_cond=1"),
+    "seeds_cond_head": lambda: seeds_table("toy_fp32_400s", "toy_fp32_cond1_400s",
+                                           "python bench/seeds.py --name toy_fp32_cond1_400s --budget 400 --set "
+                                           "training.precision=fp32 --set model.lambda_cond=1"),
+    "seeds_reach": lambda: seeds_table("toy_fp32_400s", "toy_fp32_rec1_400s",
+                                       "python bench/seeds.py --name toy_fp32_rec1_400s --budget 400 --seeds 0 --set "
+                                       "training.precision=fp32 --set model.lambda_rec=1 --set model.lambda_latent_kl=0.1"),
 }
 
 

@@ -6,11 +6,13 @@ per-seed figures with their mean and standard deviation.
     python bench/seeds.py --name toy_bf16 --budget 600 --set training.precision=bf16
     python bench/seeds.py --compare toy_fp32 toy_bf16                         # gain / loss / within noise
 
+Every seed also gets the inversion IoU of G(E(x)) on the full test images (bench/inversion.py).
 Each seed trains through the CLI (``train.py``) for ``--budget`` seconds of wall clock, then
 gets SIGTERM (the trainer saves a checkpoint at the step it is on and stops), so a faster
 design gets more steps in the same time. Results go to ``--out`` (bench/results/seeds.json),
 one entry per ``--name`` with its provenance; an existing entry is replaced only with
-``--replace``; running new ``--seeds`` of an existing entry with the same config and overrides
+``--replace`` (rows of the seeds named are measured again; the entry starts anew when the
+design differs); running new ``--seeds`` of an existing entry with the same config and overrides
 adds them to it (so two designs can be run seed by seed, alternately, and share the machine's
 drift). A difference counts as a gain or a loss only when the two means differ by more
 than their standard errors added (sd / sqrt(n) each); otherwise it is "within noise".
@@ -34,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ablation import score  # noqa: E402
+from inversion import inversion_iou  # noqa: E402
+from src_new.datasets.multicomponent import build_datasets  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
@@ -42,7 +46,7 @@ from src_new.utils.provenance import provenance  # noqa: E402
 # The figures a verdict is given on, and which way is better.
 HEADLINE = {"cond_fd": "lower", "cond_precision": "higher", "cond_recall": "higher", "cond_coverage": "higher",
             "cond_condition_mae": "lower", "uncond_null_fd": "lower", "uncond_marginal_fd": "lower",
-            "within_condition_ratio": "higher", "seconds_per_step": "lower"}
+            "within_condition_ratio": "higher", "inversion_iou": "higher", "seconds_per_step": "lower"}
 SAMPLING_SEED = 0
 
 
@@ -68,6 +72,13 @@ def train_for(config, run_dir, seed, budget, overrides):
         tail = (run_dir.parent / f"{run_dir.name}.log").read_text()[-2000:]
         raise SystemExit(f"seed {seed}: training failed (exit {proc.returncode}):\n{tail}")
     return seconds, " ".join(cmd)
+
+
+def full_inversion_iou(model, cfg):
+    """IoU of G(E(x, c), c) against the full test images x (bench/inversion.py): the reach."""
+    test = build_datasets(cfg, ("test",), verbose=False)["test"]
+    truth = test.images_float
+    return inversion_iou(model, truth, torch.ones_like(truth), test.conditions if model.cond_dim else None)
 
 
 def median_step_seconds(run_dir, cfg):
@@ -121,7 +132,8 @@ def main(argv=None):
     p.add_argument("--budget", type=float, help="seconds of training per seed (wall clock, start-up included)")
     p.add_argument("--runs", default="outputs/wgan_gp/seeds", help="where the seeds' run folders go")
     p.add_argument("--out", default="bench/results/seeds.json")
-    p.add_argument("--replace", action="store_true", help="replace an existing entry of the same --name")
+    p.add_argument("--replace", action="store_true",
+                   help="measure --seeds of an existing entry again (their rows are replaced; another design: anew)")
     p.add_argument("--compare", nargs=2, metavar=("BASE", "NEW"), help="print the verdicts of NEW vs BASE")
     args = p.parse_args(argv)
     out = ROOT / args.out
@@ -134,15 +146,20 @@ def main(argv=None):
         return entries
     if not args.name or not args.budget or args.budget <= 0:
         p.error("--name and a positive --budget are needed to run a design (or use --compare BASE NEW)")
-    previous = entries.get(args.name) if not args.replace else None
+    previous = entries.get(args.name)
     if previous is not None:
-        same = (previous["provenance"]["config_file"], previous["provenance"]["overrides"]) == (str(args.config),
-                                                                                                args.overrides)
-        done = sorted(set(previous["provenance"]["seeds"]) & set(args.seeds))
-        if not same or done or previous["provenance"]["budget_seconds"] != args.budget:
-            p.error(f"{out} already holds '{args.name}' (seeds {previous['provenance']['seeds']}, "
-                    f"{previous['provenance']['date']}) with {'seeds ' + str(done) if done else 'another design or budget'}; "
-                    f"pass --replace to measure it again, or use another --name")
+        prov = previous["provenance"]
+        same = (prov["config_file"], prov["overrides"], prov["budget_seconds"]) == (str(args.config), args.overrides,
+                                                                                   args.budget)
+        done = sorted(set(prov["seeds"]) & set(args.seeds))
+        if not same and not args.replace:
+            p.error(f"{out} already holds '{args.name}' as another design or budget ({prov['overrides']}, "
+                    f"{prov['budget_seconds']} s); use another --name, or --replace to start it anew")
+        if done and not args.replace:
+            p.error(f"{out} already holds seeds {done} of '{args.name}' ({prov['date']}); pass --replace to "
+                    f"measure them again (their rows are replaced), or use other --seeds")
+        if not same:          # --replace with another design: the entry starts anew
+            previous = None
     torch.set_num_threads(2)
     rows, commands = [], []
     for seed in args.seeds:
@@ -154,14 +171,16 @@ def main(argv=None):
         model, cfg = load_model_from_checkpoint(path, ckpt=ckpt)
         row = {"seed": seed, "train_seconds": seconds, "generator_steps": ckpt["global_step"],
                "seconds_per_step": median_step_seconds(run_dir, cfg),
-               "precision": cfg["training"]["precision"], **score(model, cfg, seed=SAMPLING_SEED)}
+               "precision": cfg["training"]["precision"], **score(model, cfg, seed=SAMPLING_SEED),
+               "inversion_iou": full_inversion_iou(model, cfg)}
         rows.append(row)
         commands.append(command)
         print(f"seed {seed}: {row['generator_steps']} steps in {seconds:.0f} s, FD {row['cond_fd']:.3f}, "
               f"recall {row['cond_recall']:.3f}, MAE {row['cond_condition_mae']:.3f} px", flush=True)
-    if previous is not None:   # new seeds of the same design
-        rows = previous["per_seed"] + rows
-        commands = previous["provenance"]["train_commands"] + commands
+    if previous is not None:   # more seeds of the same design (--replace: these seeds measured again)
+        kept = [i for i, r in enumerate(previous["per_seed"]) if r["seed"] not in args.seeds]
+        rows = [previous["per_seed"][i] for i in kept] + rows
+        commands = [previous["provenance"]["train_commands"][i] for i in kept] + commands
     entries[args.name] = {
         "provenance": provenance(argv, config_file=str(args.config), overrides=args.overrides,
                                  seeds=[r["seed"] for r in rows], sampling_seed=SAMPLING_SEED,

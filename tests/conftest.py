@@ -27,7 +27,10 @@ TINY_WGAN = {
              "normalized": False},
     "training": {"epochs": 1, "batch_size": 8, "num_workers": 0, "lr_generator": 2e-4, "lr_critic": 2e-4,
                  "ema_decay": 0.99, "ema_update_every": 1, "eval_every": 1, "check_every": 1, "seed": 0,
-                 "device": "cpu", "encoder_every": 1},
+                 "device": "cpu", "encoder_every": 1,
+                 # fp32: the suite compares execution paths (distributed vs one process, resume) to
+                 # fp32 tolerances; tests/test_precision.py trains and samples in bf16
+                 "precision": "fp32"},
     "sampling": {"num_samples": 8, "batch_sz": 8, "inpaint_steps": 3, "restarts": 2},
 }
 

@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT / "src_new" / "scripts"))   # the CLIs' `import _boo
 SHELL_SCRIPTS = ["demo.sh", "quality.sh", "compare_models.sh"]
 
 
-def load_cli(name):
-    spec = importlib.util.spec_from_file_location(f"cli_{name}", ROOT / "src_new" / "scripts" / f"{name}.py")
+def load_cli(name, folder=ROOT / "src_new" / "scripts"):
+    spec = importlib.util.spec_from_file_location(f"cli_{name}", folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -37,6 +37,7 @@ def recorded_commands(script, tmp_path):
 def test_shell_script_flags_exist(script, tmp_path):
     commands = recorded_commands(script, tmp_path)
     clis = {name: load_cli(name) for name in ("train", "sample", "evaluate")}
+    clis["collect_results"] = load_cli("collect_results", ROOT / "bench")   # writes the results JSON
     used = set()
     for argv in commands:
         name = Path(argv[0]).stem

@@ -155,8 +155,12 @@ def test_marginal_unconditional_sampling_draws_stored_training_conditions(tiny_c
     expected_raw = model.draw_train_conditions(4, torch.Generator().manual_seed(1))
     marginal = model.sample(z=z, unconditional="marginal", generator=g)
     assert torch.allclose(marginal, model.sample(z=z, raw_cond=expected_raw), atol=1e-6)
-    assert not torch.allclose(marginal, model.sample(z=z))                       # null mode differs
+    null = model.sample(z=z, unconditional="null")
+    assert not torch.allclose(marginal, null)                                        # null mode differs
+    # the default for a trained model is marginal (measured better); without stored conditions, null
+    assert torch.equal(model.sample(z=z, generator=torch.Generator().manual_seed(1)), marginal)
     model.train_conditions = None
+    assert torch.equal(model.sample(z=z), null)
     with pytest.raises(ValueError, match="unconditional='marginal' needs the training conditions"):
         model.sample(batch_size=2, unconditional="marginal")
 

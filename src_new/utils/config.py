@@ -64,7 +64,6 @@ SCHEMA = {
         "check_every": 100,          # epochs between checkpoints
         "run_name": None,            # default: <config name>
         "overwrite": False,          # allow reusing an existing run folder
-        "precision": "fp32",         # fp32 | bf16 (autocast on AMX / AVX-512 BF16 CPUs and GPUs; fp32 weights)
         "max_grad_norm": 1.0e4,      # a larger gradient norm counts as divergence
         "on_divergence": "stop",     # stop | rollback (reload last checkpoint, halve lrs)
     },
@@ -79,7 +78,6 @@ SCHEMA = {
         "mode": "conditional",
         "components": ["fpu", "group_nc", "group_km"],
         "per_condition": 1,          # conditional: K draws per condition (K >= 2: within-condition diversity)
-        "precision": "fp32",         # fp32 | bf16: the networks' passes in sampling and inpainting
     },
     "evaluation": {
         "inception_weights": None,   # path to pt_inception-2015-12-05 weights (optional)
@@ -133,6 +131,9 @@ MODEL_SCHEMA = {
             "phase": "gan",              # gan | encoder | flow: which networks this run trains
             "lr_flow": 1.0e-3,           # flow prior Adam learning rate (phase flow)
             "grad_clip_norm": None,      # clip each network's gradient norm to this (null = off)
+            # fp32 | bf16: the networks' passes under bf16 autocast (AMX / AVX-512 BF16 CPUs, GPUs; fp32
+            # elsewhere, with a note). bf16: at equal wall clock as good or better (docs/results.md).
+            "precision": "bf16",
         },
         "sampling": {
             "inpaint_steps": 100,
@@ -143,8 +144,9 @@ MODEL_SCHEMA = {
             "inpaint_noise": 0.0,        # latent noise std at the start, decaying to 0 at 3/4 of the steps
             "restarts": 8,               # latents optimized in one batch; the best by masked loss wins
             "truncation_psi": 1.0,       # truncation trick toward the per-condition mean style (1 = off)
-            "unconditional": "null",     # null: G(z, null token) | marginal: G(z, c ~ training conditions)
+            "unconditional": "marginal", # marginal: G(z, c ~ training conditions) | null: G(z, null token); marginal measured better (docs/results.md)
             "prior": "normal",           # latent prior: normal N(0, I) | flow (the fitted p(z | c), training.phase=flow)
+            "precision": "fp32",         # fp32 | bf16: the networks' passes in sampling and inpainting
         },
     },
     "ddpm": {
@@ -160,6 +162,7 @@ MODEL_SCHEMA = {
             "beta1": 0.9,
             "beta2": 0.999,
             "grad_clip": 1.0,            # clip the UNet's gradient norm to this (null = off)
+            "precision": "fp32",         # fp32 | bf16 (bf16 not yet measured for the DDPM's quality)
         },
         "sampling": {
             "sampler": "ddim",           # ddim | ddpm
@@ -171,6 +174,7 @@ MODEL_SCHEMA = {
             "inpaint_loss": "mse",
             "inpaint_prior_weight": 0.0,
             "restarts": 1,
+            "precision": "fp32",         # fp32 | bf16 for DDIM / DDPM sampling and RePaint
         },
     },
 }

@@ -60,9 +60,9 @@ class GroupNorm32(torch.nn.GroupNorm):
     """``nn.GroupNorm`` (same parameters and state dict) that normalizes a bf16 / fp16 input in
     fp32 and returns fp32; other dtypes pass through unchanged (it is then ``nn.GroupNorm``).
     Under bf16 autocast this keeps the statistics exact, and it is faster: oneDNN's
-    channels-last GroupNorm runs 4-5x slower on bf16 inputs with few channels per group than on
-    fp32 ones, and the whole training step of the toy and default configs ran 10-15% faster
-    with the fp32 norm than with the bf16 one (torch 2.14, 2 threads of an AMX Xeon)."""
+    channels-last GroupNorm on bf16 inputs with few channels per group is several times slower
+    than on fp32 ones (torch 2.14; ``bench/bench_wgan.py --profile`` shows the normalization's
+    share of a step)."""
 
     def forward(self, x):
         return torch.nn.functional.group_norm(full_precision(x), self.num_groups, self.weight, self.bias, self.eps)

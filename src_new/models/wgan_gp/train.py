@@ -203,6 +203,7 @@ class WGANGPTrainer(Trainer):
             self.dist.average_gradients(m.encoder.parameters())
             self.clip(m.encoder.parameters())
             self.opt_e.step()
+            m.flow.fitted.zero_()   # a new encoder makes the flow (fitted on E(x)) stale
         self.ema.update()
         row = {"critic_loss": out_c["critic_loss"].item(), "generator_loss": out_g["generator_loss"].item(),
                "wasserstein_distance": out_c["wasserstein_distance"].item(),

@@ -162,12 +162,13 @@ class WGANGP(nn.Module):
         """D(real), D(fake), and the condition head's prediction on real (None unless
         ``real_condition``): one pass over both when fast (exact: the only coupling between
         samples, the optional minibatch-std groups, never spans the real/fake boundary)."""
+        head = {"return_condition": True} if real_condition else {}   # any critic works without a head
         if not self.fast:
-            out = self.critic(real, cond, critic_drop, return_condition=real_condition)
+            out = self.critic(real, cond, critic_drop, **head)
             d_real, predicted = out if real_condition else (out, None)
             return d_real, self.critic(fake, cond, critic_drop), predicted
         twice = lambda t: None if t is None else torch.cat([t, t])
-        out = self.critic(torch.cat([real, fake]), twice(cond), twice(critic_drop), return_condition=real_condition)
+        out = self.critic(torch.cat([real, fake]), twice(cond), twice(critic_drop), **head)
         scores, predicted = out if real_condition else (out, None)
         return scores[: len(real)], scores[len(real):], None if predicted is None else predicted[: len(real)]
 
@@ -192,8 +193,8 @@ class WGANGP(nn.Module):
         d_real, d_fake, predicted = self._critic_scores(real, fake, cond, critic_drop, real_condition=head)
         wasserstein = d_real.float().mean() - d_fake.float().mean()
         # The penalty's critic pass, its double backward and the norm run in fp32 whatever the
-        # precision: a gradient norm measured in bf16 is coarse near the target 1, and the bf16
-        # double backward also measured slower (default config: 8.6-11.5 s vs 6.8-7.7 s per step).
+        # precision: a gradient norm taken in bf16 is coarse near its target 1, and on oneDNN the
+        # bf16 double backward was slower than the fp32 one when tried (default config).
         with torch.autocast(real.device.type, enabled=False):
             gp = self.compute_gradient_penalty(real.float(), fake.float(), cond, noise["eps"], critic_drop)
         out = {"critic_loss": -wasserstein + gp, "wasserstein_distance": wasserstein.detach(),
@@ -220,7 +221,7 @@ class WGANGP(nn.Module):
         # Wasserstein estimate is the critic step's.)
         head = self._condition_head_on(cond)
         with frozen(self.critic) if self.fast else contextlib.nullcontext():
-            scored = self.critic(fake, cond, self._critic_drop(drop), return_condition=head)
+            scored = self.critic(fake, cond, self._critic_drop(drop), **({"return_condition": True} if head else {}))
         d_fake, predicted = scored if head else (scored, None)
         g_loss = -d_fake.float().mean()
         out = {}
@@ -325,7 +326,7 @@ class WGANGP(nn.Module):
 
     @torch.inference_mode()
     def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None,
-               truncation_psi=1.0, unconditional="null", prior="normal"):
+               truncation_psi=1.0, unconditional=None, prior="normal"):
         """-> (B, C, H, W) in [0, 1] from the EMA generator.
 
         cond: (B, cond_dim) normalized conditions, or ``raw_cond`` in raw units (normalized
@@ -334,11 +335,14 @@ class WGANGP(nn.Module):
         pass); otherwise G(z, cond). z: (B, latent_dim) or None; generator: torch.Generator.
         truncation_psi in [0, 1]: the truncation trick, each style pulled toward its
         condition's mean style (1 = off; lower = typical, less varied samples).
-        unconditional (when no condition is given): ``null`` = G(z, null), the jointly
-        trained unconditional mode; ``marginal`` = G(z, c) with c drawn from the stored
-        training conditions (``draw_train_conditions``).
+        unconditional (when no condition is given): ``marginal`` = G(z, c) with c drawn from
+        the stored training conditions (``draw_train_conditions``); ``null`` = G(z, null), the
+        jointly trained unconditional mode; None = marginal when training conditions are
+        stored (a trained model: the better mode by measurement), else null.
         prior: where z is drawn from when not given: normal N(0, I), or flow (the fitted p(z | c))."""
         device = next(self.parameters()).device
+        if unconditional is None:
+            unconditional = "marginal" if self.train_conditions is not None and self.cond_dim > 0 else "null"
         if unconditional not in ("null", "marginal"):
             raise ValueError(f"unconditional must be 'null' or 'marginal', got {unconditional!r}")
         if not 0.0 <= truncation_psi <= 1.0:
