@@ -272,8 +272,8 @@ class WGANGP(nn.Module):
 
         critic: {critic_loss = -W + GP (+ lambda_cond * cond_loss_real), wasserstein_distance
         W = mean D(real) - mean D(fake), gradient_penalty}; generator: {generator_loss =
-        -mean D(G(z)) (+ the mode-seeking and condition terms, logged as mode_seeking_loss,
-        cond_loss_fake)}.
+        -mean D(G(z)) (+ the mode-seeking, condition and reach terms, logged as
+        mode_seeking_loss, cond_loss_fake, reconstruction_loss and latent_kl)}.
         Loss values are tensors for ``.backward()``; the others are detached. noise: optional
         fixed random draws (``draw_noise``), for references and tests."""
         cond = self._check_batch(img, cond, "WGANGP.forward input")
