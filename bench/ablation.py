@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src_new.datasets.multicomponent import build_datasets  # noqa: E402
+from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402

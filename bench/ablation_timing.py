@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ablation import time_generator_step  # noqa: E402
-from src_new.utils.config import auto_complete_config, load_config, validate_config  # noqa: E402
+from src_new.pipeline.config import auto_complete_config, load_config, validate_config  # noqa: E402
 
 
 def row_config(row, base="configs/wgan_gp_toy.yaml"):

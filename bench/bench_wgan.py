@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
 from src_new.models.wgan_gp.train import WGANGPTrainer, make_optimizers  # noqa: E402
-from src_new.utils.config import apply_overrides, auto_complete_config, load_config, validate_config  # noqa: E402
+from src_new.pipeline.config import apply_overrides, auto_complete_config, load_config, validate_config  # noqa: E402
 from src_new.utils.ema import EMA  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
 from src_new.utils.precision import autocast  # noqa: E402
@@ -349,7 +349,7 @@ def data_throughput(cfg, n, batch_size, num_workers):
 
     from src_new.datasets.multicomponent import MultiComponentDataset
     from src_new.datasets.synthetic import write_dataset
-    from src_new.utils.training import make_loader
+    from src_new.pipeline.training import make_loader
 
     opened = [0]
     real_open = Image.open

@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src_new.datasets.multicomponent import build_datasets  # noqa: E402
-from src_new.evaluation.evaluate import inpainting_metrics, nearest_train_inpainting  # noqa: E402
+from src_new.datasets.factory import build_datasets  # noqa: E402
+from src_new.pipeline.evaluate import inpainting_metrics, nearest_train_inpainting  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
 

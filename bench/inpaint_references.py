@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from inpaint_curve import PRESERVED  # noqa: E402
-from src_new.datasets.geometry import measure_dimensions  # noqa: E402
-from src_new.datasets.multicomponent import build_datasets  # noqa: E402
+from src_new.utils.geometry import measure_dimensions  # noqa: E402
+from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.datasets.synthetic import COMPONENTS, PARAM_RANGES, _sample_params, render_sample  # noqa: E402
-from src_new.evaluation.evaluate import inpainting_metrics, nearest_train_inpainting  # noqa: E402
-from src_new.utils.config import auto_complete_config, load_config, validate_config  # noqa: E402
+from src_new.pipeline.evaluate import inpainting_metrics, nearest_train_inpainting  # noqa: E402
+from src_new.pipeline.config import auto_complete_config, load_config, validate_config  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
 
 

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inpaint_curve import PRESERVED  # noqa: E402  (the preserved sets of make quality)
-from src_new.datasets.multicomponent import build_datasets  # noqa: E402
+from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation.metrics import iou_dice  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402

@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from src_new.datasets.multicomponent import build_datasets  # noqa: E402
+from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402

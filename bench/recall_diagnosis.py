@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablation import K, condition_mae, geometric_scores, real_reference  # noqa: E402
-from src_new.datasets.multicomponent import build_datasets  # noqa: E402
+from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ablation import score  # noqa: E402
 from inversion import inversion_iou  # noqa: E402
-from src_new.datasets.multicomponent import build_datasets  # noqa: E402
+from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402

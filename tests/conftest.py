@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from src_new.datasets.synthetic import write_dataset  # noqa: E402
-from src_new.utils.config import auto_complete_config, validate_config  # noqa: E402
+from src_new.pipeline.config import auto_complete_config, validate_config  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 2))   # 2 unless the caller limits it
 

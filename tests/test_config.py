@@ -4,7 +4,7 @@ import argparse
 import pytest
 import yaml
 
-from src_new.utils.config import (PRECISIONS, apply_overrides, auto_complete_config, config_from_args,
+from src_new.pipeline.config import (PRECISIONS, apply_overrides, auto_complete_config, config_from_args,
                                   load_config, validate_config)
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from src_new.datasets.geometry import measure_dimensions
-from src_new.datasets.multicomponent import ConditionNormalizer, MultiComponentDataset, build_datasets
+from src_new.utils.geometry import measure_dimensions
+from src_new.datasets.multicomponent import ConditionNormalizer, MultiComponentDataset
+from src_new.datasets.factory import build_datasets
 from src_new.datasets.synthetic import COMPONENTS, generate, write_dataset
 from src_new.utils.io import load_samples, save_component_images
 

@@ -48,7 +48,7 @@ def test_train_and_sample_through_dispatchers(toy_root, tmp_path):
     assert data["condition_index"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert np.array_equal(data["conditions"][0], data["conditions"][1])
     assert json.loads((out / "manifest.json").read_text())["per_condition"] == 2
-    from src_new.evaluation.evaluate import evaluate_samples
+    from src_new.pipeline.evaluate import evaluate_samples
     result = evaluate_samples(out, references=False, write=False)
     m = result["metrics"]
     assert m["n"] == 4 and m["within_condition_diversity"] > 0 and m["within_condition_diversity_real"] > 0

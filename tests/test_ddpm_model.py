@@ -7,7 +7,7 @@ import torch
 
 from src_new.models.ddpm import GaussianDiffusion, UNet, build_ddpm
 from src_new.models.ddpm.diffusion import cosine_alpha_bar
-from src_new.utils.config import auto_complete_config, load_config, validate_config
+from src_new.pipeline.config import auto_complete_config, load_config, validate_config
 from src_new.utils.masks import create_mask
 
 C, H, W = 5, 64, 32

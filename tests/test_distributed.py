@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 from src_new.models.wgan_gp.train import WGANGPTrainer
 from src_new.utils.checkpoint import load_checkpoint
 from src_new.utils.distributed import ReplicaMismatch
-from src_new.utils.training import make_loader
+from src_new.pipeline.training import make_loader
 
 from conftest import ROOT, make_cfg, write_yaml
 

@@ -1,7 +1,7 @@
 """The README stays true: every config key is documented, the quick start commands exist."""
 import re
 
-from src_new.utils.config import MODEL_SCHEMA, SCHEMA
+from src_new.pipeline.config import MODEL_SCHEMA, SCHEMA
 
 from conftest import ROOT
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src_new.evaluation import metrics as M
-from src_new.evaluation.evaluate import compare, evaluate_samples, format_table
+from src_new.pipeline.evaluate import compare, evaluate_samples, format_table
 from src_new.utils.io import save_component_images, write_json
 
 from conftest import make_cfg, run_script, write_yaml
@@ -25,7 +25,7 @@ def make_folder(path, images, cfg, mode, with_config=True, **extra):
 
 @pytest.fixture
 def real_sets(toy_root):
-    from src_new.datasets.multicomponent import build_datasets
+    from src_new.datasets.factory import build_datasets
     cfg = make_cfg(toy_root)
     sets = build_datasets(cfg, verbose=False)
     return cfg, sets["train"], sets["test"]
@@ -121,7 +121,7 @@ def test_inpainting_consistency_figures_on_completions_built_to_differ(real_sets
 
 
 def test_nearest_train_baseline_matches_on_known_pixels_per_mask(real_sets):
-    from src_new.evaluation.evaluate import nearest_train_inpainting
+    from src_new.pipeline.evaluate import nearest_train_inpainting
     cfg, train, test = real_sets
     pool = train.images_float.numpy()
     truth = pool[:4].copy()                                    # train samples: their own nearest
@@ -133,7 +133,7 @@ def test_nearest_train_baseline_matches_on_known_pixels_per_mask(real_sets):
 
 
 def test_nearest_train_baseline_k_takes_the_pixelwise_majority_of_the_k_closest():
-    from src_new.evaluation.evaluate import nearest_train_inpainting
+    from src_new.pipeline.evaluate import nearest_train_inpainting
     truth = np.zeros((1, 2, 2, 2), np.float32)
     truth[0, 0, 0, 0] = 1                                      # known channel 0: one pixel on
     pool = np.zeros((4, 2, 2, 2), np.float32)
@@ -231,7 +231,7 @@ def test_script_and_compare(real_sets, tmp_path):
 @pytest.fixture(scope="module")
 def toy240(tmp_path_factory):
     """240 synthetic samples (120 train, 120 test): enough for the k-NN metrics to rank sets."""
-    from src_new.datasets.multicomponent import build_datasets
+    from src_new.datasets.factory import build_datasets
     from src_new.datasets.synthetic import write_dataset
     root = tmp_path_factory.mktemp("toy240")
     write_dataset(root, n=240, seed=0, test_fraction=0.5)
@@ -277,7 +277,7 @@ def test_repeated_conditions_are_refused_and_n_is_equal(real_sets, tmp_path):
 def test_condition_error_follows_the_dataset_convention(tmp_path):
     import pandas as pd
 
-    from src_new.datasets.multicomponent import build_datasets
+    from src_new.datasets.factory import build_datasets
     from src_new.datasets.synthetic import write_dataset
     write_dataset(tmp_path / "d", n=40, seed=0, test_fraction=0.2)
     csv = tmp_path / "d" / "dimensions.csv"

@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from src_new.datasets.image_folder import ImageFolderDataset
-from src_new.datasets.multicomponent import build_datasets
+from src_new.datasets.factory import build_datasets
 from src_new.datasets.video import extract_frames
 from src_new.models.wgan_gp.train import WGANGPTrainer
-from src_new.utils.config import auto_complete_config, load_config, validate_config
+from src_new.pipeline.config import auto_complete_config, load_config, validate_config
 
 from conftest import make_cfg, run_script
 

@@ -15,7 +15,7 @@ from src_new.evaluation.likelihood import auroc, likelihood_report, shift_compon
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint
 from src_new.models.wgan_gp.train import WGANGPTrainer
 from src_new.utils.checkpoint import load_checkpoint, save_checkpoint
-from src_new.utils.training import TensorBoard, clip_gradients, grad_norm
+from src_new.pipeline.training import TensorBoard, clip_gradients, grad_norm
 
 from conftest import make_cfg, run_script
 
@@ -251,7 +251,7 @@ def test_new_config_keys_are_validated(toy_root, key, value, match):
 def test_prior_flow_is_refused_for_models_without_one(tmp_path):
     from argparse import Namespace
 
-    from src_new.utils.sampling import run_sampling
+    from src_new.pipeline.sampling import run_sampling
 
     with pytest.raises(ValueError, match="--prior flow: model 'ddpm' has no such latent prior"):
         run_sampling(None, {"model": {"type": "ddpm"}}, Namespace(prior="flow"), "x.pt")

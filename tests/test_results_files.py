@@ -68,8 +68,8 @@ def test_seed_verdicts_need_the_means_apart_beyond_the_standard_errors():
 
 def test_collect_results_writes_provenance_and_training_facts(tiny_cfg, tmp_path):
     from collect_results import main as collect
-    from src_new.datasets.multicomponent import build_datasets
-    from src_new.evaluation.evaluate import evaluate_samples
+    from src_new.datasets.factory import build_datasets
+    from src_new.pipeline.evaluate import evaluate_samples
     from src_new.models.wgan_gp.train import WGANGPTrainer
     from src_new.utils.io import save_component_images, write_json
 

@@ -8,7 +8,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from src_new.models.wgan_gp import Critic, Encoder, Generator, WGANGP, build_wgan_gp, create_mask
-from src_new.utils.config import auto_complete_config, load_config, validate_config
+from src_new.pipeline.config import auto_complete_config, load_config, validate_config
 
 C, H, W = 5, 64, 32
 NAMES = ["group_nc", "group_km", "bt", "fpu", "tpc"]

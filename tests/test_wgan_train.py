@@ -9,7 +9,7 @@ import torch
 
 from src_new.models.wgan_gp.train import WGANGPTrainer
 from src_new.utils.checkpoint import load_checkpoint
-from src_new.utils.training import TrainingDiverged
+from src_new.pipeline.training import TrainingDiverged
 
 from conftest import make_cfg, run_script, write_yaml
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..utils.config import PICTURE_CHANNELS
+from ..utils.io import PICTURE_CHANNELS
 from .multicomponent import SPLITS, CachedImageDataset, read_split_table
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")

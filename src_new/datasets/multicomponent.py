@@ -1,6 +1,5 @@
 """Multi-component image dataset: one grayscale PNG per component, conditions from a CSV
-(and the shared pieces of every dataset type: the CSV reader, the cached-split base class,
-``build_datasets`` dispatching on ``data.type``).
+(and the shared pieces of every dataset type: the CSV reader, the cached-split base class).
 
 Everything is validated and decoded once, in the constructor: a split is cached as a
 uint8 tensor (N, C, H, W), so an epoch costs no PNG decoding and nothing can fail halfway
@@ -13,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
-from ..utils.config import DATA_TYPES
 
 SPLITS = ("train", "test", "all")
 _TRUE = {"true", "1", "yes", "train", "1.0"}
@@ -236,25 +233,3 @@ class MultiComponentDataset(CachedImageDataset):
             for j, path in enumerate(row):
                 images[i, j] = torch.from_numpy(read_png(path, self.image_size))
         return images
-
-
-def make_dataset(data_cfg, split="train", image_size=(64, 32), normalizer=None, verbose=True):
-    """The dataset class ``data.type`` names: multicomponent (default) or image_folder."""
-    kind = data_cfg.get("type", "multicomponent")
-    if kind == "image_folder":
-        from .image_folder import ImageFolderDataset
-        return ImageFolderDataset(data_cfg, split, image_size, normalizer, verbose)
-    if kind != "multicomponent":
-        raise ValueError(f"data.type = {kind!r}: use one of {list(DATA_TYPES)}")
-    return MultiComponentDataset(data_cfg, split, image_size, normalizer, verbose)
-
-
-def build_datasets(cfg, splits=("train", "test"), verbose=True):
-    """Datasets for ``splits`` sharing the train split's condition normalizer."""
-    data, size = cfg["data"], cfg["model"]["image_size"]
-    train = make_dataset(data, "train", size, verbose=verbose)
-    out = {"train": train}
-    for split in splits:
-        if split != "train":
-            out[split] = make_dataset(data, split, size, train.normalizer, verbose)
-    return out

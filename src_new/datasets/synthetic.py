@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .geometry import measure_dimensions
+from ..utils.geometry import measure_dimensions
 
 COMPONENTS = ["group_nc", "group_km", "bt", "fpu", "tpc"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..datasets.geometry import measure_dimensions, union_measurements
+from ..utils.geometry import measure_dimensions, union_measurements
 
 GEOMETRIC_FEATURES = ("area", "com_y", "com_x", "bbox_h", "bbox_w")
 MEASURED_COLUMNS = ("width_px", "height_px")        # the order measure_dimensions returns

@@ -11,7 +11,7 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from src_new.evaluation.evaluate import compare, evaluate_samples, format_table
+from src_new.pipeline.evaluate import compare, evaluate_samples, format_table
 from src_new.evaluation.likelihood import SHIFT_PX, likelihood_report
 
 

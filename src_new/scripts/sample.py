@@ -12,7 +12,7 @@ import _bootstrap  # noqa: F401
 
 from src_new.models import available_models, get_entry
 from src_new.utils.checkpoint import load_checkpoint
-from src_new.utils.sampling import add_sampling_args
+from src_new.pipeline.sampling import add_sampling_args
 
 
 def build_parser():

@@ -9,7 +9,7 @@ import _bootstrap  # noqa: F401
 
 from src_new.models import available_models, get_entry
 from src_new.utils.checkpoint import load_checkpoint
-from src_new.utils.config import add_config_args, config_from_args
+from src_new.pipeline.config import add_config_args, config_from_args
 
 
 def build_parser():

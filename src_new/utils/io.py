@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import PICTURE_CHANNELS
+# data.type image_folder: data.component_dirs names the picture's channels (and grids show
+# such samples as pictures, not as component overlays).
+PICTURE_CHANNELS = {"rgb": ["red", "green", "blue"], "gray": ["gray"]}
 
 # Overlay colours (RGB) per component name; unknown names get a colour from the fallback list.
 COMPONENT_COLORS = {
@@ -124,7 +126,7 @@ def save_component_images(images, save_dir, component_names, prefix="sample", co
     import pandas as pd
     from PIL import Image
 
-    from ..datasets.geometry import measure_dimensions
+    from .geometry import measure_dimensions
 
     arr = to_numpy(images)
     if arr.ndim != 4 or arr.shape[1] != len(component_names):

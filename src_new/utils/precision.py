@@ -14,7 +14,7 @@ import functools
 
 import torch
 
-from .config import PRECISIONS
+PRECISIONS = ("fp32", "bf16")          # training.precision, sampling.precision
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,9 +9,9 @@ import copy
 
 from ...datasets.multicomponent import ConditionNormalizer
 from ...utils.checkpoint import check_model_type, load_checkpoint, load_state_strict
-from ...utils.config import auto_complete_config, validate_config
+from ...pipeline.config import auto_complete_config, validate_config
 from ...utils.runtime import resolve_device
-from ...utils.sampling import run_sampling
+from ...pipeline.sampling import run_sampling
 from . import build_ddpm
 
 

@@ -1,4 +1,4 @@
-"""DDPM training on the shared loop (``src_new.utils.training.Trainer``): one noise-prediction
+"""DDPM training on the shared loop (``src_new.pipeline.training.Trainer``): one noise-prediction
 step per batch, gradient clipping, EMA of the UNet.
 
     python src_new/scripts/train.py --model ddpm --config configs/ddpm_toy.yaml
@@ -12,7 +12,7 @@ import torch
 from ...utils.checkpoint import load_state_strict
 from ...utils.ema import EMA
 from ...utils.io import save_grid
-from ...utils.training import Trainer, clip_gradients, run_training
+from ...pipeline.training import Trainer, clip_gradients, run_training
 from . import build_ddpm
 
 

@@ -10,10 +10,10 @@ import torch
 
 from ...datasets.multicomponent import ConditionNormalizer
 from ...utils.checkpoint import check_model_type, load_checkpoint, load_state_strict
-from ...utils.config import auto_complete_config, validate_config
+from ...pipeline.config import auto_complete_config, validate_config
 from ...utils.io import save_grid
 from ...utils.runtime import resolve_device
-from ...utils.sampling import cli_or_config, run_sampling
+from ...pipeline.sampling import cli_or_config, run_sampling
 from . import build_wgan_gp
 from .flow import load_flow_state
 

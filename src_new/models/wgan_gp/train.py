@@ -1,6 +1,6 @@
 """WGAN-GP training: n_critic critic steps, one generator step, EMA, encoder inversion.
 The epoch loop, checkpoints, resume, logging and fault handling are the shared
-``src_new.utils.training.Trainer``.
+``src_new.pipeline.training.Trainer``.
 
 ``training.phase`` picks what a run trains; the other networks stay bit-identical:
   gan      critic, generator (+ EMA), and the encoder every ``encoder_every`` steps
@@ -23,7 +23,7 @@ from ...evaluation.metrics import mean_pairwise_l1, real_pair_diversity, within_
 from ...utils.checkpoint import load_state_strict
 from ...utils.ema import EMA
 from ...utils.io import save_grid
-from ...utils.training import Trainer, clip_gradients, run_training
+from ...pipeline.training import Trainer, clip_gradients, run_training
 from . import build_wgan_gp
 from .flow import load_flow_state
 from .sample import CHECKPOINT_VERSION, check_checkpoint_version

@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .config import PRECISIONS
-from .io import mirror_side, prepare_output_dir, save_component_images, write_json
-from .masks import component_indices, create_mask
-from .precision import autocast, resolve_precision
+from ..utils.io import mirror_side, prepare_output_dir, save_component_images, write_json
+from ..utils.masks import component_indices, create_mask
+from ..utils.precision import PRECISIONS, autocast, resolve_precision
 
 MODES = ("unconditional", "conditional", "inpainting", "interpolate")
 
@@ -149,7 +148,7 @@ def _batches(n, size, desc):
 
 
 def _test_split(cfg, normalizer):
-    from ..datasets.multicomponent import make_dataset
+    from ..datasets.factory import make_dataset
     return make_dataset(cfg["data"], "test", cfg["model"]["image_size"], normalizer, verbose=False)
 
 

@@ -49,8 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.io import load_samples, write_json
-from . import metrics as M
-from .inception import SKIP_MESSAGE
+from ..evaluation import metrics as M
+from ..evaluation.inception import SKIP_MESSAGE
 
 MODES = ("unconditional", "conditional", "inpainting", "interpolate")
 MAX_PIXEL_SET = 2000    # pixel-space k-NN costs N^2 * C*H*W: subsample both sets to this
@@ -66,7 +66,7 @@ def load_config_for(samples_dir, config=None):
     """The resolved config dict: ``config`` is a dict, a YAML path or a checkpoint ``.pt``;
     None takes the manifest's ``config``."""
     from ..utils.checkpoint import load_checkpoint
-    from ..utils.config import auto_complete_config, load_config, validate_config
+    from .config import auto_complete_config, load_config, validate_config
 
     if isinstance(config, dict):
         cfg = config
@@ -394,7 +394,7 @@ def make_inception(weights, names, device=None):
     """Callable masks (N, C, H, W) -> (N, 2048) Inception pool features (model loaded once)."""
     import torch
 
-    from .inception import inception_features, load_fid_inception
+    from ..evaluation.inception import inception_features, load_fid_inception
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_fid_inception(weights, device)
@@ -412,7 +412,7 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
     evaluation.inception_weights; skipped with a note when neither is set). inception: a
     ready feature callable instead (tests). Result keys: metrics, references ({name: metrics}),
     raw (the pre-postprocess figures, if images_raw exists), details, notes, and run info."""
-    from ..datasets.multicomponent import build_datasets
+    from ..datasets.factory import build_datasets
 
     folder = _samples_folder(samples_path)
     arrays = load_samples(folder)

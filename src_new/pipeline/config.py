@@ -14,6 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from ..datasets.factory import DATA_TYPES
+from ..utils.io import PICTURE_CHANNELS
+from ..utils.precision import PRECISIONS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
 
@@ -181,14 +185,9 @@ MODEL_SCHEMA = {
 
 MODEL_TYPES = sorted(MODEL_SCHEMA)
 PHASES = ("gan", "encoder", "flow")    # wgan_gp training.phase
-PRECISIONS = ("fp32", "bf16")          # training.precision, sampling.precision
 # Keys renamed since checkpoints were written: old (section, key) -> (new key, value map).
 # Applied when a config is completed, so old run folders and checkpoints still load.
 RENAMED_KEYS = {("training", "bf16"): ("precision", lambda on: "bf16" if on else "fp32")}
-DATA_TYPES = ("multicomponent", "image_folder")
-# data.type image_folder: data.component_dirs names the picture's channels (and grids show
-# such samples as pictures, not as component overlays).
-PICTURE_CHANNELS = {"rgb": ["red", "green", "blue"], "gray": ["gray"]}
 PROBABILITY_KEYS = [("model", "cond_drop_prob"), ("training", "encoder_mask_prob")]
 POSITIVE_KEYS = [
     ("training", "epochs"), ("training", "batch_size"), ("training", "lr_generator"),

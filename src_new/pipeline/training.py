@@ -14,9 +14,9 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from .checkpoint import save_checkpoint
+from ..utils.checkpoint import save_checkpoint
 from .config import dump_config
-from .io import mirror_side, prepare_output_dir
+from ..utils.io import mirror_side, prepare_output_dir
 
 
 class TrainingDiverged(RuntimeError):
@@ -213,7 +213,7 @@ class Trainer:
     healthy_ranges = {}     # {logged column: (low, high)}, shaded in curves.png
 
     def __init__(self, cfg, resume_state=None, resume_path=None, verbose=True):
-        from .distributed import DistContext
+        from ..utils.distributed import DistContext
 
         self.cfg, self.tcfg = cfg, cfg["training"]
         self.dist = DistContext(self.tcfg["device"])
@@ -224,10 +224,10 @@ class Trainer:
             raise
 
     def _setup(self, cfg, resume_state, resume_path, verbose):
-        from ..datasets.multicomponent import build_datasets
-        from .checkpoint import remove_stale_temp_files
-        from .precision import autocast, resolve_precision
-        from .runtime import resolve_device, seed_everything
+        from ..datasets.factory import build_datasets
+        from ..utils.checkpoint import remove_stale_temp_files
+        from ..utils.precision import autocast, resolve_precision
+        from ..utils.runtime import resolve_device, seed_everything
 
         self.device = self.dist.device(resolve_device(self.tcfg["device"]))
         self.verbose = verbose and self.dist.is_main
@@ -305,7 +305,7 @@ class Trainer:
     def state_dict(self, rng_states=None):
         """rng_states: every rank's RNG state (distributed runs), stored as ``rng_state_per_rank``
         so a resume with the same number of processes continues each rank's streams exactly."""
-        from .runtime import get_rng_state
+        from ..utils.runtime import get_rng_state
         state = {"model_type": self.model_type, **self.model_state(),
                  **{name: opt.state_dict() for name, (opt, _) in self.optimizers.items()},
                  "epoch": self.epoch, "global_step": self.step, "config": dict(self.cfg),
@@ -319,8 +319,8 @@ class Trainer:
 
     def load_state(self, ckpt, path):
         from ..datasets.multicomponent import ConditionNormalizer
-        from .checkpoint import check_model_type
-        from .runtime import seed_everything, set_rng_state
+        from ..utils.checkpoint import check_model_type
+        from ..utils.runtime import seed_everything, set_rng_state
 
         check_model_type(ckpt, self.model_type, path)
         self.load_model_state(ckpt, path)
@@ -455,7 +455,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         try:
-            from .plots import plot_runs
+            from ..utils.plots import plot_runs
             plot_runs([self.run_dir], self.run_dir / "curves.png", histories=[self.history],
                       ranges=self.healthy_ranges)
         except Exception as err:  # a figure is never worth a lost run
@@ -465,7 +465,7 @@ class Trainer:
         """Called on every rank: checks the replicas agree, then rank 0 writes."""
         rng_states = None
         if self.dist.enabled:
-            from .runtime import get_rng_state
+            from ..utils.runtime import get_rng_state
             self.check_replicas()
             rng_states = self.dist.all_gather_object(get_rng_state())
         if self.dist.is_main:
@@ -480,7 +480,7 @@ class Trainer:
         self.dist.check_identical(states, f"at epoch {self.epoch}, the model state")
 
     def handle_divergence(self, err):
-        from .checkpoint import load_checkpoint
+        from ..utils.checkpoint import load_checkpoint
 
         latest = self.run_dir / "checkpoint_latest.pt"
         exists = self.dist.broadcast_object(latest.exists())   # rank 0 wrote it: its view decides
@@ -517,7 +517,7 @@ def run_training(trainer_cls, cfg, resume=None, resume_state=None, verbose=True)
     """Build ``trainer_cls`` and run it; divergence/interrupt become a message and exit code."""
     import sys
 
-    from .checkpoint import load_checkpoint
+    from ..utils.checkpoint import load_checkpoint
 
     if resume is not None and resume_state is None:
         resume_state = load_checkpoint(resume)
