@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
 from src_new.models.wgan_gp.train import WGANGPTrainer, make_optimizers  # noqa: E402
+from src_new.models.wgan_gp.wgan import set_layout  # noqa: E402
 from src_new.pipeline.config import apply_overrides, auto_complete_config, load_config, validate_config  # noqa: E402
 from src_new.utils.ema import EMA  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
@@ -239,6 +240,14 @@ class BenchTrainer(WGANGPTrainer):
 
 
 # ---------------------------------------------------------------- the plan's plain iteration
+def plain_copy(model):
+    """A copy of ``model`` with NCHW activations and weights (the library runs channels_last)."""
+    plain = copy.deepcopy(model)
+    for net in (plain.generator, plain.ema_generator, plain.critic):
+        set_layout(net, torch.contiguous_format)
+    return plain
+
+
 class PlainReference:
     """The plan's training loop, literally, on its own copy of the networks."""
 
@@ -477,8 +486,7 @@ def measure_training(cfg, ours, timer, repeats, batch, skip_plain):
     per_step = trainers["fp32"].batches_per_step
     real = torch.rand(per_step * batch, ours.channels, *ours.image_size, device=device).round()
     cond = torch.randn(per_step * batch, ours.cond_dim, device=device) if ours.cond_dim else None
-    plain = copy.deepcopy(ours)
-    plain.fast = False                       # NCHW, unfused; PlainReference calls the networks itself
+    plain = plain_copy(ours)                 # PlainReference calls the networks itself, unfused
     reference = PlainReference(plain, cfg)
     steps = {p: (lambda t=t: t.train_step(real, cond)) for p, t in trainers.items()}
     run_ours = lambda: trainers["fp32"].gan_step(real, cond)
@@ -555,13 +563,13 @@ def measure_inpainting(cfg, ours, timer, repeats, quick, restarts, skip_plain):
     names = cfg["data"]["component_dirs"]
     truth = torch.rand(inp_batch, ours.channels, *ours.image_size, device=device).round()
     mask = create_mask(names[:2], names, inp_batch, ours.image_size, device=device)
-    plain_model = copy.deepcopy(ours)
-    plain_model.fast = False
+    plain_model = plain_copy(ours)
 
     def run(precision, num_steps=steps):
         def fn():
             with autocast(precision, device):
-                ours.inpaint(truth * mask, mask, num_steps=num_steps, lr=0.01, restarts=restarts)
+                ours.inpaint(truth * mask, mask, num_steps=num_steps, lr=0.01, restarts=restarts,
+                             loss="mse")   # the plain loop's loss
         return fn
 
     fns = {"ours": run("fp32"), "bf16": run("bf16")}

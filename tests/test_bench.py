@@ -115,7 +115,7 @@ def test_plain_reference_equals_the_fast_path_with_fixed_noise(tmp_path):
     import copy
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from bench_wgan import PlainReference
+    from bench_wgan import PlainReference, plain_copy
     from conftest import make_cfg
     from src_new.models.wgan_gp import build_wgan_gp
 
@@ -125,9 +125,9 @@ def test_plain_reference_equals_the_fast_path_with_fixed_noise(tmp_path):
     # means (nearly equal in an untrained critic), which amplifies float32 rounding of the two
     # layouts' convolutions; in float64 any real difference still shows
     ours = build_wgan_gp(cfg).double()
-    assert ours.fast
-    plain = copy.deepcopy(ours)
-    plain.fast = False
+    assert ours.critic.memory_format is torch.channels_last
+    plain = plain_copy(ours)
+    assert all(p.is_contiguous() for p in plain.critic.parameters())
     reference = PlainReference(plain, cfg)
     real = torch.rand(4, 5, 64, 32, dtype=torch.float64).round()
     cond = torch.randn(4, 2, dtype=torch.float64)

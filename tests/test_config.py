@@ -24,7 +24,7 @@ def test_shipped_configs_resolve():
 
 def test_ddpm_objective_default_and_validation():
     assert resolve({"model": {"type": "ddpm"}})["model"]["objective"] == "pred_v"
-    with pytest.raises(ValueError, match=r"model.objective = 'pred_x0': use pred_v \(default\) or pred_noise"):
+    with pytest.raises(ValueError, match=r"model.objective = 'pred_x0': expected one of \['pred_v', 'pred_noise'\]"):
         resolve({"model": {"type": "ddpm", "objective": "pred_x0"}})
 
 
@@ -84,11 +84,11 @@ def test_convenience_flags(tmp_path):
     (lambda c: c["model"].pop("lambda_gp"), r"requires model.lambda_gp"),
     (lambda c: c["model"].pop("n_critic"), r"requires model.n_critic"),
     (lambda c: c["model"].update(image_size=[60, 32]), r"image_size = \[60, 32\].*divisible by 8"),
-    (lambda c: c.setdefault("training", {}).update(lr_generator=0), r"training.lr_generator = 0 must be a positive"),
-    (lambda c: c.setdefault("training", {}).update(lr_critic=-1e-4), r"training.lr_critic = -0.0001 must be a positive"),
-    (lambda c: c.setdefault("training", {}).update(batch_size=0), r"training.batch_size = 0 must be a positive"),
-    (lambda c: c.setdefault("training", {}).update(epochs=-1), r"training.epochs = -1 must be a positive"),
-    (lambda c: c["model"].update(cond_drop_prob=1.5), r"model.cond_drop_prob = 1.5 is a probability"),
+    (lambda c: c.setdefault("training", {}).update(lr_generator=0), r"training.lr_generator = 0: expected a finite number > 0"),
+    (lambda c: c.setdefault("training", {}).update(lr_critic=-1e-4), r"training.lr_critic = -0.0001: expected a finite number > 0"),
+    (lambda c: c.setdefault("training", {}).update(batch_size=0), r"training.batch_size = 0: expected a whole number in \[1, 65536\]"),
+    (lambda c: c.setdefault("training", {}).update(epochs=-1), r"training.epochs = -1: expected a whole number >= 1"),
+    (lambda c: c["model"].update(cond_drop_prob=1.5), r"model.cond_drop_prob = 1.5: expected a finite number in \[0, 1\]"),
     (lambda c: c["model"].update(lamda_gp=10), r"unknown key 'model.lamda_gp'.*Did you mean 'lambda_gp'"),
     (lambda c: c.setdefault("training", {}).update(n_epochs=3), r"unknown key 'training.n_epochs'.*Did you mean 'epochs'"),
     (lambda c: c.update(trainig={}), r"unknown config section 'trainig'.*Did you mean 'training'"),
@@ -125,3 +125,65 @@ def test_precision_is_validated_and_the_old_bf16_key_is_renamed(capsys):
         cfg = validate_config(auto_complete_config(apply_overrides(base(), [f"training.bf16={old}"])))
         assert cfg["training"]["precision"] == new and "bf16" not in cfg["training"]
         assert f"training.bf16 = {old} is now training.precision = {new}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("section, key, value, expected", [
+    ("model", "dim", 8.5, "model.dim = 8.5: expected a whole number"),
+    ("model", "lambda_gp", "10", "model.lambda_gp = '10': expected a finite number >= 0"),
+    ("training", "seed", "abc", "training.seed = 'abc': expected a whole number"),
+    ("data", "root_dir", None, "data.root_dir = None: expected a value"),
+    ("data", "root_dir", 3, "data.root_dir = 3: expected a string"),
+    ("model", "dim_mults", "124", "model.dim_mults = '124': expected a list of whole numbers"),
+    ("model", "res_blocks", 2, "model.res_blocks = 2: expected a list of whole numbers"),
+    ("model", "image_size", [100000, 100000], r"model.image_size = \[100000, 100000\]: .* in \[8, 4096\]"),
+    ("model", "dim", 1e25, r"model.dim = 1e\+25: expected a whole number in \[1, 4096\]"),
+    ("data", "filename_pattern", "{prefix}_{component}_{x}.png", "no other placeholder"),
+    ("data", "test_fraction", 1.5, r"data.test_fraction = 1.5: expected a finite number in \(0, 1\)"),
+    ("sampling", "guidance_scale", float("nan"), "sampling.guidance_scale = nan: expected a finite number"),
+    ("training", "overwrite", "yes", "training.overwrite = 'yes': expected true or false"),
+    ("model", "upsample", "bilinear", r"model.upsample = 'bilinear': expected one of \['transpose', 'nearest_conv'\]"),
+])
+def test_every_key_is_typed_and_bounded(section, key, value, expected):
+    cfg = base()
+    cfg.setdefault(section, {})[key] = value
+    with pytest.raises(ValueError, match=expected):
+        resolve(cfg)
+
+
+def test_a_section_that_is_not_a_mapping_is_refused():
+    with pytest.raises(ValueError, match="needs a 'model' section"):
+        resolve({"model": [1, 2]})
+    cfg = base()
+    cfg["training"] = [1]
+    with pytest.raises(ValueError, match="config section 'training' must be a mapping"):
+        resolve(cfg)
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, n in zip("abcdefgh", "bcdefghi"))
+    path = tmp_path / "bomb.yaml"
+    path.write_text("model: {type: wgan_gp}\nextra:\n" + "".join("  " + line + "\n" for line in bomb.splitlines()))
+    with pytest.raises(ValueError, match="anchors and aliases"):
+        load_config(path)
+    with pytest.raises(ValueError, match="anchors and aliases"):
+        apply_overrides(base(), ["model.dim_mults=&a [1, 2, 4]"])
+
+
+def test_removed_keys_are_refused_in_yaml_and_dropped_from_stored_configs(tmp_path, capsys):
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({**base(), "training": {"optimizer": "adam"}}))
+    with pytest.raises(ValueError, match=r"training.optimizer was removed \(Adam is the only optimizer\); delete it"):
+        load_config(path)
+    with pytest.raises(ValueError, match="training.fast was removed"):
+        apply_overrides(base(), ["training.fast=false"])
+    with pytest.raises(ValueError, match="evaluation.num_samples was removed"):
+        apply_overrides(base(), ["evaluation.num_samples=10"])
+    stored = {**base(), "training": {"fast": True, "optimizer": "adam"}, "evaluation": {"num_samples": 4000}}
+    cfg = resolve(stored)                        # a config inside an older checkpoint still loads
+    assert "fast" not in cfg["training"] and "num_samples" not in cfg["evaluation"]
+    ddpm = resolve({"model": {"type": "ddpm"}, "sampling": {"inpaint_lr": 0.0, "restarts": 1}})
+    assert "restarts" not in ddpm["sampling"]
+    with pytest.raises(ValueError, match="unknown key 'sampling.restarts'"):
+        validate_config(ddpm | {"sampling": {**ddpm["sampling"], "restarts": 1}})

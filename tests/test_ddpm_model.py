@@ -43,7 +43,7 @@ def n_params(module):
 def test_parameter_count_at_default_config():
     model = build_ddpm(validate_config(auto_complete_config(load_config("ddpm_default"), verbose=False)))
     assert 10e6 <= n_params(model) <= 14e6
-    assert n_params(model) == n_params(UNet())          # the UNet defaults are the default config
+    assert n_params(model) == n_params(UNet(5, 2, (64, 32)))   # the UNet defaults are the default config
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     assert model.timesteps == 1000 and model.cond_drop_prob == 0.1 and model.ema_unet is None
 

@@ -1,5 +1,6 @@
-"""The performance paths compute what the plain ones do: channels_last layout, the generator step's separate D(real), fused Adam with layout alignment,
-compiled no-grad generator passes; and the fast model against the plan's literal iteration."""
+"""The performance paths compute what the plain ones do: channels_last layout, fused Adam with
+layout alignment, compiled no-grad generator passes; and the model against a literal
+iteration (separate critic passes, NCHW)."""
 import copy
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from src_new.models.wgan_gp import Critic, Encoder, Generator, WGANGP
 from src_new.models.wgan_gp.train import align_layouts, make_optimizers
+from src_new.models.wgan_gp.wgan import set_layout
 
 C, H, W = 5, 64, 32
 TCFG = {"beta1": 0.0, "beta2": 0.9, "lr_generator": 1e-3, "lr_critic": 1e-3, "lr_encoder": 1e-3}
@@ -15,9 +17,16 @@ TCFG = {"beta1": 0.0, "beta2": 0.9, "lr_generator": 1e-3, "lr_critic": 1e-3, "lr
 def tiny_model(**kw):
     torch.manual_seed(0)
     enc = Encoder(C, 10, (H, W), dim=8)
-    gen = Generator(C, 10, 2, (H, W), dim=8, res_blocks=(1, 1, 1), bottleneck_res_blocks=1)
-    critic = Critic(C, 2, (H, W), dim=8)
-    return WGANGP(enc, gen, critic, image_size=(H, W), latent_dim=10, **kw)
+    gen = Generator(C, 10, 2, (H, W), dim=8, res_blocks=(1, 1, 1), bottleneck_res_blocks=1, style_dim=128)
+    critic = Critic(C, 2, (H, W), dim=8, cond_mode="concat", minibatch_std_group=0)
+    return WGANGP(enc, gen, critic, image_size=(H, W), latent_dim=10, **{"lambda_gp": 10.0, "n_critic": 5, **kw})
+
+
+def nchw(m):
+    """``m`` with NCHW activations and weights (the library runs channels_last)."""
+    for net in (m.generator, m.ema_generator, m.critic):
+        set_layout(net, torch.contiguous_format)
+    return m
 
 
 def plan_critic_loss(m, real, cond, noise):
@@ -51,8 +60,8 @@ def assert_close_lists(a, b, atol=1e-5, rtol=1e-4):
 
 
 def test_fast_model_matches_the_plans_literal_losses_and_gradients():
-    fast = tiny_model(fast=True)
-    plain = tiny_model(fast=False)
+    fast = tiny_model()
+    plain = nchw(tiny_model())
     plain.load_state_dict(fast.state_dict())
     assert fast.critic.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert plain.critic.features[0].weight.is_contiguous()
@@ -86,7 +95,7 @@ def test_trainer_optimizers_match_default_adam():
     as the default Adam over NCHW weights, given the same gradients. (Gradients are compared
     in the test above; Adam's first steps are ~lr * sign(grad), so rounding-level gradient
     differences are not compared through it.)"""
-    fast, plain = tiny_model(fast=True), tiny_model(fast=False)
+    fast, plain = tiny_model(), nchw(tiny_model())
     plain.load_state_dict(fast.state_dict())
     opt_g, opt_c, _ = make_optimizers(fast, TCFG)
     assert opt_g.defaults["fused"] and opt_c.defaults["fused"]
@@ -132,7 +141,7 @@ def test_fused_adam_with_mismatched_layouts_is_aligned():
 @pytest.mark.parametrize("cond_mode", ["concat", "projection"])
 def test_critic_layouts_agree(cond_mode):
     torch.manual_seed(0)
-    d = Critic(3, 2, (40, 24), dim=4, cond_emb_dim=6, cond_mode=cond_mode).double()
+    d = Critic(3, 2, (40, 24), dim=4, cond_emb_dim=6, cond_mode=cond_mode, minibatch_std_group=0).double()
     x, c = torch.rand(2, 3, 40, 24, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
     ref = d(x, c)
     d.memory_format = torch.channels_last
@@ -140,21 +149,21 @@ def test_critic_layouts_agree(cond_mode):
 
 
 def test_layout_switch_keeps_values_and_outputs_nchw():
-    m = tiny_model(fast=True)
+    m = tiny_model()
+    assert m.generator.memory_format is torch.channels_last and m.ema_generator.memory_format is torch.channels_last
     state = {k: v.clone() for k, v in m.state_dict().items()}
     z, c = torch.randn(3, 10), torch.randn(3, 2)
     out_cl = m.generator(z, c)
     assert out_cl.is_contiguous()                     # callers always get NCHW images
-    m.fast = False
+    for net in (m.generator, m.ema_generator, m.critic):
+        set_layout(net, torch.contiguous_format)
     assert all(p.is_contiguous() for p in m.parameters())
     assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
     assert torch.allclose(m.generator(z, c), out_cl, atol=1e-5)
-    m.fast = True
-    assert m.generator.memory_format is torch.channels_last and m.ema_generator.memory_format is torch.channels_last
 
 
 def test_compiled_generator_passes_match_eager():
-    m = tiny_model(fast=True)
+    m = tiny_model()
     x, c = torch.rand(2, C, H, W).round(), torch.randn(2, 2)
     noise = m.draw_noise(2, x.device)
     z = torch.randn(2, 10)

@@ -236,11 +236,11 @@ def test_cli_flow_phase_sample_and_likelihood(toy_root, gan_checkpoint, tmp_path
 
 
 @pytest.mark.parametrize("key,value,match", [
-    ("training.phase", "flows", "training.phase = 'flows': use one of"),
-    ("training.grad_clip_norm", -1, "positive gradient norm or null"),
-    ("training.lr_flow", 0, "lr_flow = 0 must be a positive number"),
-    ("model.flow_layers", 1.5, "model.flow_layers = 1.5"),
-    ("logging.tensorboard", "yes", "logging.tensorboard = 'yes': use true or false"),
+    ("training.phase", "flows", r"training.phase = 'flows': expected one of \['gan', 'encoder', 'flow'\]"),
+    ("training.grad_clip_norm", -1, "training.grad_clip_norm = -1: expected a finite number > 0"),
+    ("training.lr_flow", 0, "lr_flow = 0: expected a finite number > 0"),
+    ("model.flow_layers", 1.5, "model.flow_layers = 1.5: expected a whole number"),
+    ("logging.tensorboard", "yes", "logging.tensorboard = 'yes': expected true or false"),
 ])
 def test_new_config_keys_are_validated(toy_root, key, value, match):
     section, name = key.split(".")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import difflib
+import math
 import re
 from pathlib import Path
 
@@ -31,64 +33,127 @@ class _Required:
 
 
 REQUIRED = _Required()
+MODEL_TYPES = ("ddpm", "wgan_gp")
 
-# Keys shared by every model type: {section: {key: default}}.
+# Every set of allowed values, once: validation, the CLIs' ``choices`` and the models' own
+# checks read them from here (precisions and data types from the modules that implement them).
+CHOICES = {
+    "model_type": MODEL_TYPES,
+    "data_type": DATA_TYPES,
+    "mirror": ("auto", "left", "right", "none"),
+    "device": ("auto", "cpu", "cuda"),            # and cuda:<index>
+    "on_divergence": ("stop", "rollback"),
+    "sampling_mode": ("unconditional", "conditional", "inpainting", "interpolate"),
+    "precision": PRECISIONS,
+    "upsample": ("transpose", "nearest_conv"),
+    "critic_cond": ("projection", "concat"),
+    "phase": ("gan", "encoder", "flow"),
+    "inpaint_loss": ("bce", "mse", "l1"),
+    "lr_schedule": ("cosine", "constant"),
+    "unconditional": ("marginal", "null"),
+    "prior": ("normal", "flow"),
+    "objective": ("pred_v", "pred_noise"),
+    "sampler": ("ddim", "ddpm"),
+    "postprocess": ("none", "clean"),
+}
+
+# Documented ceilings on sizes (beyond them a model or a request does not fit a machine anyway).
+MAX_WIDTH = 4096          # channel widths
+MAX_SIDE = 4096           # image height / width in pixels
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """One config key: its default, its type and what values it accepts.
+
+    kind: int | float | bool | str | ints (list of int) | strs (list of str); nullable: None
+    allowed (auto / off); min / max inclusive and gt / lt exclusive bounds (numbers, and each
+    entry of a list); choices: a name in ``CHOICES``; doc: one line for the README."""
+    default: object
+    kind: str
+    doc: str = ""
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    choices: str | None = None
+
+
+def _int(default, doc="", **bounds):
+    return Key(default, "int", doc, **bounds)
+
+
+def _float(default, doc="", **bounds):
+    return Key(default, "float", doc, **bounds)
+
+
+def _choice(default, choices, doc=""):
+    return Key(default, "str", doc, choices=choices)
+
+
+_PROB = {"min": 0, "max": 1}
+_WEIGHT = {"min": 0}                                 # a loss weight: 0 = off
+_POSITIVE = {"gt": 0}
+
+# Keys shared by every model type: {section: {key: Key}}.
 SCHEMA = {
     "model": {
-        "type": REQUIRED,
-        "channels": None,            # auto: len(data.component_dirs)
-        "image_size": [64, 32],      # [H, W], each divisible by 8
-        "cond_dim": None,            # auto: len(data.condition_columns)
-        "dim": 64,                   # base channel width
-        "dim_mults": [1, 2, 4],      # channel multipliers per resolution
-        "cond_drop_prob": 0.1,       # condition dropout for classifier-free guidance
+        "type": _choice(REQUIRED, "model_type"),
+        "channels": _int(None, "auto: len(data.component_dirs)", nullable=True, min=1),
+        "image_size": Key([64, 32], "ints", "[H, W], each divisible by 8", min=8, max=MAX_SIDE),
+        "cond_dim": _int(None, "auto: len(data.condition_columns)", nullable=True, min=0),
+        "dim": _int(64, "base channel width", min=1, max=MAX_WIDTH),
+        "dim_mults": Key([1, 2, 4], "ints", "channel multipliers per resolution", min=1, max=64),
+        "cond_drop_prob": _float(0.1, "condition dropout for classifier-free guidance", **_PROB),
     },
     "data": {
-        "type": "multicomponent",    # multicomponent (one PNG per component) | image_folder (pictures)
-        "root_dir": "data/",
-        "condition_csv": "data/dimensions.csv",
-        "component_dirs": ["group_nc", "group_km", "bt", "fpu", "tpc"],
-        "condition_columns": ["width_px", "height_px"],
-        "prefix_column": "matching",
-        "filename_pattern": "mdbk_{prefix}_{component}.png",
-        "split_column": "train",     # True/1/"true" = train row, else test row
-        "normalized": False,         # False: standardize conditions with train statistics
-        "mirror": "auto",            # grids: side of the symmetry axis, auto | left | right | none
-        "test_fraction": 0.1,        # image_folder without conditions: share of images in the test split
+        "type": _choice("multicomponent", "data_type",
+                        "multicomponent (one PNG per component) | image_folder (pictures)"),
+        "root_dir": Key("data/", "str"),
+        "condition_csv": Key("data/dimensions.csv", "str", nullable=True),
+        "component_dirs": Key(["group_nc", "group_km", "bt", "fpu", "tpc"], "strs"),
+        "condition_columns": Key(["width_px", "height_px"], "strs", nullable=True),
+        "prefix_column": Key("matching", "str"),
+        "filename_pattern": Key("mdbk_{prefix}_{component}.png", "str"),
+        "split_column": Key("train", "str", "True/1/\"true\" = train row, else test row", nullable=True),
+        "normalized": Key(False, "bool", "False: standardize conditions with train statistics"),
+        "mirror": _choice("auto", "mirror", "grids: side of the symmetry axis"),
+        "test_fraction": _float(0.1, "image_folder without conditions: share of images in the test split",
+                                gt=0, lt=1),
     },
     "training": {
-        "epochs": 1000,
-        "batch_size": 64,
-        "num_workers": 0,
-        "seed": 0,
-        "device": "auto",            # auto | cpu | cuda
-        "ema_decay": 0.9999,
-        "ema_update_every": 10,
-        "eval_every": 100,           # epochs between sample grids
-        "check_every": 100,          # epochs between checkpoints
-        "run_name": None,            # default: <config name>
-        "overwrite": False,          # allow reusing an existing run folder
-        "max_grad_norm": 1.0e4,      # a larger gradient norm counts as divergence
-        "on_divergence": "stop",     # stop | rollback (reload last checkpoint, halve lrs)
+        "epochs": _int(1000, min=1),
+        "batch_size": _int(64, min=1, max=65536),
+        "num_workers": _int(0, min=0),
+        "seed": _int(0),
+        "device": Key("auto", "str", "auto | cpu | cuda | cuda:<index>"),
+        "ema_decay": _float(0.9999, min=0, lt=1),
+        "ema_update_every": _int(10, min=1),
+        "eval_every": _int(100, "epochs between sample grids", min=1),
+        "check_every": _int(100, "epochs between checkpoints", min=1),
+        "run_name": Key(None, "str", "default: <config name>", nullable=True),
+        "overwrite": Key(False, "bool", "allow reusing an existing run folder"),
+        "max_grad_norm": _float(1.0e4, "a larger gradient norm counts as divergence", gt=0),
+        "on_divergence": _choice("stop", "on_divergence", "stop | rollback (reload last checkpoint, halve lrs)"),
     },
     "paths": {
-        "output_dir": None,          # auto: outputs/<model.type>/ (runs go in <output_dir>/<run_name>/)
-        "samples_dir": None,         # auto: samples/<model.type>/
+        "output_dir": Key(None, "str", "auto: outputs/<model.type>/", nullable=True),
+        "samples_dir": Key(None, "str", "auto: samples/<model.type>/", nullable=True),
     },
     "sampling": {
-        "num_samples": 16,
-        "batch_sz": 8,
-        "guidance_scale": 2.0,
-        "mode": "conditional",
-        "components": ["fpu", "group_nc", "group_km"],
-        "per_condition": 1,          # conditional: K draws per condition (K >= 2: within-condition diversity)
+        "num_samples": _int(16, min=1, max=10_000_000),
+        "batch_sz": _int(8, min=1, max=65536),
+        "guidance_scale": _float(2.0, "classifier-free guidance scale s (0 = none)"),
+        "mode": _choice("conditional", "sampling_mode"),
+        "components": Key(["fpu", "group_nc", "group_km"], "strs", "inpainting: the components kept"),
+        "per_condition": _int(1, "conditional: K draws per condition", min=1),
     },
     "evaluation": {
-        "inception_weights": None,   # path to pt_inception-2015-12-05 weights (optional)
-        "num_samples": 4000,
+        "inception_weights": Key(None, "str", "path to pt_inception-2015-12-05 weights (optional)", nullable=True),
     },
     "logging": {
-        "tensorboard": False,        # true: also write <run>/tensorboard/ (every losses.csv column, grids)
+        "tensorboard": Key(False, "bool", "also write <run>/tensorboard/ (every losses.csv column, grids)"),
     },
 }
 
@@ -96,115 +161,134 @@ SCHEMA = {
 MODEL_SCHEMA = {
     "wgan_gp": {
         "model": {
-            "latent_dim_per_component": REQUIRED,
-            "total_latent_dim": None,    # auto: channels * latent_dim_per_component
-            "lambda_gp": REQUIRED,
-            "n_critic": REQUIRED,
-            "res_blocks": [1, 2, 2],     # generator ResBlocks per upsampling stage (low -> high res)
-            "bottleneck_res_blocks": 1,  # generator ResBlocks at H/8 x W/8 before upsampling
-            "upsample": "transpose",     # transpose | nearest_conv
-            "critic_dim": 64,
-            "spectral_norm": False,
-            "encoder_dim": 64,
-            "style_dim": 0,              # mapping-network width; w modulates every generator norm (0 = off: z enters once)
-            "mapping_layers": 2,         # MLP layers of the mapping [z, embed(c)] -> w
-            "critic_cond": "projection", # projection (Miyato & Koyama) | concat (the plan: embedding map at the input)
-            "minibatch_std_group": 0,    # critic minibatch-std feature over groups of this size (0 = off)
-            "critic_null_condition": True,  # dropped conditions use a learned null token in the critic too (False = plan)
-            "lambda_ms": 0.0,            # mode-seeking (MSGAN) weight in the generator loss (0 = off)
-            "lambda_cond": 0.0,          # condition-regression head on the critic (real images) -> generator loss (0 = off)
-            "lambda_rec": 0.0,           # reach: BCE of G(E(x, c), c) vs x into the generator and the encoder (0 = off)
-            "lambda_latent_kl": 0.0,     # with lambda_rec: KL of the batch's E(x) moments to N(0, I) (0 = off)
-            "flow_layers": 6,            # affine coupling layers of the flow prior p(z | c)
-            "flow_hidden": 64,           # width of the flow's coupling / prior MLPs
+            "latent_dim_per_component": _int(REQUIRED, min=1, max=MAX_WIDTH),
+            "total_latent_dim": _int(None, "auto: channels * latent_dim_per_component", nullable=True, min=1),
+            "lambda_gp": _float(REQUIRED, "gradient penalty weight (10 is standard)", min=0),
+            "n_critic": _int(REQUIRED, "critic updates per generator update", min=1),
+            "res_blocks": Key([1, 2, 2], "ints", "generator ResBlocks per upsampling stage", min=0, max=64),
+            "bottleneck_res_blocks": _int(1, "generator ResBlocks at H/8 x W/8", min=0, max=64),
+            "upsample": _choice("transpose", "upsample"),
+            "critic_dim": _int(64, min=1, max=MAX_WIDTH),
+            "spectral_norm": Key(False, "bool"),
+            "encoder_dim": _int(64, min=1, max=MAX_WIDTH),
+            "style_dim": _int(0, "mapping-network width (0 = off: z enters once)", min=0, max=MAX_WIDTH),
+            "mapping_layers": _int(2, "MLP layers of the mapping [z, embed(c)] -> w", min=0, max=64),
+            "critic_cond": _choice("projection", "critic_cond", "projection (Miyato & Koyama) | concat"),
+            "minibatch_std_group": _int(4, "critic minibatch-std feature over groups of this size (0 = off); "
+                                         "FD 4.81 -> 1.44 on the toy set (docs/results.md, D3)", min=0),
+            "critic_null_condition": Key(True, "bool", "dropped conditions use a learned null token in the critic"),
+            "lambda_ms": _float(0.0, "mode-seeking (MSGAN) weight (0 = off)", **_WEIGHT),
+            "lambda_cond": _float(0.0, "condition-regression head on the critic (0 = off)", **_WEIGHT),
+            "lambda_rec": _float(0.0, "reach: BCE of G(E(x, c), c) vs x (0 = off)", **_WEIGHT),
+            "lambda_latent_kl": _float(0.0, "with lambda_rec: KL of E(x)'s batch moments to N(0, I)", **_WEIGHT),
+            "flow_layers": _int(6, "affine coupling layers of the flow prior p(z | c)", min=0, max=256),
+            "flow_hidden": _int(64, "width of the flow's MLPs", min=1, max=MAX_WIDTH),
         },
         "training": {
-            "lr_generator": 1.0e-4,
-            "lr_critic": 1.0e-4,
-            "lr_encoder": 1.0e-4,
-            "beta1": 0.0,
-            "beta2": 0.9,
-            "optimizer": "adam",
-            "encoder_every": 1,          # encoder step every k generator steps (0 = never)
-            "encoder_start_epoch": 0,
-            "encoder_mask_prob": 0.5,    # prob. of masking out each component of the encoder input
-            "encoder_latent_weight": 0.1,  # weight of ||E(G(z)) - z||^2 beside the BCE reconstruction of real data
-            "fast": True,                # fused critic pass / frozen params (same maths)
-            "compile": False,            # torch.compile the no-grad generator passes (critic-step fakes, sampling)
-            "fresh_critic_batches": True,  # a fresh real minibatch per critic step (Algorithm 1); False: one for all
-            "phase": "gan",              # gan | encoder | flow: which networks this run trains
-            "lr_flow": 1.0e-3,           # flow prior Adam learning rate (phase flow)
-            "grad_clip_norm": None,      # clip each network's gradient norm to this (null = off)
-            # fp32 | bf16: the networks' passes under bf16 autocast (AMX / AVX-512 BF16 CPUs, GPUs; fp32
-            # elsewhere, with a note). bf16: at equal wall clock as good or better (docs/results.md).
-            "precision": "bf16",
+            "lr_generator": _float(1.0e-4, **_POSITIVE),
+            "lr_critic": _float(1.0e-4, **_POSITIVE),
+            "lr_encoder": _float(1.0e-4, **_POSITIVE),
+            "beta1": _float(0.0, "Adam beta1 of the generator and critic", min=0, lt=1),
+            "beta2": _float(0.9, "Adam beta2 of the generator and critic (the encoder and flow fit a "
+                                  "non-adversarial target with Adam's (0.9, 0.999))", min=0, lt=1),
+            "encoder_every": _int(1, "encoder step every k generator steps (0 = never)", min=0),
+            "encoder_start_epoch": _int(0, min=0),
+            "encoder_mask_prob": _float(0.5, "prob. of masking out each component of the encoder input", **_PROB),
+            "encoder_latent_weight": _float(0.1, "weight of ||E(G(z)) - z||^2", **_WEIGHT),
+            "compile": Key(False, "bool", "torch.compile the no-grad generator passes"),
+            "fresh_critic_batches": Key(True, "bool", "a fresh real minibatch per critic step"),
+            "phase": _choice("gan", "phase", "gan | encoder | flow: which networks this run trains"),
+            "lr_flow": _float(1.0e-3, "flow prior learning rate (phase flow)", **_POSITIVE),
+            "grad_clip_norm": _float(None, "clip each network's gradient norm (null = off)", nullable=True, gt=0),
+            # bf16: at equal wall clock as good or better than fp32 (docs/results.md); fp32 with a
+            # note where the CPU has no bf16 units
+            "precision": _choice("bf16", "precision"),
         },
         "sampling": {
-            "inpaint_steps": 100,
-            "inpaint_lr": 0.01,
-            "inpaint_loss": "bce",       # bce (on the generator's logits) | mse | l1
-            "inpaint_prior_weight": 0.0,
-            "inpaint_lr_schedule": "cosine",  # cosine | constant
-            "inpaint_noise": 0.0,        # latent noise std at the start, decaying to 0 at 3/4 of the steps
-            "restarts": 8,               # latents optimized in one batch; the best by masked loss wins
-            "truncation_psi": 1.0,       # truncation trick toward the per-condition mean style (1 = off)
-            "unconditional": "marginal", # marginal: G(z, c ~ training conditions) | null: G(z, null token); marginal measured better (docs/results.md)
-            "prior": "normal",           # latent prior: normal N(0, I) | flow (the fitted p(z | c), training.phase=flow)
-            "precision": "fp32",         # fp32 | bf16: the networks' passes in sampling and inpainting
+            "inpaint_steps": _int(100, min=0),
+            "inpaint_lr": _float(0.01, **_POSITIVE),
+            "inpaint_loss": _choice("mse", "inpaint_loss", "on the generator's outputs (mse, l1) or logits (bce)"),
+            "inpaint_prior_weight": _float(0.0, **_WEIGHT),
+            "inpaint_lr_schedule": _choice("cosine", "lr_schedule"),
+            "inpaint_noise": _float(0.0, "latent noise std at the start, decaying to 0 at 3/4 of the steps",
+                                    **_WEIGHT),
+            # mse with 2 restarts matched or beat bce with 4-8 restarts at a third of the time (docs/results.md)
+            "restarts": _int(2, "latents optimized in one batch; the best by masked loss wins", min=1),
+            "truncation_psi": _float(1.0, "truncation toward the per-condition mean style (1 = off)", **_PROB),
+            # marginal measured better than null (docs/results.md)
+            "unconditional": _choice("marginal", "unconditional"),
+            "prior": _choice("normal", "prior", "latent prior: N(0, I) or the fitted flow p(z | c)"),
+            "precision": _choice("fp32", "precision"),
         },
     },
     "ddpm": {
         "model": {
-            "timesteps": 1000,
-            "objective": "pred_v",       # pred_v | pred_noise (what the UNet predicts)
-            "res_blocks": 2,
-            "attn_resolutions": [],
-            "dropout": 0.0,
+            "timesteps": _int(1000, min=1, max=100_000),
+            "objective": _choice("pred_v", "objective", "what the UNet predicts"),
+            "res_blocks": _int(2, min=1, max=64),
+            "attn_resolutions": Key([], "ints", min=1),
+            "dropout": _float(0.0, min=0, lt=1),
         },
         "training": {
-            "lr": 2.0e-4,
-            "beta1": 0.9,
-            "beta2": 0.999,
-            "grad_clip": 1.0,            # clip the UNet's gradient norm to this (null = off)
-            "precision": "fp32",         # fp32 | bf16 (bf16 not yet measured for the DDPM's quality)
+            "lr": _float(2.0e-4, **_POSITIVE),
+            "beta1": _float(0.9, min=0, lt=1),
+            "beta2": _float(0.999, min=0, lt=1),
+            "grad_clip": _float(1.0, "clip the UNet's gradient norm (null = off)", nullable=True, gt=0),
+            "precision": _choice("fp32", "precision", "bf16 not yet measured for the DDPM's quality"),
         },
         "sampling": {
-            "sampler": "ddim",           # ddim | ddpm
-            "ddim_steps": 50,
-            "ddim_eta": 1.0,              # 1: fresh noise each step (fewer stray pixels); 0: deterministic
-            "repaint_resample": 1,       # RePaint resampling jumps per step (1 = plain)
-            "inpaint_steps": 100,        # kept for CLI symmetry (DDIM steps for inpainting)
-            "inpaint_lr": 0.0,
-            "inpaint_loss": "mse",
-            "inpaint_prior_weight": 0.0,
-            "restarts": 1,
-            "precision": "fp32",         # fp32 | bf16 for DDIM / DDPM sampling and RePaint
+            "sampler": _choice("ddim", "sampler"),
+            "ddim_steps": _int(50, min=1),
+            "ddim_eta": _float(1.0, "1: fresh noise each step (fewer stray pixels); 0: deterministic", min=0),
+            "repaint_resample": _int(1, "RePaint resampling jumps per step (1 = plain)", min=1),
+            "inpaint_steps": _int(100, "DDIM steps of RePaint inpainting", min=1),
+            "precision": _choice("fp32", "precision"),
         },
     },
 }
+assert tuple(sorted(MODEL_SCHEMA)) == MODEL_TYPES
 
-MODEL_TYPES = sorted(MODEL_SCHEMA)
-PHASES = ("gan", "encoder", "flow")    # wgan_gp training.phase
 # Keys renamed since checkpoints were written: old (section, key) -> (new key, value map).
 # Applied when a config is completed, so old run folders and checkpoints still load.
 RENAMED_KEYS = {("training", "bf16"): ("precision", lambda on: "bf16" if on else "fp32")}
-PROBABILITY_KEYS = [("model", "cond_drop_prob"), ("training", "encoder_mask_prob")]
-POSITIVE_KEYS = [
-    ("training", "epochs"), ("training", "batch_size"), ("training", "lr_generator"),
-    ("training", "lr_critic"), ("training", "lr_encoder"), ("training", "lr"), ("training", "lr_flow"),
-    ("model", "flow_hidden"),
-    ("model", "n_critic"), ("model", "latent_dim_per_component"), ("model", "dim"),
-    ("training", "ema_update_every"), ("training", "check_every"), ("training", "eval_every"),
-    ("sampling", "num_samples"), ("sampling", "batch_sz"), ("sampling", "per_condition"),
-]
+# Keys removed: (model type or None for all, section, key) -> why. A YAML file or --set that
+# names one is refused with the reason; a config stored in an older checkpoint loses it quietly.
+REMOVED_KEYS = {
+    (None, "evaluation", "num_samples"): "it was never read: evaluate.py scores every sample of the folder "
+                                         "(sample.py --num_samples sets how many)",
+    ("wgan_gp", "training", "optimizer"): "Adam is the only optimizer",
+    ("wgan_gp", "training", "fast"): "the fused critic pass is the only path (bench/bench_wgan.py keeps the "
+                                     "plain reference and checks that it agrees)",
+    **{("ddpm", "sampling", key): "DDPM inpainting is RePaint: it never used the WGAN-GP's latent-optimisation "
+                                  "options" for key in ("inpaint_lr", "inpaint_loss", "inpaint_prior_weight",
+                                                        "restarts")},
+}
 
 
 def schema_for(model_type):
-    """The merged {section: {key: default}} for ``model_type``."""
-    schema = copy.deepcopy(SCHEMA)
+    """The merged {section: {key: Key}} for ``model_type``."""
+    schema = {section: dict(keys) for section, keys in SCHEMA.items()}
     for section, keys in MODEL_SCHEMA.get(model_type, {}).items():
-        schema.setdefault(section, {}).update(copy.deepcopy(keys))
+        schema.setdefault(section, {}).update(keys)
     return schema
+
+
+def defaults_for(model_type):
+    """{section: {key: default}} (REQUIRED where the YAML must give the key)."""
+    return {section: {k: copy.deepcopy(key.default) for k, key in keys.items()}
+            for section, keys in schema_for(model_type).items()}
+
+
+def removed_keys(cfg):
+    """[(section, key, why)] of the removed keys that ``cfg`` still carries."""
+    model_type = (cfg.get("model") or {}).get("type") if isinstance(cfg.get("model"), dict) else None
+    return [(section, key, why) for (owner, section, key), why in REMOVED_KEYS.items()
+            if owner in (None, model_type) and isinstance(cfg.get(section), dict) and key in cfg[section]]
+
+
+def refuse_removed_keys(cfg, where):
+    for section, key, why in removed_keys(cfg):
+        raise ValueError(f"{where}: {section}.{key} was removed ({why}); delete it")
 
 
 def resolve_config_path(path):
@@ -237,16 +321,29 @@ def load_config(path):
     """Read a YAML config with ``yaml.safe_load``; returns a plain dict of sections."""
     resolved = resolve_config_path(path)
     try:
-        with open(resolved) as f:
-            cfg = yaml.safe_load(f)
+        cfg = safe_load_without_aliases(Path(resolved).read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"{resolved}: not a valid (safe) YAML config: {err}") from None
+    except ValueError as err:
+        raise ValueError(f"{resolved}: {err}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"{resolved}: expected a mapping of sections (model:, data:, ...), "
                          f"got {type(cfg).__name__}")
     cfg = _parse_value(cfg)
+    refuse_removed_keys(cfg, str(resolved))
     cfg.setdefault("_meta", {})["config_path"] = str(resolved)
     return cfg
+
+
+def safe_load_without_aliases(text):
+    """``yaml.safe_load`` that refuses anchors and aliases: an alias bomb (nested aliases that
+    expand exponentially) would make loading hang, and a config has no need for them. The
+    event scan costs the file's length, whatever the aliases would expand to."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ValueError("YAML anchors and aliases (&name / *name) are not accepted in configs; "
+                             "write the values out")
+    return yaml.safe_load(text)
 
 
 def apply_overrides(cfg, overrides):
@@ -261,8 +358,9 @@ def apply_overrides(cfg, overrides):
         cfg.setdefault(section, {})
         if not isinstance(cfg[section], dict):
             raise ValueError(f"--set '{item}': '{section}' is not a config section")
+        refuse_removed_keys({"model": cfg.get("model"), section: {key: None}}, f"--set {dotted}")
         try:
-            cfg[section][key] = _parse_value(yaml.safe_load(raw))
+            cfg[section][key] = _parse_value(safe_load_without_aliases(raw))
         except yaml.YAMLError:
             cfg[section][key] = raw
             print(f"[config] --set {dotted}: {raw!r} is not valid YAML; taken as the string {raw!r}")
@@ -272,7 +370,7 @@ def apply_overrides(cfg, overrides):
 def auto_complete_config(cfg, verbose=True):
     """Fill defaults and derived keys (channels, cond_dim, total_latent_dim); prints derived ones."""
     cfg = copy.deepcopy(cfg)
-    model_type = (cfg.get("model") or {}).get("type")
+    model_type = cfg["model"].get("type") if isinstance(cfg.get("model"), dict) else None
     for (section, old), (new, convert) in RENAMED_KEYS.items():
         sec = cfg.get(section)
         if isinstance(sec, dict) and old in sec:
@@ -280,14 +378,20 @@ def auto_complete_config(cfg, verbose=True):
             sec.setdefault(new, convert(value))
             if verbose:
                 print(f"[config] {section}.{old} = {value} is now {section}.{new} = {sec[new]}")
-    for section, keys in schema_for(model_type).items():
+    for section, key, _ in removed_keys(cfg):      # a config stored by an older version
+        del cfg[section][key]
+    for section, keys in defaults_for(model_type).items():
         sec = cfg.setdefault(section, {})
         if sec is None:
             sec = cfg[section] = {}
+        if not isinstance(sec, dict):
+            continue                                   # validate_config names the problem
         for key, default in keys.items():
             if key not in sec and default is not REQUIRED:
-                sec[key] = copy.deepcopy(default)
+                sec[key] = default
     model, data = cfg["model"], cfg["data"]
+    if not isinstance(model, dict) or not isinstance(data, dict) or not isinstance(cfg["paths"], dict):
+        return cfg
 
     def fill(key, value, why):
         if model.get(key) is None:
@@ -314,13 +418,51 @@ def _did_you_mean(word, options):
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
-def validate_config(cfg):
-    """Raise ``ValueError`` naming the key, the bad value and the fix. Returns ``cfg``."""
-    model_type = (cfg.get("model") or {}).get("type")
-    if model_type not in MODEL_SCHEMA:
-        raise ValueError(f"model.type = {model_type!r} is not a registered model; "
-                         f"use one of {MODEL_TYPES}.{_did_you_mean(str(model_type), MODEL_TYPES)}")
-    schema = schema_for(model_type)
+def _range_text(key):
+    """'in [0, 1)', '>= 1', '> 0', ... from the key's bounds ('' when unbounded)."""
+    low = f"[{key.min}" if key.min is not None else f"({key.gt}" if key.gt is not None else None
+    high = f"{key.max}]" if key.max is not None else f"{key.lt})" if key.lt is not None else None
+    if low and high:
+        return f" in {low}, {high}"
+    if low:
+        return f" {'>=' if key.min is not None else '>'} {low[1:]}"
+    if high:
+        return f" {'<=' if key.max is not None else '<'} {high[:-1]}"
+    return ""
+
+
+def _in_range(key, v):
+    return ((key.min is None or v >= key.min) and (key.max is None or v <= key.max)
+            and (key.gt is None or v > key.gt) and (key.lt is None or v < key.lt))
+
+
+def _type_error(key, value):
+    """None when ``value`` fits ``key``'s kind, nullability, bounds and choices; else what is expected."""
+    if value is None:
+        return None if key.nullable else "a value (null is not allowed here)"
+    listed = key.kind in ("ints", "strs")
+    scalar = {"ints": "int", "strs": "str"}.get(key.kind, key.kind)
+    noun = {"int": "whole number", "float": "finite number", "bool": "true or false", "str": "string"}[scalar]
+    expected = (f"a list of {noun}s" + (f", each{_range_text(key)}" if _range_text(key) else "")) if listed \
+        else ("true or false" if scalar == "bool" else f"a {noun}{_range_text(key)}")
+    if listed and not isinstance(value, list):
+        return expected
+    for v in value if listed else [value]:
+        if scalar == "int" and (isinstance(v, bool) or not isinstance(v, int)):
+            return expected
+        if scalar == "float" and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            return expected
+        if scalar in ("bool", "str") and not isinstance(v, {"bool": bool, "str": str}[scalar]):
+            return expected
+        if key.choices and v not in CHOICES[key.choices]:
+            return f"one of {list(CHOICES[key.choices])}"
+        if scalar in ("int", "float") and not _in_range(key, v):
+            return expected
+    return None
+
+
+def _check_structure(cfg, model_type, schema):
+    """Sections are mappings of known keys; required keys are present; every value has its type."""
     for section, values in cfg.items():
         if section.startswith("_"):
             continue
@@ -328,131 +470,88 @@ def validate_config(cfg):
             raise ValueError(f"unknown config section '{section}'; valid sections: "
                              f"{sorted(schema)}.{_did_you_mean(section, list(schema))}")
         if not isinstance(values, dict):
-            raise ValueError(f"config section '{section}' must be a mapping, got {values!r}")
+            raise ValueError(f"config section '{section}' must be a mapping of keys, got {values!r}")
         for key in values:
             if key not in schema[section]:
                 raise ValueError(
                     f"unknown key '{section}.{key}' for model type '{model_type}'."
-                    f"{_did_you_mean(key, list(schema[section]))} Valid keys: {sorted(schema[section])}")
-        for key, default in schema[section].items():
-            if default is REQUIRED and values.get(key) is None:
+                    f"{_did_you_mean(str(key), list(schema[section]))} Valid keys: {sorted(schema[section])}")
+        for key, spec in schema[section].items():
+            if spec.default is REQUIRED and values.get(key) is None:
                 raise ValueError(f"{model_type} requires {section}.{key}; add it to the config "
-                                 f"(see configs/{model_type}_default.yaml)")
-    model, data, training = cfg["model"], cfg["data"], cfg["training"]
+                                 f"(see configs/{model_type}_toy.yaml)")
+            expected = _type_error(spec, values.get(key))
+            if key in values and expected:
+                raise ValueError(f"{section}.{key} = {values[key]!r}: expected {expected}")
 
-    comps = data.get("component_dirs")
-    if not isinstance(comps, list) or not comps or not all(isinstance(c, str) for c in comps):
-        raise ValueError(f"data.component_dirs = {comps!r}: expected a non-empty list of names")
-    if len(set(comps)) != len(comps):
-        raise ValueError(f"data.component_dirs = {comps}: names must be unique")
-    if model.get("channels") != len(comps):
-        raise ValueError(f"model.channels ({model.get('channels')}) does not match "
-                         f"len(data.component_dirs) ({len(comps)}); set it to {len(comps)} or null")
-    cols = data.get("condition_columns") or []
-    if not isinstance(cols, list):
-        raise ValueError(f"data.condition_columns = {cols!r}: expected a list (may be empty)")
-    if model.get("cond_dim") != len(cols):
-        raise ValueError(f"model.cond_dim ({model.get('cond_dim')}) does not match "
-                         f"len(data.condition_columns) ({len(cols)}); set it to {len(cols)} or null")
-    size = model.get("image_size")
-    if not (isinstance(size, (list, tuple)) and len(size) == 2
-            and all(isinstance(s, int) and s > 0 and s % 8 == 0 for s in size)):
+
+def validate_config(cfg):
+    """Raise ``ValueError`` naming the key, the bad value and the fix. Returns ``cfg``.
+    Every key's type, range and allowed values come from the schema (one loop); the checks
+    written out below are the ones that relate several keys."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict):
+        raise ValueError("the config needs a 'model' section (a mapping with at least model.type)")
+    model_type = cfg["model"].get("type")
+    if model_type not in MODEL_SCHEMA:
+        raise ValueError(f"model.type = {model_type!r} is not a registered model; "
+                         f"use one of {list(MODEL_TYPES)}.{_did_you_mean(str(model_type), MODEL_TYPES)}")
+    _check_structure(cfg, model_type, schema_for(model_type))
+    model, data, training = cfg["model"], cfg["data"], cfg["training"]
+    comps, cols = data["component_dirs"], data["condition_columns"] or []
+    if not comps or len(set(comps)) != len(comps):
+        raise ValueError(f"data.component_dirs = {comps}: expected a non-empty list of unique names")
+    if model["channels"] != len(comps):
+        raise ValueError(f"model.channels ({model['channels']}) does not match len(data.component_dirs) "
+                         f"({len(comps)}); set it to {len(comps)} or null")
+    if model["cond_dim"] != len(cols):
+        raise ValueError(f"model.cond_dim ({model['cond_dim']}) does not match len(data.condition_columns) "
+                         f"({len(cols)}); set it to {len(cols)} or null")
+    size = model["image_size"]
+    if len(size) != 2 or any(s % 8 for s in size):
         raise ValueError(f"model.image_size = {size!r}: expected [H, W] with both divisible by 8 "
                          f"(three 2x up/downsampling stages), e.g. [64, 32]")
-    if data["type"] not in DATA_TYPES:
-        raise ValueError(f"data.type = {data['type']!r}: use one of {list(DATA_TYPES)}")
-    if data["type"] == "image_folder":
-        if comps not in PICTURE_CHANNELS.values():
-            raise ValueError(f"data.type image_folder: data.component_dirs = {comps} must name the picture's "
-                             f"channels: {PICTURE_CHANNELS['rgb']} (RGB) or {PICTURE_CHANNELS['gray']} (grayscale)")
-        if not (isinstance(data["test_fraction"], (int, float)) and 0 < data["test_fraction"] < 1):
-            raise ValueError(f"data.test_fraction = {data['test_fraction']!r}: use a share in (0, 1), e.g. 0.1")
-    elif "{prefix}" not in data["filename_pattern"] or "{component}" not in data["filename_pattern"]:
-        raise ValueError(f"data.filename_pattern = {data['filename_pattern']!r} must contain "
-                         f"'{{prefix}}' and '{{component}}', e.g. 'mdbk_{{prefix}}_{{component}}.png'")
-    for section, key in POSITIVE_KEYS:
-        value = cfg.get(section, {}).get(key)
-        if key in cfg.get(section, {}) and (not isinstance(value, (int, float))
-                                              or isinstance(value, bool) or value <= 0):
-            raise ValueError(f"{section}.{key} = {value!r} must be a positive number")
-    for section, key in PROBABILITY_KEYS:
-        value = cfg.get(section, {}).get(key)
-        if key in cfg.get(section, {}) and not (isinstance(value, (int, float)) and 0 <= value <= 1):
-            raise ValueError(f"{section}.{key} = {value!r} is a probability; use a value in [0, 1]")
-    for key in ("ema_decay",):
-        if not (0 <= training[key] < 1):
-            raise ValueError(f"training.{key} = {training[key]!r} must be in [0, 1)")
-    if training["device"] not in ("auto", "cpu", "cuda") and not str(training["device"]).startswith("cuda:"):
-        raise ValueError(f"training.device = {training['device']!r}: use auto, cpu or cuda")
-    if data["mirror"] not in ("auto", "left", "right", "none"):
-        raise ValueError(f"data.mirror = {data['mirror']!r}: use auto (detected from the data), left, right "
-                         f"or none (the side of the image the symmetry axis is on)")
-    if not isinstance(cfg["sampling"]["per_condition"], int) or isinstance(cfg["sampling"]["per_condition"], bool):
-        raise ValueError(f"sampling.per_condition = {cfg['sampling']['per_condition']!r}: expected a positive "
-                         f"integer (draws per condition)")
-    for section in ("training", "sampling"):
-        if cfg[section]["precision"] not in PRECISIONS:
-            raise ValueError(f"{section}.precision = {cfg[section]['precision']!r}: use one of {list(PRECISIONS)} "
-                             f"(bf16: autocast where the CPU has AMX / AVX-512 BF16 units, or on a GPU)")
-    if training["on_divergence"] not in ("stop", "rollback"):
-        raise ValueError(f"training.on_divergence = {training['on_divergence']!r}: use stop or rollback")
-    if not isinstance(cfg["logging"]["tensorboard"], bool):
-        raise ValueError(f"logging.tensorboard = {cfg['logging']['tensorboard']!r}: use true or false")
-    for key in ("grad_clip_norm", "grad_clip"):
-        value = training.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
-            raise ValueError(f"training.{key} = {value!r}: use a positive gradient norm or null (no clipping)")
+    if data["type"] == "image_folder" and comps not in PICTURE_CHANNELS.values():
+        raise ValueError(f"data.type image_folder: data.component_dirs = {comps} must name the picture's "
+                         f"channels: {PICTURE_CHANNELS['rgb']} (RGB) or {PICTURE_CHANNELS['gray']} (grayscale)")
+    _check_filename_pattern(data)
+    device = training["device"]
+    if device not in CHOICES["device"] and not re.fullmatch(r"cuda:\d+", device):
+        raise ValueError(f"training.device = {device!r}: use auto, cpu, cuda or cuda:<index>")
     if model_type == "wgan_gp":
-        if model["lambda_gp"] < 0:
-            raise ValueError(f"model.lambda_gp = {model['lambda_gp']} must be >= 0 (10 is standard)")
-        if model["upsample"] not in ("transpose", "nearest_conv"):
-            raise ValueError(f"model.upsample = {model['upsample']!r}: use transpose or nearest_conv")
-        samp = cfg.get("sampling", {})
-        if samp.get("inpaint_loss") not in ("bce", "mse", "l1"):
-            raise ValueError(f"sampling.inpaint_loss = {samp.get('inpaint_loss')!r}: use bce, mse or l1")
-        if samp.get("inpaint_lr_schedule") not in ("cosine", "constant"):
-            raise ValueError(f"sampling.inpaint_lr_schedule = {samp.get('inpaint_lr_schedule')!r}: use cosine or constant")
-        if samp.get("prior") not in ("normal", "flow"):
-            raise ValueError(f"sampling.prior = {samp.get('prior')!r}: use normal or flow")
-        if samp.get("unconditional") not in ("null", "marginal"):
-            raise ValueError(f"sampling.unconditional = {samp.get('unconditional')!r}: use null or marginal")
-        psi = samp.get("truncation_psi")
-        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 <= psi <= 1:
-            raise ValueError(f"sampling.truncation_psi = {psi!r} must be in [0, 1] (1 = off)")
-        if model["critic_cond"] not in ("projection", "concat"):
-            raise ValueError(f"model.critic_cond = {model['critic_cond']!r}: use projection or concat")
-        for key in ("style_dim", "mapping_layers", "minibatch_std_group"):
-            if not isinstance(model[key], int) or isinstance(model[key], bool) or model[key] < 0:
-                raise ValueError(f"model.{key} = {model[key]!r} must be a whole number >= 0")
-        for key in ("lambda_ms", "lambda_cond", "lambda_rec", "lambda_latent_kl"):
-            if isinstance(model[key], bool) or not isinstance(model[key], (int, float)) or model[key] < 0:
-                raise ValueError(f"model.{key} = {model[key]!r} must be a number >= 0 (0 = off)")
-        if model["lambda_cond"] > 0 and (model["critic_cond"] != "projection" or not model["cond_dim"]):
-            raise ValueError(f"model.lambda_cond = {model['lambda_cond']} needs model.critic_cond = projection and "
-                             f"condition columns (the head regresses the condition from features that must not "
-                             f"see it); got critic_cond = {model['critic_cond']!r}, cond_dim = {model['cond_dim']}")
-        group = model["minibatch_std_group"]
-        if group and training["batch_size"] % group:
-            raise ValueError(f"model.minibatch_std_group = {group} must divide training.batch_size "
-                             f"({training['batch_size']})")
-        if len(model["res_blocks"]) != 3 or len(model["dim_mults"]) != 3:
-            raise ValueError("wgan_gp: model.dim_mults and model.res_blocks need 3 entries "
-                             f"(one per 2x stage), got {model['dim_mults']} and {model['res_blocks']}")
-        expected = model["channels"] * model["latent_dim_per_component"]
-        if model["total_latent_dim"] != expected:
-            raise ValueError(f"model.total_latent_dim ({model['total_latent_dim']}) must equal "
-                             f"channels * latent_dim_per_component ({expected}); set it to null")
-        if training["phase"] not in PHASES:
-            raise ValueError(f"training.phase = {training['phase']!r}: use one of {PHASES} (gan trains the GAN, "
-                             f"encoder only the encoder, flow only the flow prior)")
-        if not isinstance(model["flow_layers"], int) or isinstance(model["flow_layers"], bool) \
-                or model["flow_layers"] < 0:
-            raise ValueError(f"model.flow_layers = {model['flow_layers']!r}: use a number of coupling layers >= 0")
-        if training["optimizer"] != "adam":
-            raise ValueError(f"training.optimizer = {training['optimizer']!r}: only adam is supported")
-    if model_type == "ddpm" and model["objective"] not in ("pred_v", "pred_noise"):
-        raise ValueError(f"model.objective = {model['objective']!r}: use pred_v (default) or pred_noise")
+        _check_wgan_gp(model, training)
     return cfg
+
+
+def _check_filename_pattern(data):
+    if data["type"] != "multicomponent":
+        return
+    pattern = data["filename_pattern"]
+    try:
+        pattern.format(prefix="p", component="c")
+        ok = "{prefix}" in pattern and "{component}" in pattern
+    except (KeyError, IndexError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"data.filename_pattern = {pattern!r} must contain '{{prefix}}' and '{{component}}' "
+                         f"and no other placeholder, e.g. 'mdbk_{{prefix}}_{{component}}.png'")
+
+
+def _check_wgan_gp(model, training):
+    if model["lambda_cond"] > 0 and (model["critic_cond"] != "projection" or not model["cond_dim"]):
+        raise ValueError(f"model.lambda_cond = {model['lambda_cond']} needs model.critic_cond = projection and "
+                         f"condition columns (the head regresses the condition from features that must not "
+                         f"see it); got critic_cond = {model['critic_cond']!r}, cond_dim = {model['cond_dim']}")
+    group = model["minibatch_std_group"]
+    if group and training["batch_size"] % group:
+        raise ValueError(f"model.minibatch_std_group = {group} must divide training.batch_size "
+                         f"({training['batch_size']})")
+    if len(model["res_blocks"]) != 3 or len(model["dim_mults"]) != 3:
+        raise ValueError("wgan_gp: model.dim_mults and model.res_blocks need 3 entries "
+                         f"(one per 2x stage), got {model['dim_mults']} and {model['res_blocks']}")
+    expected = model["channels"] * model["latent_dim_per_component"]
+    if model["total_latent_dim"] != expected:
+        raise ValueError(f"model.total_latent_dim ({model['total_latent_dim']}) must equal "
+                         f"channels * latent_dim_per_component ({expected}); set it to null")
 
 
 def add_config_args(parser: argparse.ArgumentParser):

@@ -13,6 +13,7 @@ within-condition diversity of evaluate.py). Inpainting samples record ``ground_t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import time
 from pathlib import Path
@@ -21,11 +22,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..evaluation.postprocess import clean
+from .config import CHOICES
 from ..utils.io import mirror_side, prepare_output_dir, save_component_images, write_json
 from ..utils.masks import component_indices, create_mask
-from ..utils.precision import PRECISIONS, autocast, resolve_precision
+from ..utils.precision import autocast, resolve_precision
 
-MODES = ("unconditional", "conditional", "inpainting", "interpolate")
+MODES = CHOICES["sampling_mode"]
 
 
 def add_sampling_args(parser: argparse.ArgumentParser):
@@ -41,10 +44,10 @@ def add_sampling_args(parser: argparse.ArgumentParser):
                              "evaluate.py measure the within-condition diversity; default: config, 1)")
     parser.add_argument("--truncation_psi", type=float,
                         help="WGAN-GP: truncation trick in [0, 1] (1 = off; lower = more typical, less varied)")
-    parser.add_argument("--unconditional", choices=("null", "marginal"),
+    parser.add_argument("--unconditional", choices=CHOICES["unconditional"],
                         help="WGAN-GP unconditional mode: null = G(z, null token) (jointly trained), marginal = "
                              "G(z, c) with c drawn from the stored training conditions (default: config)")
-    parser.add_argument("--prior", choices=("normal", "flow"),
+    parser.add_argument("--prior", choices=CHOICES["prior"],
                         help="WGAN-GP latent prior: normal N(0, I) or flow (the fitted p(z | c)) (default: config, normal)")
     parser.add_argument("--cond", action="append", default=[], metavar="W,H",
                         help="raw condition values, e.g. --cond 24,48 (repeatable; cycled over samples)")
@@ -52,17 +55,17 @@ def add_sampling_args(parser: argparse.ArgumentParser):
     parser.add_argument("--components", nargs="+", help="inpainting: the components to preserve")
     parser.add_argument("--inpaint_steps", type=int, help="inpainting optimization/denoising steps")
     parser.add_argument("--inpaint_lr", type=float, help="inpainting latent learning rate (WGAN-GP)")
-    parser.add_argument("--inpaint_loss", choices=("bce", "mse", "l1"), help="inpainting loss on known pixels")
+    parser.add_argument("--inpaint_loss", choices=CHOICES["inpaint_loss"], help="inpainting loss on known pixels")
     parser.add_argument("--restarts", type=int, help="inpainting restarts (best one kept)")
     parser.add_argument("--no_cond", action="store_true", help="inpainting: ignore the test conditions")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--out", help="output folder (default: <samples_dir>/<mode>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--precision", choices=PRECISIONS,
+    parser.add_argument("--precision", choices=CHOICES["precision"],
                         help="the networks' passes: fp32, or bf16 autocast (AMX / AVX-512 BF16 CPUs, GPUs; "
                              "falls back to fp32 elsewhere) (default: config sampling.precision)")
-    parser.add_argument("--postprocess", choices=("none", "clean"), default="none",
+    parser.add_argument("--postprocess", choices=CHOICES["postprocess"], default="none",
                         help="clean: threshold, drop small pieces, fill small holes (raw kept in the npz)")
     parser.add_argument("--min_size", type=int, default=4, help="clean: smallest piece kept (pixels)")
     parser.add_argument("--max_hole", type=int, default=4, help="clean: largest hole filled (pixels)")
@@ -76,16 +79,14 @@ def cli_or_config(args, section, name):
 
 
 def sampling_options(args, cfg):
-    """CLI value, else config ``sampling`` value."""
-    s = cfg.get("sampling", {})
-    pick = lambda name: cli_or_config(args, s, name)
-    return {"mode": pick("mode"), "num_samples": pick("num_samples"), "batch_sz": pick("batch_sz"),
-            "guidance_scale": pick("guidance_scale"), "components": pick("components"),
-            "inpaint_steps": pick("inpaint_steps"), "inpaint_lr": pick("inpaint_lr"),
-            "inpaint_loss": pick("inpaint_loss"), "restarts": pick("restarts"),
-            "inpaint_prior_weight": s.get("inpaint_prior_weight", 0.0),
-            "inpaint_lr_schedule": s.get("inpaint_lr_schedule"), "inpaint_noise": s.get("inpaint_noise"),
-            "per_condition": pick("per_condition") or 1, "precision": pick("precision") or "fp32"}
+    """Each sampling option: the CLI's value when given, else the config's ``sampling`` value
+    (None for an option this model's schema does not have)."""
+    s = cfg["sampling"]
+    names = ("mode", "num_samples", "batch_sz", "guidance_scale", "components", "inpaint_steps", "inpaint_lr",
+             "inpaint_loss", "restarts", "per_condition", "precision")
+    opts = {name: cli_or_config(args, s, name) for name in names}
+    opts.update({name: s.get(name) for name in ("inpaint_prior_weight", "inpaint_lr_schedule", "inpaint_noise")})
+    return opts
 
 
 # model.inpaint keyword <- (option name, CLI flag) for the options only some models use
@@ -101,7 +102,7 @@ MODE_OPTIONS = {"unconditional": ("num_samples", "batch_sz"),
 
 def inpaint_options(model, opts, args):
     """The model-specific keyword arguments of ``model.inpaint`` that it accepts -> (kwargs,
-    {option: value} not applied). A CLI flag the model does not use is a ValueError."""
+    {option: value} configured but not applied). A CLI flag the model does not use is a ValueError."""
     params = inspect.signature(model.inpaint).parameters
     accepted = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
     kwargs, not_applied = {}, {}
@@ -112,7 +113,8 @@ def inpaint_options(model, opts, args):
         if flag and getattr(args, option, None) is not None:
             raise ValueError(f"{flag} does not apply to {type(model).__name__} inpainting (it accepts "
                              f"{sorted(accepted - {'partial', 'mask'})}); drop the flag")
-        not_applied[option] = opts[option]
+        if opts[option] is not None:
+            not_applied[option] = opts[option]
     return kwargs, not_applied
 
 
@@ -152,32 +154,118 @@ def _test_split(cfg, normalizer):
     return make_dataset(cfg["data"], "test", cfg["model"]["image_size"], normalizer, verbose=False)
 
 
-def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=None, inpaint_kwargs=None):
-    """Run one mode and write its folder; returns the folder path.
+@dataclasses.dataclass
+class Job:
+    """One sampling request, checked: what every mode function reads."""
+    model: object                  # eval-mode model with ``cond_normalizer`` (raw -> normalized conditions)
+    cfg: dict
+    args: argparse.Namespace
+    opts: dict                     # sampling_options(args, cfg)
+    generator: torch.Generator
+    device: torch.device
+    raw_cond: torch.Tensor | None  # (N, k) raw conditions from --cond / --cond_csv
+    sample_kwargs: dict            # model-specific options of ``sample`` (e.g. the DDPM's sampler)
+    inpaint_kwargs: dict           # model-specific options of ``inpaint``
 
-    model: eval-mode model with ``cond_normalizer`` (raw -> normalized conditions).
-    extra_modes: {name: fn(model, cfg, opts, generator) -> (images, extra_arrays, info)}.
-    sample_kwargs / inpaint_kwargs: model-specific options passed to ``sample`` / ``inpaint``
-    (e.g. the DDPM's sampler and step count)."""
-    sample_kwargs, inpaint_kwargs = sample_kwargs or {}, inpaint_kwargs or {}
+    @property
+    def names(self):
+        return self.cfg["data"]["component_dirs"]
+
+    @property
+    def columns(self):
+        return list(self.cfg["data"].get("condition_columns") or [])
+
+
+@dataclasses.dataclass
+class Generated:
+    """What a mode produced: images (N, C, H, W) in [0, 1], the raw conditions they were drawn
+    for (N, k) or None, arrays for samples.npz, manifest entries, and the model-specific options
+    applied / configured but not applied."""
+    images: torch.Tensor
+    conditions: torch.Tensor | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+    info: dict = dataclasses.field(default_factory=dict)
+    applied: dict = dataclasses.field(default_factory=dict)
+    not_applied: dict = dataclasses.field(default_factory=dict)
+
+
+def sample_unconditional(job):
+    n, bs = job.opts["num_samples"], job.opts["batch_sz"]
+    return Generated(torch.cat([job.model.sample(batch_size=b - a, generator=job.generator, **job.sample_kwargs).cpu()
+                                for a, b in _batches(n, bs, "sampling")]))
+
+
+def sample_conditional(job):
+    """Conditions from --cond / --cond_csv or the test split, each repeated ``per_condition`` times."""
+    if not job.columns:
+        raise ValueError("this model was trained without conditions; use --mode unconditional")
+    n, bs, per_condition = job.opts["num_samples"], job.opts["batch_sz"], int(job.opts["per_condition"])
+    n_cond, raw_cond, extra = n // per_condition, job.raw_cond, {}
+    test = _test_split(job.cfg, job.model.cond_normalizer) if raw_cond is None else None
+    available = len(raw_cond) if raw_cond is not None else len(test)
+    if n_cond > available:
+        source = "the test split has" if raw_cond is None else "--cond/--cond_csv give"
+        if per_condition > 1:
+            raise ValueError(f"--per_condition {per_condition} with --num_samples {n} needs {n_cond} "
+                             f"conditions but {source} {available}; use --num_samples <= "
+                             f"{available * per_condition}")
+        print(f"note: {n} samples for {available} conditions: conditions repeat, so evaluate.py will refuse "
+              f"the folder for the distribution metrics (use --num_samples <= {available}, or --per_condition)")
+    condition_index = (torch.arange(n_cond) % available).repeat_interleave(per_condition) if per_condition > 1 \
+        else torch.arange(n) % available
+    if raw_cond is None:
+        raw_cond = test.raw_conditions[condition_index]
+        extra["test_indices"] = condition_index.numpy()
+    else:
+        raw_cond = raw_cond[condition_index]
+    extra["condition_index"] = condition_index.numpy()
+    cond = job.model.cond_normalizer.normalize(raw_cond)
+    images = torch.cat([job.model.sample(cond=cond[a:b].to(job.device), guidance_scale=job.opts["guidance_scale"],
+                                         generator=job.generator, **job.sample_kwargs).cpu()
+                        for a, b in _batches(n, bs, "sampling")])
+    return Generated(images, raw_cond, extra)
+
+
+def sample_inpainting(job):
+    """The first ``num_samples`` test designs with ``components`` kept, the rest completed."""
+    test = _test_split(job.cfg, job.model.cond_normalizer)
+    idx = torch.arange(min(job.opts["num_samples"], len(test)))
+    truth = test.images_float[idx]
+    mask = create_mask(job.opts["components"], job.names, len(idx), job.cfg["model"]["image_size"])
+    use_cond = bool(job.columns) and not job.args.no_cond
+    model_inpaint, not_applied = inpaint_options(job.model, job.opts, job.args)
+    parts, device = [], job.device
+    for a, b in _batches(len(idx), job.opts["batch_sz"], "inpainting"):
+        cond = test.conditions[idx[a:b]].to(device) if use_cond else None
+        parts.append(job.model.inpaint(truth[a:b].to(device) * mask[a:b].to(device), mask[a:b].to(device),
+                                       num_steps=job.opts["inpaint_steps"], cond=cond, generator=job.generator,
+                                       **model_inpaint, **job.inpaint_kwargs).cpu())
+    return Generated(torch.cat(parts), test.raw_conditions[idx] if use_cond else None,   # evaluate.py: condition error
+                     dict(ground_truth=truth, mask=mask, test_indices=idx.numpy()), {"used_conditions": use_cond},
+                     model_inpaint, not_applied)
+
+
+MODE_RUNNERS = {"unconditional": sample_unconditional, "conditional": sample_conditional,
+                "inpainting": sample_inpainting}
+
+
+def check_request(cfg, args, opts, raw_cond, extra_modes, sample_kwargs):
+    """Clear errors before any work: the mode, its options, the conditions given."""
+    mode, names = opts["mode"], cfg["data"]["component_dirs"]
     if (getattr(args, "prior", None) or "normal") != sample_kwargs.get("prior", "normal"):
         raise ValueError(f"--prior {args.prior}: model '{cfg['model']['type']}' has no such latent prior "
                          f"(the flow prior is the WGAN-GP's)")
-    opts = sampling_options(args, cfg)
-    mode, names = opts["mode"], cfg["data"]["component_dirs"]
-    columns = list(cfg["data"].get("condition_columns") or [])
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
-    if mode in ("interpolate",) and mode not in (extra_modes or {}):
+    if mode not in MODE_RUNNERS and mode not in (extra_modes or {}):
         raise ValueError(f"mode '{mode}' is not available for model '{cfg['model']['type']}'")
     if mode == "inpainting":
-        component_indices(opts["components"] or [], names)          # clear error before any work
+        component_indices(opts["components"] or [], names)
         if not opts["components"]:
             raise ValueError(f"inpainting needs --components (any of {names})")
-    raw_cond = parse_conditions(args, columns)
     if raw_cond is not None and mode != "conditional":
         raise ValueError("--cond/--cond_csv apply to --mode conditional only")
-    n, bs, per_condition = opts["num_samples"], opts["batch_sz"], int(opts["per_condition"])
+    n, per_condition = opts["num_samples"], int(opts["per_condition"])
     if per_condition < 1:
         raise ValueError(f"--per_condition {per_condition}: use a positive number of samples per condition")
     if per_condition > 1 and mode != "conditional":
@@ -185,106 +273,63 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     if n % per_condition:
         raise ValueError(f"--num_samples {n} is not a multiple of --per_condition {per_condition}: "
                          f"use e.g. --num_samples {n - n % per_condition or per_condition}")
+
+
+def postprocess(result, cfg, args):
+    """``--postprocess clean``: threshold, drop small pieces, fill small holes (the raw images
+    kept in the npz as ``images_raw``) -> the manifest's record of it, or None."""
+    if args.postprocess != "clean":
+        return None
+    side = mirror_side(result.images, cfg["data"].get("mirror", "auto"))   # the data's mid-plane, as the grids find it
+    result.extra["images_raw"] = result.images
+    result.images = torch.as_tensor(clean(result.images.numpy(), min_size=args.min_size, max_hole=args.max_hole,
+                                          mirror=side))
+    return {"method": "clean", "min_size": args.min_size, "max_hole": args.max_hole, "mirror": side}
+
+
+def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=None, inpaint_kwargs=None):
+    """Run one mode and write its folder (images, grids, samples.npz, manifest.json); returns the path.
+
+    extra_modes: {name: fn(model, cfg, opts, generator) -> (images, extra_arrays, info)} for a
+    model's own modes; sample_kwargs / inpaint_kwargs: model-specific options passed to
+    ``sample`` / ``inpaint`` (e.g. the DDPM's sampler and step count)."""
+    sample_kwargs, inpaint_kwargs = sample_kwargs or {}, inpaint_kwargs or {}
+    opts = sampling_options(args, cfg)
+    raw_cond = parse_conditions(args, list(cfg["data"].get("condition_columns") or []))
+    check_request(cfg, args, opts, raw_cond, extra_modes, sample_kwargs)
+    mode = opts["mode"]
     out = prepare_output_dir(args.out or Path(cfg["paths"]["samples_dir"]) / mode, args.overwrite,
                              "samples folder")
     device = next(model.parameters()).device
     precision = resolve_precision(opts["precision"], device, "sampling.precision")
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
+    job = Job(model, cfg, args, opts, gen, device, raw_cond, sample_kwargs, inpaint_kwargs)
     start = time.time()
     with autocast(precision, device):
-        images, conditions, extra, info, applied, not_applied = _generate(
-            model, cfg, args, opts, gen, device, raw_cond, extra_modes, sample_kwargs, inpaint_kwargs)
+        if mode in MODE_RUNNERS:
+            result = MODE_RUNNERS[mode](job)
+        else:
+            images, extra, info = extra_modes[mode](model, cfg, opts, gen)
+            result = Generated(images, extra=dict(extra), info=info)
     elapsed = time.time() - start
-    postprocess = None
-    if args.postprocess == "clean":
-        from ..evaluation.postprocess import clean
-        extra["images_raw"] = images
-        side = mirror_side(images, cfg["data"].get("mirror", "auto"))   # the data's mid-plane, as the grids find it
-        images = torch.as_tensor(clean(images.numpy(), min_size=args.min_size, max_hole=args.max_hole, mirror=side))
-        postprocess = {"method": "clean", "min_size": args.min_size, "max_hole": args.max_hole, "mirror": side}
-    save_component_images(images, out, names, conditions=conditions, extra_arrays=extra,
-                          condition_columns=columns or ("width_px", "height_px"),
+    cleaned = postprocess(result, cfg, args)
+    save_component_images(result.images, out, job.names, conditions=result.conditions, extra_arrays=result.extra,
+                          condition_columns=job.columns or ("width_px", "height_px"),
                           mirror=cfg["data"].get("mirror", "auto"))
     options = {k: opts[k] for k in MODE_OPTIONS[mode]}
-    options.update({INPAINT_MODEL_OPTIONS[k][0]: v for k, v in applied.items()})
+    options.update({INPAINT_MODEL_OPTIONS[k][0]: v for k, v in result.applied.items()})
+    n = len(result.images)
     manifest = {
         "model": cfg["model"]["type"], "mode": mode, "checkpoint": str(ckpt_path), "seed": args.seed,
-        "num_samples": int(len(images)), "options": options, "not_applied": not_applied,
-        "per_condition": per_condition if mode == "conditional" else None,
-        "postprocess": postprocess, "wall_time_s": round(elapsed, 3),
-        "seconds_per_image": round(elapsed / max(len(images), 1), 5), "device": str(device), "precision": precision,
-        "component_names": names, "condition_columns": columns, "config": cfg,
+        "num_samples": int(n), "options": options, "not_applied": result.not_applied,
+        "per_condition": int(opts["per_condition"]) if mode == "conditional" else None,
+        "postprocess": cleaned, "wall_time_s": round(elapsed, 3),
+        "seconds_per_image": round(elapsed / max(n, 1), 5), "device": str(device), "precision": precision,
+        "component_names": job.names, "condition_columns": job.columns, "config": cfg,
         "model_options": {**(sample_kwargs if mode in ("unconditional", "conditional") else {}),
-                          **(inpaint_kwargs if mode == "inpainting" else {})}, **info,
+                          **(inpaint_kwargs if mode == "inpainting" else {})}, **result.info,
     }
     write_json(manifest, out / "manifest.json")
-    print(f"wrote {len(images)} {mode} samples to {out} ({elapsed:.1f}s, "
-          f"{elapsed / max(len(images), 1) * 1000:.1f} ms/image)")
+    print(f"wrote {n} {mode} samples to {out} ({elapsed:.1f}s, {elapsed / max(n, 1) * 1000:.1f} ms/image)")
     return out
-
-
-
-def _generate(model, cfg, args, opts, gen, device, raw_cond, extra_modes, sample_kwargs, inpaint_kwargs):
-    """The images of ``opts["mode"]`` -> (images, raw conditions or None, extra arrays, info,
-    applied / not applied model-specific inpainting options)."""
-    mode, names = opts["mode"], cfg["data"]["component_dirs"]
-    columns = list(cfg["data"].get("condition_columns") or [])
-    n, bs, per_condition = opts["num_samples"], opts["batch_sz"], int(opts["per_condition"])
-    extra, info = {}, {}
-    conditions = None
-    applied, not_applied = {}, {}          # model-specific inpainting options
-    if mode == "unconditional":
-        images = torch.cat([model.sample(batch_size=b - a, generator=gen, **sample_kwargs).cpu()
-                            for a, b in _batches(n, bs, "sampling")])
-    elif mode == "conditional":
-        if not columns:
-            raise ValueError("this model was trained without conditions; use --mode unconditional")
-        n_cond = n // per_condition
-        available = len(raw_cond) if raw_cond is not None else None
-        if raw_cond is None:
-            test = _test_split(cfg, model.cond_normalizer)
-            available = len(test)
-        if n_cond > available:
-            source = "the test split has" if raw_cond is None else "--cond/--cond_csv give"
-            if per_condition > 1:
-                raise ValueError(f"--per_condition {per_condition} with --num_samples {n} needs {n_cond} "
-                                 f"conditions but {source} {available}; use --num_samples <= "
-                                 f"{available * per_condition}")
-            print(f"note: {n} samples for {available} conditions: conditions repeat, so evaluate.py will refuse "
-                  f"the folder for the distribution metrics (use --num_samples <= {available}, or --per_condition)")
-        cond_idx = torch.arange(n_cond) % available
-        condition_index = cond_idx.repeat_interleave(per_condition) if per_condition > 1 \
-            else torch.arange(n) % available
-        if raw_cond is None:
-            raw_cond = test.raw_conditions[condition_index]
-            extra["test_indices"] = condition_index.numpy()
-        else:
-            raw_cond = raw_cond[condition_index]
-        extra["condition_index"] = condition_index.numpy()
-        conditions = raw_cond
-        cond = model.cond_normalizer.normalize(raw_cond)
-        images = torch.cat([model.sample(cond=cond[a:b].to(device), guidance_scale=opts["guidance_scale"],
-                                         generator=gen, **sample_kwargs).cpu() for a, b in _batches(n, bs, "sampling")])
-    elif mode == "inpainting":
-        test = _test_split(cfg, model.cond_normalizer)
-        idx = torch.arange(min(n, len(test)))
-        truth = test.images_float[idx]
-        mask = create_mask(opts["components"], names, len(idx), cfg["model"]["image_size"])
-        use_cond = bool(columns) and not args.no_cond
-        model_inpaint, not_applied = inpaint_options(model, opts, args)
-        applied.update(model_inpaint)
-        parts = []
-        for a, b in _batches(len(idx), bs, "inpainting"):
-            cond = test.conditions[idx[a:b]].to(device) if use_cond else None
-            parts.append(model.inpaint(truth[a:b].to(device) * mask[a:b].to(device), mask[a:b].to(device),
-                                       num_steps=opts["inpaint_steps"], cond=cond, generator=gen,
-                                       **model_inpaint, **inpaint_kwargs).cpu())
-        images = torch.cat(parts)
-        extra.update(ground_truth=truth, mask=mask, test_indices=idx.numpy())
-        conditions = test.raw_conditions[idx] if use_cond else None    # evaluate.py: condition error
-        info["used_conditions"] = use_cond
-    else:
-        images, more, info = extra_modes[mode](model, cfg, opts, gen)
-        extra.update(more)
-    return images, conditions, extra, info, applied, not_applied

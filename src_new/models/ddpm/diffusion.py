@@ -9,12 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...pipeline.config import CHOICES, defaults_for
 from ...utils.checks import check_cond, check_image, normalize_raw_condition, reject_options
 from ...utils.runtime import randn
 from .unet import UNet
 
-SAMPLERS = ("ddim", "ddpm")
-OBJECTIVES = ("pred_v", "pred_noise")
+SAMPLERS, OBJECTIVES = CHOICES["sampler"], CHOICES["objective"]
+# Keyword defaults of the API are the config schema's (one place for every default).
+_MODEL, _SAMPLING = defaults_for("ddpm")["model"], defaults_for("ddpm")["sampling"]
 SAMPLE_OPTIONS = ("batch_size", "cond", "guidance_scale", "z", "generator", "raw_cond", "sampler", "steps", "eta")
 INPAINT_OPTIONS = ("num_steps", "cond", "resample", "generator", "guidance_scale")
 
@@ -40,7 +42,8 @@ class GaussianDiffusion(nn.Module):
     and inpainting when present. ``cond_normalizer`` (set from a checkpoint) maps raw
     conditions to the model's inputs for ``sample(raw_cond=...)``."""
 
-    def __init__(self, unet, *, image_size, timesteps=1000, cond_drop_prob=0.1, objective="pred_v"):
+    def __init__(self, unet, *, image_size, timesteps=_MODEL["timesteps"], cond_drop_prob=_MODEL["cond_drop_prob"],
+                 objective=_MODEL["objective"]):
         super().__init__()
         if tuple(image_size) != tuple(unet.image_size):
             raise ValueError(f"GaussianDiffusion: image_size {tuple(image_size)} differs from the UNet's "
@@ -145,12 +148,12 @@ class GaussianDiffusion(nn.Module):
 
     @torch.inference_mode()
     def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None,
-               sampler="ddim", steps=None, eta=None, **unknown):
+               sampler=_SAMPLING["sampler"], steps=None, eta=None, **unknown):
         """-> (B, C, H, W) in [0, 1] from the EMA UNet when set.
 
         cond: (B, cond_dim) normalized conditions (B then overrides ``batch_size``), or
         ``raw_cond`` in raw units. guidance_scale s > 0 with a condition: eps_u + s (eps_c - eps_u).
-        sampler: "ddim" (``steps`` steps, default 50, stochasticity ``eta``, default 1) | "ddpm"
+        sampler: "ddim" (``steps`` steps, default sampling.ddim_steps, stochasticity ``eta``, default sampling.ddim_eta) | "ddpm"
         (ancestral over all ``timesteps``; ``steps`` and ``eta`` do not apply and are refused).
         eta = 1 draws fresh noise at every step (on the toy masks: half the stray pixels of
         eta = 0, FD 2.33 vs 2.47); eta = 0 is deterministic given z.
@@ -162,8 +165,8 @@ class GaussianDiffusion(nn.Module):
             given = [k for k, v in (("steps", steps), ("eta", eta)) if v is not None]
             raise ValueError(f"sample: {given} apply to the ddim sampler only; the ancestral 'ddpm' sampler runs "
                              f"all {self.timesteps} steps with its own noise (drop them, or use sampler='ddim')")
-        steps = 50 if steps is None else steps
-        eta = 1.0 if eta is None else eta
+        steps = _SAMPLING["ddim_steps"] if steps is None else steps
+        eta = _SAMPLING["ddim_eta"] if eta is None else eta
         if steps < 1 or eta < 0:
             raise ValueError(f"sample: need steps >= 1 and eta >= 0, got steps={steps}, eta={eta}")
         device = self._device()
@@ -193,7 +196,8 @@ class GaussianDiffusion(nn.Module):
         return ((x + 1) / 2).clamp(0, 1)
 
     @torch.inference_mode()
-    def inpaint(self, partial, mask, num_steps=100, cond=None, resample=1, generator=None, guidance_scale=0.0,
+    def inpaint(self, partial, mask, num_steps=_SAMPLING["inpaint_steps"], cond=None, resample=_SAMPLING["repaint_resample"],
+                generator=None, guidance_scale=0.0,
                 **unknown):
         """Fill the mask == 0 pixels of ``partial`` (both (B, C, H, W), mask 1 = known).
 
@@ -237,7 +241,7 @@ class GaussianDiffusion(nn.Module):
 
 def build_ddpm(cfg):
     """GaussianDiffusion from a resolved config dict (``validate_config(auto_complete_config(...))``:
-    the defaults of the ``cfg["model"]`` keys live in ``utils.config``)."""
+    the defaults of the ``cfg["model"]`` keys live in ``pipeline.config``)."""
     m = cfg["model"]
     unet = UNet(m["channels"], m["cond_dim"], m["image_size"], dim=m["dim"], dim_mults=m["dim_mults"],
                 res_blocks=m["res_blocks"], attn_resolutions=m["attn_resolutions"] or (), dropout=m["dropout"])

@@ -69,7 +69,7 @@ class UNet(nn.Module):
     one set of weights serves conditional and unconditional prediction (classifier-free
     guidance). About 12.2M parameters at C=5, 64x32, dim=64, dim_mults=(1, 2, 4), res_blocks=2."""
 
-    def __init__(self, channels=5, cond_dim=2, image_size=(64, 32), dim=64, dim_mults=(1, 2, 4), res_blocks=2,
+    def __init__(self, channels, cond_dim, image_size, dim=64, dim_mults=(1, 2, 4), res_blocks=2,
                  attn_resolutions=(), dropout=0.0):
         super().__init__()
         self.channels, self.cond_dim, self.image_size = channels, cond_dim, tuple(image_size)

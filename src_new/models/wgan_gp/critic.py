@@ -3,6 +3,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ...pipeline.config import CHOICES
 from ...utils.checks import check_cond, check_image
 from ...utils.precision import GroupNorm32
 from .layers import MinibatchStd, embed_or_null
@@ -34,11 +35,11 @@ class Critic(nn.Module):
     read the condition off its own input). ``forward(..., return_condition=True)`` returns it.
     """
 
-    def __init__(self, channels=5, cond_dim=2, image_size=(64, 32), dim=64, cond_emb_dim=64,
-                 spectral_norm=False, cond_mode="concat", minibatch_std_group=0, condition_head=False):
+    def __init__(self, channels, cond_dim, image_size, dim=64, cond_emb_dim=64, spectral_norm=False,
+                 cond_mode="projection", minibatch_std_group=4, condition_head=False):
         super().__init__()
-        if cond_mode not in ("concat", "projection"):
-            raise ValueError(f"Critic cond_mode must be 'concat' or 'projection', got {cond_mode!r}")
+        if cond_mode not in CHOICES["critic_cond"]:
+            raise ValueError(f"Critic cond_mode must be one of {CHOICES['critic_cond']}, got {cond_mode!r}")
         if condition_head and (cond_mode != "projection" or cond_dim == 0):
             raise ValueError("Critic condition_head needs cond_mode='projection' and cond_dim > 0 (with concat the "
                              "features see the condition input)")

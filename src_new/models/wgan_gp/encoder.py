@@ -17,7 +17,7 @@ class Encoder(nn.Module):
     per-sample (GroupNorm), so a sample's latent never depends on the rest of the batch.
     """
 
-    def __init__(self, channels=5, latent_dim=20, image_size=(64, 32), dim=64, cond_dim=0):
+    def __init__(self, channels, latent_dim, image_size, dim=64, cond_dim=0):
         super().__init__()
         self.channels, self.latent_dim, self.image_size = channels, latent_dim, tuple(image_size)
         self.cond_dim = cond_dim

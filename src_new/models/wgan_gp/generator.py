@@ -25,9 +25,9 @@ class Generator(nn.Module):
     null embedding, so one set of weights serves conditional and unconditional generation.
     """
 
-    def __init__(self, channels=5, latent_dim=20, cond_dim=2, image_size=(64, 32), dim=64,
-                 dim_mults=(1, 2, 4), res_blocks=(1, 2, 2), bottleneck_res_blocks=1,
-                 upsample="transpose", cond_emb_dim=128, style_dim=128, mapping_layers=2):
+    def __init__(self, channels, latent_dim, cond_dim, image_size, dim=64, dim_mults=(1, 2, 4),
+                 res_blocks=(1, 2, 2), bottleneck_res_blocks=1, upsample="transpose", cond_emb_dim=128,
+                 style_dim=0, mapping_layers=2):
         super().__init__()
         self.channels, self.latent_dim, self.cond_dim = channels, latent_dim, cond_dim
         self.image_size = tuple(image_size)
@@ -55,7 +55,7 @@ class Generator(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.to_image = nn.Conv2d(c_in, channels, 3, padding=1)
         # Activation layout: torch.channels_last runs the convolutions in NHWC (faster with
-        # oneDNN / tensor cores; same maths). WGANGP(fast=True) sets it. Outputs stay NCHW.
+        # oneDNN / tensor cores; same maths). WGANGP sets it. Outputs stay NCHW.
         self.memory_format = torch.contiguous_format
 
     def embed_condition(self, cond, batch_size, drop_mask=None):

@@ -1,0 +1,161 @@
+"""The WGAN-GP's losses, as functions of a ``WGANGP`` (which holds the networks and the weights).
+
+critic_loss     -W + lambda_gp * GP (+ lambda_cond * condition regression on real images)
+generator_loss  -mean D(G(z)) (+ condition regression on fakes, mode seeking, reach)
+encoder_loss    GAN inversion of the frozen sampling generator (the inpainting initialiser)
+
+W = mean D(real) - mean D(fake) (Arjovsky et al. 2017); GP = mean_i (||grad D(x_hat_i)|| - 1)^2
+on random interpolates, one per sample (Gulrajani et al. 2017, Algorithm 1). Conditions are
+dropped per sample with one mask for the generator and, when ``critic_null_condition``, for the
+critic's real, fake and penalty passes too (joint conditional / unconditional training).
+Every loss is reduced in fp32 whatever the autocast precision.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+
+@contextlib.contextmanager
+def frozen(module):
+    """Temporarily set ``requires_grad=False`` on every parameter of ``module``: autograd
+    then skips that module's weight gradients (it still propagates through it)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def gradient_penalty(critic, real, fake, cond, eps, critic_drop, lambda_gp):
+    """lambda_gp * mean_i (||grad_x D(x_hat_i)||_2 - 1)^2 with x_hat = eps*real + (1-eps)*fake,
+    eps (B, 1, 1, 1) ~ U[0, 1]; the norm is over all of a sample's pixels (flattened), in fp32
+    with a tiny epsilon so its gradient exists at zero. critic_drop: (B,) bool or None."""
+    x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat, cond, critic_drop)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    norm = (grad.float().flatten(1).pow(2).sum(1) + 1e-12).sqrt()
+    return lambda_gp * (norm - 1).pow(2).mean()
+
+
+def critic_scores(critic, real, fake, cond, critic_drop=None, real_condition=False):
+    """D(real), D(fake) and the condition head's prediction on real (None unless
+    ``real_condition``) from one critic pass over both halves (exact: the only coupling between
+    samples, the optional minibatch-std groups, never spans the real/fake boundary)."""
+    head = {"return_condition": True} if real_condition else {}   # any critic works without a head
+    twice = lambda t: None if t is None else torch.cat([t, t])
+    out = critic(torch.cat([real, fake]), twice(cond), twice(critic_drop), **head)
+    scores, predicted = out if real_condition else (out, None)
+    return scores[: len(real)], scores[len(real):], None if predicted is None else predicted[: len(real)]
+
+
+def critic_loss(m, real, cond, noise):
+    """{critic_loss, wasserstein_distance, gradient_penalty (, cond_loss_real)} of one critic
+    update; the generator runs without gradients. noise: ``m.draw_noise`` output."""
+    critic_drop = m.critic_drop(noise["drop_mask"])
+    with torch.no_grad():
+        fake = m.compiled("generator")(noise["z"], cond, noise["drop_mask"])
+    head = m.condition_head_on(cond)
+    d_real, d_fake, predicted = critic_scores(m.critic, real, fake, cond, critic_drop, real_condition=head)
+    wasserstein = d_real.float().mean() - d_fake.float().mean()
+    # The penalty's critic pass, its double backward and the norm run in fp32 whatever the
+    # precision: a gradient norm taken in bf16 is coarse near its target 1, and on oneDNN the
+    # bf16 double backward was slower than the fp32 one when tried (default config).
+    with torch.autocast(real.device.type, enabled=False):
+        gp = m.compute_gradient_penalty(real.float(), fake.float(), cond, noise["eps"], critic_drop)
+    out = {"critic_loss": -wasserstein + gp, "wasserstein_distance": wasserstein.detach(),
+           "gradient_penalty": gp.detach()}
+    if head:   # the head learns from real images only, whatever the dropout (it never sees cond)
+        cond_real = F.mse_loss(predicted, cond.float())
+        out["critic_loss"] = out["critic_loss"] + m.lambda_cond * cond_real
+        out["cond_loss_real"] = cond_real.detach()
+    return out
+
+
+def generator_loss(m, real, cond, noise):
+    """{generator_loss (, cond_loss_fake, mode_seeking_loss, reconstruction_loss, latent_kl)}
+    of one generator update; the critic's weights get no gradient. ``real`` (with ``cond``)
+    feeds the reach term only; otherwise it sets the batch size."""
+    drop, real_cond = noise["drop_mask"], cond
+    half = len(real) // 2
+    if m.lambda_ms > 0 and half > 0:
+        # Pairs (i, i + half) share a condition and a dropout flag, with independent z.
+        pair = lambda t: None if t is None else torch.cat([t[:half], t[:half], t[2 * half:]])
+        cond, drop = pair(cond), pair(drop)
+    fake = m.generator(noise["z"], cond, drop)
+    head = m.condition_head_on(cond)
+    with frozen(m.critic):
+        scored = m.critic(fake, cond, m.critic_drop(drop), **({"return_condition": True} if head else {}))
+    d_fake, predicted = scored if head else (scored, None)
+    g_loss = -d_fake.float().mean()
+    out = {}
+    if head:   # squared error of the requested condition, over the samples that were given one
+        given = (~drop).float() if drop is not None else torch.ones(len(fake), device=fake.device)
+        error = (predicted - cond.float()).pow(2).mean(1)
+        cond_fake = (error * given).sum() / given.sum().clamp_min(1.0)
+        g_loss = g_loss + m.lambda_cond * cond_fake
+        out["cond_loss_fake"] = cond_fake.detach()
+    if m.lambda_ms > 0 and half > 0:
+        ms = mode_seeking_loss(fake[:half], fake[half:2 * half], noise["z"][:half], noise["z"][half:2 * half])
+        g_loss = g_loss + m.lambda_ms * ms
+        out["mode_seeking_loss"] = ms.detach()
+    if m.lambda_rec > 0:
+        reach = reach_loss(m.encoder, m.generator, real, real_cond)
+        g_loss = g_loss + m.lambda_rec * reach["reconstruction_loss"]
+        if m.lambda_latent_kl > 0:
+            g_loss = g_loss + m.lambda_latent_kl * reach["latent_kl"]
+        out.update({k: v.detach() for k, v in reach.items()})
+    out["generator_loss"] = g_loss
+    return out
+
+
+def reach_loss(encoder, generator, real, cond=None):
+    """{reconstruction_loss: BCE(G(E(x, c), c) logits, x), latent_kl: KL of the batch's
+    latents to N(0, I)} on the real batch; differentiable w.r.t. the generator and the encoder."""
+    z = encoder(real, None, cond)
+    logits = generator(z, cond, logits=True)
+    return {"reconstruction_loss": F.binary_cross_entropy_with_logits(logits.float(), real.float()),
+            "latent_kl": batch_latent_kl(z.float())}
+
+
+def batch_latent_kl(z):
+    """KL(N(mu, diag var) || N(0, I)) per latent dimension (mean over dimensions), mu and var
+    the batch's moments of z (B, D): 0 when the batch looks like the prior."""
+    var, mu = torch.var_mean(z, dim=0, correction=0)
+    return 0.5 * (var + mu.pow(2) - 1 - torch.log(var + 1e-6)).mean()
+
+
+def mode_seeking_loss(img_a, img_b, z_a, z_b, eps=1e-5):
+    """MSGAN's term 1 / (mean|img_a - img_b| / mean|z_a - z_b| + eps) (Mao et al. 2019): small
+    when two latents of one condition give different images; minimizing it rewards using z."""
+    ratio = (img_a - img_b).abs().float().mean() / (z_a - z_b).abs().float().mean()
+    return 1.0 / (ratio + eps)
+
+
+def mask_components(x, drop_prob, generator=None):
+    """Zero each component of each sample with probability ``drop_prob`` -> (partial, mask)."""
+    keep = torch.rand(x.shape[0], x.shape[1], 1, 1, device=x.device, generator=generator) >= drop_prob
+    mask = keep.to(x.dtype).expand_as(x)
+    return x * mask, mask
+
+
+def encoder_loss(m, real, cond, mask_prob, latent_weight):
+    """GAN-inversion objective for the encoder, against the frozen sampling generator G (the
+    one inpainting optimizes through): BCE between G's logits at E(partial, mask, c) and the
+    full binary real image (it does not saturate like MSE through the sigmoid), plus
+    latent_weight * ||E(G(z)) - z||^2 on generated data. Each component of the encoder's input
+    is hidden with probability ``mask_prob``, so it maps partial designs to whole ones."""
+    gen = m.sampling_generator
+    z = m.latent(real.shape[0], real.device)
+    with torch.no_grad():
+        fake = m.compiled("sampling_generator")(z, cond)
+    latent_loss = F.mse_loss(m.encoder(*mask_components(fake, mask_prob), cond), z)
+    with frozen(gen):
+        logits = gen(m.encoder(*mask_components(real, mask_prob), cond), cond, logits=True)
+    image_loss = F.binary_cross_entropy_with_logits(logits.float(), real.float())
+    return {"encoder_loss": image_loss + latent_weight * latent_loss, "latent_loss": latent_loss.detach(),
+            "image_loss": image_loss.detach()}
