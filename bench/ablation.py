@@ -3,11 +3,17 @@
     python bench/ablation.py --name "+ modulation" --checkpoint outputs/.../checkpoint_latest.pt \
         --out bench/results/ablation.json
 
-Protocol (the evaluation issue's): one EMA sample per test condition (guidance 0) against the
-test split, equal n; unconditional samples, as many, both ``null`` (G(z, null)) and
-``marginal`` (G(z, c ~ train conditions)); within-condition spread: COND x DRAWS samples
-(DRAWS latents per test condition) vs real train pairs whose conditions are within 1 px;
-z-sensitivity: mean per-pixel L1 change of G(z, c) when z is redrawn, c fixed.
+Protocol: one EMA sample per test condition (guidance 0); unconditional samples, as many,
+both ``null`` (G(z, null)) and ``marginal`` (G(z, c ~ train conditions)); each set measured as
+evaluate.py measures a samples folder of them (``measure``: the same real set, equal n, the
+distribution metrics, the condition error through the conventions fitted on the train split),
+so a row and evaluate.py agree on the same samples. ``cond_condition_mae`` is the mean over the
+columns whose fitted convention holds; the rows already in bench/results/ablation.json (and
+seeds.json) measured width / height as the bounding box instead, which differs wherever a
+dataset's conditions are not the bounding box.
+Within-condition spread: COND x DRAWS samples (DRAWS latents per test condition) vs real train
+pairs whose conditions are within 1 px; z-sensitivity: mean per-pixel L1 change of G(z, c)
+when z is redrawn, c fixed.
 Time per generator step: ``--time_steps`` steps of the run's own config (warm-up excluded,
 median), measured here so that every row's time comes from the same quiet machine.
 """
@@ -29,34 +35,28 @@ from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
+from src_new.pipeline.evaluate import comparison_sets, condition_targets, evaluation_of, sample_metrics  # noqa: E402
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 
-COND, DRAWS, K = 100, 8, 3
+COND, DRAWS = 100, 8
+FIGURES = ("precision", "recall", "density", "coverage")     # beside fd (evaluate.py's geometric_fd)
 
 
-def real_reference(images):
-    """Geometric features of the real (test) images standardized by themselves -> (features,
-    mean, std, k-NN radii): the yardstick every score below is taken against."""
-    geo = M.geometric_features(images)
-    mean, std = M.standardization(geo)
-    real_geo = (geo - mean) / std
-    return real_geo, mean, std, M.knn_radii(real_geo, K)
-
-
-def condition_mae(images, test, cfg):
-    """Mean condition error (px) of images drawn at the ``test`` split's conditions, over the
-    condition columns that can be measured on an image."""
-    cols = list(cfg["data"]["condition_columns"])
-    measured = [c for c in cols if c in M.MEASURED_COLUMNS]
-    requested = test.raw_conditions.numpy()[:, [cols.index(c) for c in measured]]
-    return float(M.condition_error(images, requested, measured).mean())
-
-
-def geometric_scores(real_geo, mean, std, radii, fake):
-    g = (M.geometric_features(fake) - mean) / std
-    out = {"fd": M.frechet_distance_features(real_geo, g)}
-    out.update(M.manifold_metrics(real_geo, g, K, radii))
-    return out
+def measure(images, cfg, sets, conditions=None, seed=0):
+    """The row's figures of samples (N, C, H, W) in [0, 1], through evaluate.py's steps (a samples
+    folder of them evaluated with ``seed`` gives the same values) -> ({fd, precision, recall,
+    density, coverage, and condition_mae (px, fitted conventions) when drawn at the raw
+    ``conditions`` (N, k)}, the RealSet they were compared with). sets: build_datasets' dict."""
+    arrays = {"images": images} if conditions is None else {"images": images, "conditions": conditions}
+    ev = evaluation_of(arrays, {"mode": "unconditional" if conditions is None else "conditional"}, cfg, sets,
+                       seed=seed)
+    rows, real, _ = comparison_sets(ev, inception=False)
+    requested, conventions = condition_targets(ev)
+    m = sample_metrics(ev, ev.arrays["images"], rows, real, requested, conventions)
+    out = {"fd": m["geometric_fd"], **{k: m[k] for k in FIGURES}}
+    if conditions is not None and "condition_mae" in m:
+        out["condition_mae"] = m["condition_mae"]
+    return out, real
 
 
 @torch.no_grad()
@@ -64,7 +64,6 @@ def score(model, cfg, seed=0):
     sets = build_datasets(cfg, ("train", "test"), verbose=False)
     train, test = sets["train"], sets["test"]
     real = test.images_float.numpy()
-    real_geo, mean, std, radii = real_reference(real)
     gen = torch.Generator().manual_seed(seed)
     n = len(test)
 
@@ -75,12 +74,11 @@ def score(model, cfg, seed=0):
 
     out = {}
     cond = sample(cond=test.conditions, batch_size=256)
-    out.update({f"cond_{k}": v for k, v in geometric_scores(real_geo, mean, std, radii, cond).items()})
-    out["cond_condition_mae"] = condition_mae(cond, test, cfg)
+    out.update({f"cond_{k}": v for k, v in measure(cond, cfg, sets, test.raw_conditions.numpy(), seed)[0].items()})
     for how in ("null", "marginal"):
         unc = np.concatenate([model.sample(batch_size=min(256, n - i), generator=gen, unconditional=how).numpy()
                               for i in range(0, n, 256)])
-        out.update({f"uncond_{how}_{k}": v for k, v in geometric_scores(real_geo, mean, std, radii, unc).items()})
+        out.update({f"uncond_{how}_{k}": v for k, v in measure(unc, cfg, sets, seed=seed)[0].items()})
     # Within-condition spread over z, vs real pairs of nearly equal conditions.
     c = test.conditions[:COND].repeat_interleave(DRAWS, 0)
     z = torch.randn(len(c), model.latent_dim, generator=gen)

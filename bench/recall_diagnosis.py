@@ -5,8 +5,10 @@ temperature (z ~ N(0, tau^2 I); tau > 1 spreads the samples). Writes a JSON file
     python bench/recall_diagnosis.py --checkpoint outputs/wgan_gp/quality/checkpoint_latest.pt \
         --out bench/results/recall_diagnosis.json
 
-Protocol of bench/ablation.py: one EMA sample per test condition (guidance 0) against the test
-split, geometric features standardized by the test split, k = 3.
+Protocol of bench/ablation.py: one EMA sample per test condition (guidance 0), measured as
+evaluate.py measures a samples folder (``ablation.measure``: the real test set with its
+geometric features standardized by itself, equal n, k = 3, the condition error through the
+conventions fitted on the train split; before, the bounding box).
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ablation import K, condition_mae, geometric_scores, real_reference  # noqa: E402
+from ablation import measure  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
+from src_new.pipeline.evaluate import K  # noqa: E402
 
 
 @torch.no_grad()
@@ -45,18 +48,19 @@ def main():
     model, cfg = load_model_from_checkpoint(args.checkpoint)
     if not model.cond_dim:
         raise SystemExit("recall_diagnosis.py reads the spread at a given condition: the checkpoint is unconditional")
-    test = build_datasets(cfg, ("test",), verbose=False)["test"]
+    sets = build_datasets(cfg, ("train", "test"), verbose=False)
+    test = sets["test"]
     names = M.geometric_feature_names(cfg["data"]["component_dirs"])
     raw = test.raw_conditions.numpy()
-    real, mean, std, radii = real_reference(test.images_float.numpy())
     rows = []
     for tau in (float(t) for t in args.temperatures.split(",")):
         images = samples_at(model, test.conditions, tau)
-        row = {"temperature": tau, **geometric_scores(real, mean, std, radii, images),
-               "condition_mae": condition_mae(images, test, cfg)}
+        figures, reference = measure(images, cfg, sets, raw)
+        row = {"temperature": tau, **figures}
         if tau == 1.0:
-            fake = (M.geometric_features(images) - mean) / std
-            ratio = M.residual_spread_ratio(real, fake, raw, raw)
+            real, radii = reference.geometric, reference.geometric_radii      # standardized by the real set
+            fake = (M.geometric_features(images) - reference.mean) / reference.std
+            ratio = M.residual_spread_ratio(real, fake, raw[reference.index], raw)
             # the measured width/height are (nearly) fixed by the condition: no spread to compare
             row["residual_spread_ratio"] = {n: float(r) for n, r in zip(names, ratio) if n not in M.MEASURED_COLUMNS}
             # marginals, in standard deviations of the real feature (real is standardized)

@@ -274,7 +274,10 @@ def test_repeated_conditions_are_refused_and_n_is_equal(real_sets, tmp_path):
     assert any("use 8 of the 16 samples" in note for note in result["notes"])
 
 
-def test_condition_error_follows_the_dataset_convention(tmp_path):
+@pytest.fixture
+def convention_data(tmp_path):
+    """A toy dataset whose width / height columns are not the bounding box, and a column that
+    no measurement fits -> (cfg, build_datasets' dict)."""
     import pandas as pd
 
     from src_new.datasets.factory import build_datasets
@@ -287,7 +290,12 @@ def test_condition_error_follows_the_dataset_convention(tmp_path):
     frame["load"] = np.random.default_rng(0).normal(100, 20, len(frame))   # not geometric at all
     frame.to_csv(csv, index=False)
     cfg = make_cfg(tmp_path / "d", data={"condition_columns": ["width_px", "height_px", "load"]}, model={"cond_dim": None})
-    test = build_datasets(cfg, verbose=False)["test"]
+    return cfg, build_datasets(cfg, verbose=False)
+
+
+def test_condition_error_follows_the_dataset_convention(convention_data, tmp_path):
+    cfg, sets = convention_data
+    test = sets["test"]
     folder = make_folder(tmp_path / "c", test.images_float, cfg, "conditional", conditions=test.raw_conditions)
     result = evaluate_samples(folder)
     m = result["metrics"]
@@ -318,3 +326,118 @@ def test_fewer_samples_than_test_images_get_an_equal_real_reference_and_kid_subs
     result = evaluate_samples(folder, write=False)
     assert result["num_real"] == len(test) and result["kid"]["subset_size"] == len(test) // 2
     assert result["metrics"]["geometric_kid_std"] > 0                # subsets that differ have a spread
+
+
+
+# ---------------------------------------------------------------- the steps, and the benches that use them
+def test_load_evaluation_reads_the_folder_clips_and_loads_both_splits(real_sets, tmp_path):
+    from src_new.pipeline.evaluate import load_evaluation
+    cfg, train, test = real_sets
+    x = test.images_float.numpy()
+    raw = x.copy()
+    raw[0, 0, 0, 0] = 1.5                                      # an unclamped sampler output
+    folder = make_folder(tmp_path / "c", x, cfg, "conditional", conditions=test.raw_conditions,
+                         arrays={"images_raw": raw})
+    ev = load_evaluation(folder / "samples.npz", max_real=6, seed=4)
+    assert ev.folder == folder and ev.mode == "conditional" and ev.names == NAMES and ev.per_condition == 1
+    assert ev.columns == ["width_px", "height_px"] and (ev.max_real, ev.seed) == (6, 4)
+    assert ev.arrays["images_raw"].max() == 1.0 and any("'images_raw' range" in n for n in ev.notes)
+    assert np.array_equal(ev.train, train.images_float.numpy()) and np.array_equal(ev.test, test.images_float.numpy())
+    assert np.array_equal(ev.test_conditions, test.raw_conditions.numpy())
+    with pytest.raises(ValueError, match="max_real=3 is too small"):
+        load_evaluation(folder, max_real=3)
+
+
+def test_comparison_sets_take_one_sample_per_condition_and_an_equal_real_set(real_sets, tmp_path):
+    from src_new.pipeline.evaluate import SKIP_MESSAGE, comparison_sets, load_evaluation
+    cfg, train, test = real_sets
+    x = test.images_float.numpy()
+    idx = np.repeat(np.arange(len(x)), 2)                       # 2 draws per test condition
+    folder = make_folder(tmp_path / "k2", x[idx], cfg, "conditional", conditions=test.raw_conditions[idx],
+                         arrays={"condition_index": idx})
+    write_json({**json.loads((folder / "manifest.json").read_text()), "per_condition": 2}, folder / "manifest.json")
+    ev = load_evaluation(folder)
+    rows, real, n = comparison_sets(ev)
+    assert np.array_equal(rows, 2 * np.arange(len(x))) and n == len(x)          # the first draw of each
+    assert np.array_equal(real.images, x) and np.array_equal(real.index, np.arange(len(x)))
+    assert SKIP_MESSAGE in ev.notes and any("first of the 2 draws" in note for note in ev.notes)
+    # fewer real images allowed: a seeded subset, the samples subsampled to as many; no Inception note
+    ev = load_evaluation(folder, max_real=5, seed=1)
+    rows, real, n = comparison_sets(ev, inception=False)
+    assert n == len(rows) == len(real.images) == 5 and np.array_equal(real.images, x[real.index])
+    assert SKIP_MESSAGE not in ev.notes and any("use 5 of the 8 samples" in note for note in ev.notes)
+
+
+def test_condition_targets_and_sample_metrics_on_the_test_images_themselves(convention_data, tmp_path):
+    from src_new.pipeline.evaluate import comparison_sets, condition_targets, evaluation_of, sample_metrics
+    cfg, sets = convention_data
+    x, raw = sets["test"].images_float.numpy(), sets["test"].raw_conditions.numpy()
+    ev = evaluation_of({"images": x.copy(), "conditions": raw}, {"mode": "conditional"}, cfg, sets)
+    requested, conventions = condition_targets(ev)
+    assert requested is raw and conventions["width_px"]["slope"] == 2 and not conventions["load"]["ok"]
+    rows, real, _ = comparison_sets(ev)
+    m = sample_metrics(ev, x, rows, real, requested, conventions)
+    assert m["condition_mae"] == 0 and m["condition_mae_width"] == 0 and m["geometric_fd"] == pytest.approx(0, abs=1e-4)
+    assert set(m["_pieces"]) == set(NAMES) and "iou_generated" not in m
+    # unconditional: against random test conditions (a level above 0), said in the notes
+    ev = evaluation_of({"images": x.copy()}, {"mode": "unconditional"}, cfg, sets)
+    requested, _ = condition_targets(ev)
+    assert requested.shape == raw.shape and any("random test conditions" in note for note in ev.notes)
+    assert condition_targets(evaluation_of({"images": x.copy()}, {"mode": "interpolate"}, cfg, sets))[0] is None
+
+
+def test_reference_metrics_score_every_reference_at_the_samples_n(real_sets, tmp_path):
+    from src_new.pipeline.evaluate import comparison_sets, condition_targets, load_evaluation, reference_metrics
+    cfg, train, test = real_sets
+    truth = test.images_float.numpy()
+    mask = np.zeros_like(truth)
+    mask[:, [0, 3]] = 1
+    folder = make_folder(tmp_path / "i", truth, cfg, "inpainting", conditions=test.raw_conditions,
+                         arrays={"ground_truth": truth, "mask": mask})
+    ev = load_evaluation(folder, max_real=6)
+    rows, real, n = comparison_sets(ev)
+    refs = reference_metrics(ev, real, n, *condition_targets(ev))
+    assert {"real_train", "shift_2px", "shuffled_components", "mean_image"} <= set(refs)
+    assert all(refs[k]["n"] == n == 6 for k in ("real_train", "mean_image"))
+    assert refs["real_test_own_conditions"]["condition_mae"] == 0 and 0 < refs["nearest_train"]["iou_generated"] < 1
+    assert refs["nearest_train"]["condition_mae_truth"] == 0
+
+
+def bench_module(name):
+    import sys
+
+    from conftest import ROOT
+    sys.path.insert(0, str(ROOT / "bench"))
+    return __import__(name)
+
+
+def test_ablation_rows_and_evaluate_samples_agree_on_the_same_samples(real_sets, tmp_path):
+    """bench/ablation.py measures samples as evaluate.py measures a folder of them: the same FD,
+    precision, recall, density, coverage and condition MAE (conditional and unconditional)."""
+    measure = bench_module("ablation").measure
+    cfg, train, test = real_sets
+    sets = {"train": train, "test": test}
+    x = train.images_float.numpy()[:len(test)]                 # other designs, half of them mirrored:
+    x[::2] = x[::2, :, :, ::-1].copy()                         # each figure away from its best value
+    rows = {}
+    for mode, conditions in (("conditional", test.raw_conditions.numpy()), ("unconditional", None)):
+        extra = {} if conditions is None else {"conditions": conditions}
+        m = evaluate_samples(make_folder(tmp_path / mode, x, cfg, mode, **extra), write=False)["metrics"]
+        row, real = measure(x.copy(), cfg, sets, conditions)
+        assert row["fd"] == m["geometric_fd"] > 0.1 and len(real.images) == m["n"]
+        assert {k: v for k, v in row.items() if k != "fd"} == {k: m[k] for k in row if k != "fd"}
+        rows[mode] = row
+    assert 0 < rows["conditional"]["precision"] < 1 and rows["conditional"]["condition_mae"] > 0
+    assert "condition_mae" not in rows["unconditional"]       # random conditions: not a row's figure
+
+
+def test_ablation_condition_error_uses_the_fitted_conventions(convention_data):
+    """Real test images at their own conditions: 0 px under the fitted conventions (the bounding
+    box the ablation used before is off by about the section's width)."""
+    measure = bench_module("ablation").measure
+    cfg, sets = convention_data
+    x, raw = sets["test"].images_float.numpy(), sets["test"].raw_conditions.numpy()
+    row, _ = measure(x, cfg, sets, raw)
+    assert row["condition_mae"] == 0 and row["fd"] == pytest.approx(0, abs=1e-4) and row["coverage"] == 1.0
+    bbox = M.condition_error(x, raw[:, :2], ["width_px", "height_px"]).mean()
+    assert bbox > 3

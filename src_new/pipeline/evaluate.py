@@ -5,6 +5,12 @@ figure (computed by the same code), and compare runs side by side.
     print(format_table(result))
     print(compare(["samples/wgan_gp/conditional", "samples/ddpm/conditional"]))
 
+Steps of ``evaluate_samples``, public so that a bench measures its samples the same way (bench/
+ablation.py): ``load_evaluation`` (``evaluation_of`` for samples in memory) -> ``comparison_sets``
+(rows, the real set, n) -> ``condition_targets`` (fitted conventions, requested conditions) ->
+``sample_metrics`` (distribution, condition and inpainting figures) -> ``within_condition_step``
+-> ``reference_metrics``. One seeded rng feeds them in this order.
+
 Protocol. The distribution metrics (FD, KID, precision/recall, density/coverage) use ONE
 generated sample per condition and the same n for the samples and every reference: a
 folder whose conditions repeat (``conditional`` sampled with more samples than conditions)
@@ -44,6 +50,7 @@ model's error, and a column no candidate fits within 1 px gets a warning in the 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +60,7 @@ from ..evaluation import metrics as M
 from ..evaluation.inception import SKIP_MESSAGE
 
 MODES = ("unconditional", "conditional", "inpainting", "interpolate")
+MAX_REAL = 2000         # default cap on the real set and on each reference
 MAX_PIXEL_SET = 2000    # pixel-space k-NN costs N^2 * C*H*W: subsample both sets to this
 KID_SUBSETS = 20
 KID_SUBSET_SIZE = 1000  # capped at half the smaller set, so the subsets differ and kid_std is their spread
@@ -126,14 +134,81 @@ def check_arrays(arrays, mode, names, image_hw, condition_columns):
                              f"({len(images)}, {len(condition_columns)}) for columns {condition_columns}")
 
 
+@dataclass
+class Evaluation:
+    """A samples folder (or a bench's samples in memory) with what measuring it needs.
+
+    arrays: as in samples.npz ('images' (N, C, H, W) clipped to [0, 1], ...); train / test:
+    the splits' images (n, C, H, W) in [0, 1] and raw conditions (n, k); rng: the one seeded
+    stream every random choice draws from, step after step (so the order of the steps is part
+    of the result); notes: what the steps say, in order."""
+    folder: Path | None
+    arrays: dict
+    manifest: dict
+    cfg: dict
+    train: np.ndarray
+    test: np.ndarray
+    train_conditions: np.ndarray
+    test_conditions: np.ndarray
+    seed: int = 0
+    max_real: int = MAX_REAL
+    rng: np.random.Generator = field(init=False)
+    notes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.rng = np.random.default_rng(self.seed)
+
+    mode = property(lambda self: self.manifest.get("mode", "unconditional"))
+    names = property(lambda self: list(self.cfg["data"]["component_dirs"]))
+    columns = property(lambda self: list(self.cfg["data"].get("condition_columns") or []))
+    per_condition = property(lambda self: int(self.manifest.get("per_condition") or 1))
+
+
+def load_evaluation(samples_path, cfg=None, max_real=MAX_REAL, seed=0):
+    """Step 1: a samples folder (or its samples.npz), its manifest, the resolved config (see
+    ``load_config_for``) and the train / test splits -> Evaluation."""
+    folder = _samples_folder(samples_path)
+    arrays = load_samples(folder)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    return evaluation_of(arrays, manifest, load_config_for(folder, cfg), max_real=max_real, seed=seed, folder=folder)
+
+
+def evaluation_of(arrays, manifest, cfg, sets=None, max_real=MAX_REAL, seed=0, folder=None):
+    """Step 1 for samples in memory: arrays as in samples.npz (clipped to [0, 1] in place, with
+    a note), manifest at least {"mode": ...}, cfg resolved, sets: ``build_datasets(cfg)``'s
+    dict with "train" and "test" (None: built here) -> Evaluation. ValueError for arrays that
+    do not fit the config or the mode, and for sets too small for the k-NN metrics."""
+    from ..datasets.factory import build_datasets
+
+    data = cfg["data"]
+    check_arrays(arrays, manifest.get("mode", "unconditional"), list(data["component_dirs"]),
+                 tuple(cfg["model"]["image_size"]), list(data.get("condition_columns") or []))
+    if max_real < K + 1:
+        raise ValueError(f"max_real={max_real} is too small: k-NN metrics need more than {K} real samples")
+    sets = sets or build_datasets(cfg, ("train", "test"), verbose=False)
+    train, test = sets["train"], sets["test"]
+    if len(test) <= K:
+        raise ValueError(f"the test split has {len(test)} samples; k-NN metrics need more than {K}")
+    ev = Evaluation(folder, arrays, manifest, cfg, train.images_float.numpy(), test.images_float.numpy(),
+                    train.raw_conditions.numpy(), test.raw_conditions.numpy(), seed, max_real)
+    for key in ("images", "images_raw"):
+        if key in arrays and (arrays[key].min() < 0 or arrays[key].max() > 1):
+            ev.notes.append(f"'{key}' range [{arrays[key].min():.3g}, {arrays[key].max():.3g}] clipped to [0, 1]")
+            arrays[key] = np.clip(arrays[key], 0, 1)
+    return ev
+
+
 # ---------------------------------------------------------------- the real set
 class RealSet:
     """What every comparison needs from the real (test) images, computed once.
 
-    images: (N, C, H, W) in [0, 1]. inception: optional callable masks -> (N, 2048) features."""
+    images: (N, C, H, W) in [0, 1]. inception: optional callable masks -> (N, 2048) features.
+    index: (N,) rows of the split these images are (None: the whole split, in order)."""
 
-    def __init__(self, images, rng, max_pixel=MAX_PIXEL_SET, inception=None):
+    def __init__(self, images, rng, max_pixel=MAX_PIXEL_SET, inception=None, index=None):
         self.images = images
+        self.index = index
         geometric = M.geometric_features(images)
         self.mean, self.std = M.standardization(geometric)
         self.geometric = (geometric - self.mean) / self.std
@@ -143,8 +218,14 @@ class RealSet:
         self.pixel_radii = M.knn_radii(self.pixels, K)
         self.pieces = np.median(M.count_pieces(images), axis=0)    # typical piece count per component
         self.diversity = M.mean_pairwise_l1(images)
+        self.inception, self.inception_features = None, None
+        if inception:
+            self.add_inception(inception)
+
+    def add_inception(self, inception):
+        """Compare in Inception feature space too (inception: masks -> (N, 2048) features)."""
         self.inception = inception
-        self.inception_features = inception(images) if inception else None
+        self.inception_features = inception(self.images)
 
 
 def kid_subset_size(n_real, n_fake):
@@ -155,6 +236,54 @@ def kid_subset_size(n_real, n_fake):
 
 def _subset(images, n, rng):
     return images if len(images) <= n else images[np.sort(rng.choice(len(images), n, replace=False))]
+
+
+def real_reference(test, n_samples, rng, max_real=MAX_REAL):
+    """The real set n_samples generated samples are compared with: a seeded random subset of the
+    test images (N, C, H, W) in [0, 1], as many as the samples (more than K, at most max_real)
+    -> RealSet. Equal n, because a larger real set shrinks the real k-NN radii, which deflates
+    coverage and inflates recall."""
+    n_real = min(max_real, len(test), max(n_samples, K + 1))
+    index = np.sort(rng.choice(len(test), n_real, replace=False))
+    return RealSet(test[index], rng, index=index)
+
+
+def equal_n(rows, n_real, rng, n_train=None):
+    """Rows (n,) of the samples subsampled (seeded) to the smallest set, so that the samples,
+    the real set and each reference (drawn from the n_train train images; None: no references)
+    have the same n -> (rows, n, note or None). ValueError when n is too small for k-NN."""
+    n = min(len(rows), n_real) if n_train is None else min(len(rows), n_real, n_train)
+    if n <= K:
+        raise ValueError(f"{n} samples per set are too few: k-NN metrics need more than {K}")
+    if len(rows) <= n:
+        return rows, n, None
+    return np.sort(rng.choice(rows, n, replace=False)), n, (
+        f"distribution metrics use {n} of the {len(rows)} samples (random subset), the size of "
+        f"the smallest set, so that the samples and every reference have the same n")
+
+
+def comparison_sets(ev, references=True, inception_weights=None, inception=None):
+    """Step 2: which samples feed the distribution metrics and what they are compared with ->
+    (rows (n,) into the samples, RealSet, n): one sample per condition, as many as the real set
+    (and as each reference, if ``references``). inception: a feature callable, None (loaded
+    from ``inception_weights`` or the config's, else skipped with a note) or False (not
+    measured, no note: benches that report no Inception figure)."""
+    rows, note = one_per_condition(condition_index_of(ev.arrays, ev.mode), ev.per_condition,
+                                   len(ev.arrays["images"]))
+    real = real_reference(ev.test, len(rows), ev.rng, ev.max_real)
+    notes = [note]
+    if len(real.images) < min(ev.max_real, len(ev.test)):
+        notes.append(f"the real reference is {len(real.images)} of the {len(ev.test)} test images (random "
+                     f"subset, seed {ev.seed}): as many as the samples")
+    if inception is not False:
+        inception = inception or _inception_from(ev.cfg, inception_weights)
+        if inception:
+            real.add_inception(inception)
+        else:
+            notes.append(SKIP_MESSAGE)
+    rows, n, note = equal_n(rows, len(real.images), ev.rng, len(ev.train) if references else None)
+    ev.notes += [text for text in notes + [note] if text]
+    return rows, real, n
 
 
 def distribution_metrics(fake, real, rng, names=None):
@@ -219,6 +348,31 @@ def condition_metrics(images, requested, condition_columns, conventions=None):
     good = [e for c, e in zip(cols, err) if conventions is None or conventions[c].get("ok", True)]
     out["condition_mae"] = float(np.mean(good if good else err))
     return out
+
+
+def condition_targets(ev):
+    """Step 3: the conventions fitted on the train split ({column: fit}; None without condition
+    columns) and the raw conditions (N, k) the samples are measured against (None: no condition
+    error): the requested ones; random test conditions for unconditional samples (the level
+    of ignoring the condition) and conditional ones that did not store theirs; for
+    inpainting those the completions were made for -> (requested, conventions)."""
+    if not ev.columns:
+        return None, None
+    conventions, notes = fit_conventions(ev.train, ev.train_conditions, ev.columns)
+    ev.notes += notes
+    if ev.mode == "inpainting":
+        requested, note = inpainting_conditions(ev.arrays, ev.manifest, ev.test_conditions)
+        ev.notes += [note] if note else []
+        return requested, conventions
+    if ev.mode == "conditional" and "conditions" in ev.arrays:
+        return ev.arrays["conditions"], conventions
+    if ev.mode not in ("conditional", "unconditional"):
+        return None, conventions
+    ev.notes.append("conditional samples without 'conditions' in samples.npz: condition error is measured "
+                    "against random test conditions" if ev.mode == "conditional" else
+                    "unconditional: condition error is against random test conditions (the level of "
+                    "ignoring the condition)")
+    return ev.test_conditions[ev.rng.choice(len(ev.test), len(ev.arrays["images"]))], conventions
 
 
 def condition_index_of(arrays, mode):
@@ -364,18 +518,20 @@ def nearest_train_inpainting(truth, mask, train, chunk=512, k=1):
     return out
 
 
-def _score(images, rows, mode, arrays, real, rng, names, cfg, requested, conventions):
-    """Every metric that applies to ``images`` in this mode: the distribution metrics on
-    ``images[rows]`` (one per condition, n samples), the per-sample ones on all."""
-    out = distribution_metrics(images[rows], real, rng, names)
-    if requested is not None and mode != "inpainting":
-        out.update(condition_metrics(images, requested, cfg["data"]["condition_columns"], conventions))
-    if mode == "inpainting":
-        out.update(inpainting_scores(images, arrays, names, cfg, requested, conventions))
+def sample_metrics(ev, images, rows, real, requested, conventions):
+    """Step 4: every metric that applies to ``images`` (N, C, H, W) in [0, 1] in ev's mode: the
+    distribution metrics on ``images[rows]`` (one per condition, n samples; per-component
+    piece-count errors under ``_pieces``), the per-sample ones (condition error, inpainting
+    figures) on all -> flat dict."""
+    out = distribution_metrics(images[rows], real, ev.rng, ev.names)
+    if ev.mode == "inpainting":
+        out.update(inpainting_scores(images, ev.arrays, ev.names, ev.columns, requested, conventions))
+    elif requested is not None:
+        out.update(condition_metrics(images, requested, ev.columns, conventions))
     return out
 
 
-def inpainting_scores(images, arrays, names, cfg, requested, conventions):
+def inpainting_scores(images, arrays, names, columns, requested, conventions):
     """``inpainting_metrics`` of completions ``images`` and, when the completions were made for
     ``requested`` conditions, their condition error (as for conditional samples) beside the
     ground truth's under the same conventions (``condition_mae_truth``: the floor on these
@@ -383,7 +539,6 @@ def inpainting_scores(images, arrays, names, cfg, requested, conventions):
     truth = arrays["ground_truth"]
     out = inpainting_metrics(images, truth, arrays["mask"], names)
     if requested is not None:
-        columns = cfg["data"]["condition_columns"]
         out.update(condition_metrics(images, requested, columns, conventions))
         out["condition_mae_truth"] = condition_metrics(truth, requested, columns, conventions)["condition_mae"]
     return out
@@ -401,7 +556,55 @@ def make_inception(weights, names, device=None):
     return lambda images: inception_features(images, names, model, device=device)
 
 
-def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inception_weights=None,
+def _inception_from(cfg, weights=None):
+    """The Inception feature callable from ``weights`` or the config's evaluation.inception_weights
+    (None when neither is set)."""
+    weights = weights or cfg.get("evaluation", {}).get("inception_weights")
+    return make_inception(weights, list(cfg["data"]["component_dirs"])) if weights else None
+
+
+def within_condition_step(ev):
+    """Step 5, for folders sampled with ``--per_condition`` K >= 2 and condition columns: the
+    within-condition diversity -> (metrics, details) or None."""
+    cond_index = condition_index_of(ev.arrays, ev.mode)
+    if ev.per_condition <= 1 or cond_index is None or not ev.columns:
+        return None
+    return within_condition_metrics(ev.arrays["images"], cond_index, [
+        ("test", ev.test, ev.test_conditions), ("train", ev.train, ev.train_conditions)])
+
+
+def reference_metrics(ev, real, n, requested, conventions):
+    """Step 6: the sanity references, each scored like the samples -> {name: metrics}: trivial
+    generators of n train samples, the real test images at shuffled and at their own
+    conditions, for inpainting the nearest train sample by the known pixels."""
+    if len(ev.train) <= K:
+        ev.notes.append(f"references skipped: the train split has {len(ev.train)} samples (k-NN needs more than {K})")
+        return {}
+    refs = {name: distribution_metrics(images, real, ev.rng) for name, images in sanity_sets(ev.train, n, ev.rng).items()}
+    if ev.columns:
+        # shuffled: what ignoring the condition scores; own: the floor (the real test split
+        # measured through the convention fitted on the train split)
+        shuffled = ev.test_conditions[ev.rng.permutation(len(ev.test))]
+        refs["real_test_shuffled_conditions"] = condition_metrics(ev.test, shuffled, ev.columns, conventions)
+        refs["real_test_own_conditions"] = condition_metrics(ev.test, ev.test_conditions, ev.columns, conventions)
+    if ev.mode == "inpainting":
+        baseline = nearest_train_inpainting(ev.arrays["ground_truth"], ev.arrays["mask"], ev.train)
+        refs["nearest_train"] = inpainting_scores(baseline, ev.arrays, ev.names, ev.columns, requested, conventions)
+    return refs
+
+
+def run_info(ev, real, n):
+    """The result's header: the folder, mode, model, set sizes, KID subsets and sampling options."""
+    m = ev.manifest
+    return {"samples": str(ev.folder), "mode": ev.mode, "model": m.get("model"),
+            "num_samples": int(len(ev.arrays["images"])), "num_real": int(len(real.images)),
+            "per_condition": ev.per_condition,
+            "kid": {"subset_size": kid_subset_size(len(real.images), n), "subsets": KID_SUBSETS},
+            "options": m.get("options", {}), "postprocess": m.get("postprocess"),
+            "seconds_per_image": m.get("seconds_per_image")}
+
+
+def evaluate_samples(samples_path, cfg=None, max_real=MAX_REAL, references=True, inception_weights=None,
                      seed=0, write=True, inception=None):
     """Metrics for one samples folder (or its samples.npz) -> result dict, also written as
     ``metrics.json`` next to the samples (unless ``write=False``).
@@ -412,115 +615,25 @@ def evaluate_samples(samples_path, cfg=None, max_real=2000, references=True, inc
     evaluation.inception_weights; skipped with a note when neither is set). inception: a
     ready feature callable instead (tests). Result keys: metrics, references ({name: metrics}),
     raw (the pre-postprocess figures, if images_raw exists), details, notes, and run info."""
-    from ..datasets.factory import build_datasets
-
-    folder = _samples_folder(samples_path)
-    arrays = load_samples(folder)
-    manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    cfg = load_config_for(folder, cfg)
-    mode = manifest.get("mode", "unconditional")
-    names = list(cfg["data"]["component_dirs"])
-    columns = list(cfg["data"].get("condition_columns") or [])
-    check_arrays(arrays, mode, names, tuple(cfg["model"]["image_size"]), columns)
-    if max_real < K + 1:
-        raise ValueError(f"max_real={max_real} is too small: k-NN metrics need more than {K} real samples")
-    rng = np.random.default_rng(seed)
-    notes = []
-    sets = build_datasets(cfg, ("train", "test"), verbose=False)
-    train, test = sets["train"].images_float.numpy(), sets["test"].images_float.numpy()
-    if len(test) <= K:
-        raise ValueError(f"the test split has {len(test)} samples; k-NN metrics need more than {K}")
-    for key in ("images", "images_raw"):
-        if key in arrays and (arrays[key].min() < 0 or arrays[key].max() > 1):
-            notes.append(f"'{key}' range [{arrays[key].min():.3g}, {arrays[key].max():.3g}] clipped to [0, 1]")
-            arrays[key] = np.clip(arrays[key], 0, 1)
-    fake = arrays["images"]
-    per_condition = int(manifest.get("per_condition") or 1)
-    cond_index = condition_index_of(arrays, mode)
-    rows, note = one_per_condition(cond_index, per_condition, len(fake))
-    if note:
-        notes.append(note)
-    # Equal n: fewer samples than test images (e.g. an inpainting folder) are scored against a
-    # seeded random subset of as many real ones (a larger real set shrinks the real k-NN radii,
-    # which deflates coverage and inflates recall).
-    n_real = min(max_real, len(test), max(len(rows), K + 1))
-    if n_real < min(max_real, len(test)):
-        notes.append(f"the real reference is {n_real} of the {len(test)} test images (random subset, seed {seed}): "
-                     f"as many as the samples")
-    real_idx = np.sort(rng.choice(len(test), n_real, replace=False))
-    weights = inception_weights or cfg.get("evaluation", {}).get("inception_weights")
-    if inception is None and weights:
-        inception = make_inception(weights, names)
-    elif inception is None:
-        notes.append(SKIP_MESSAGE)
-    real = RealSet(test[real_idx], rng, inception=inception)
-    n_eval = min(len(rows), len(real.images), len(train)) if references else min(len(rows), len(real.images))
-    if n_eval <= K:
-        raise ValueError(f"{n_eval} samples per set are too few: k-NN metrics need more than {K}")
-    if len(rows) > n_eval:
-        notes.append(f"distribution metrics use {n_eval} of the {len(rows)} samples (random subset), the size of "
-                     f"the smallest set, so that the samples and every reference have the same n")
-        rows = np.sort(rng.choice(rows, n_eval, replace=False))
-
-    requested, conventions = None, None
-    if columns:
-        conventions, fit_notes = fit_conventions(train, sets["train"].raw_conditions.numpy(), columns)
-        notes += fit_notes
-    if mode in ("conditional", "unconditional") and columns:
-        if mode == "conditional" and "conditions" in arrays:
-            requested = arrays["conditions"]
-        else:
-            if mode == "conditional":
-                notes.append("conditional samples without 'conditions' in samples.npz: condition error "
-                             "is measured against random test conditions")
-            else:
-                notes.append("unconditional: condition error is against random test conditions "
-                             "(the level of ignoring the condition)")
-            requested = sets["test"].raw_conditions.numpy()[rng.choice(len(test), len(fake))]
-    if mode == "inpainting" and columns:
-        requested, note = inpainting_conditions(arrays, manifest, sets["test"].raw_conditions.numpy())
-        notes += [note] if note else []
-
-    scores = _score(fake, rows, mode, arrays, real, rng, names, cfg, requested, conventions)
+    ev = load_evaluation(samples_path, cfg, max_real, seed)
+    rows, real, n = comparison_sets(ev, references, inception_weights, inception)
+    requested, conventions = condition_targets(ev)
+    scores = sample_metrics(ev, ev.arrays["images"], rows, real, requested, conventions)
     details = {"piece_count_error": scores.pop("_pieces")}
     if conventions is not None:
         details["condition_conventions"] = conventions
-    if per_condition > 1 and cond_index is not None and columns:
-        within, details["within_condition"] = within_condition_metrics(
-            fake, cond_index, [(s, sets[s].images_float.numpy(), sets[s].raw_conditions.numpy())
-                               for s in ("test", "train")])
-        scores.update(within)
-    result = {"samples": str(folder), "mode": mode, "model": manifest.get("model"), "num_samples": int(len(fake)),
-              "num_real": int(len(real.images)), "per_condition": per_condition,
-              "kid": {"subset_size": kid_subset_size(len(real.images), n_eval), "subsets": KID_SUBSETS},
-              "options": manifest.get("options", {}),
-              "postprocess": manifest.get("postprocess"), "seconds_per_image": manifest.get("seconds_per_image"),
-              "metrics": scores}
-    if "images_raw" in arrays:      # postprocessed run: the raw figures too, so the gain is visible
-        raw = _score(arrays["images_raw"], rows, mode, arrays, real, rng, names, cfg, requested, conventions)
-        details["raw_piece_count_error"] = raw.pop("_pieces")
-        result["raw"] = raw
-
-    refs = {}
-    if references and len(train) <= K:
-        notes.append(f"references skipped: the train split has {len(train)} samples (k-NN needs more than {K})")
-    elif references:
-        for name, images in sanity_sets(train, n_eval, rng).items():
-            refs[name] = distribution_metrics(images, real, rng)
-        if columns:
-            test_cond = sets["test"].raw_conditions.numpy()
-            # shuffled: what ignoring the condition scores; own: the floor (the real test split
-            # measured through the convention fitted on the train split)
-            refs["real_test_shuffled_conditions"] = condition_metrics(
-                test, test_cond[rng.permutation(len(test))], columns, conventions)
-            refs["real_test_own_conditions"] = condition_metrics(test, test_cond, columns, conventions)
-        if mode == "inpainting":
-            baseline = nearest_train_inpainting(arrays["ground_truth"], arrays["mask"], train)
-            refs["nearest_train"] = inpainting_scores(baseline, arrays, names, cfg, requested, conventions)
-    result.update(references=refs, details=details, notes=notes)
+    within = within_condition_step(ev)
+    if within:
+        scores.update(within[0])
+        details["within_condition"] = within[1]
+    result = {**run_info(ev, real, n), "metrics": scores}
+    if "images_raw" in ev.arrays:      # postprocessed run: the raw figures too, so the gain is visible
+        result["raw"] = sample_metrics(ev, ev.arrays["images_raw"], rows, real, requested, conventions)
+        details["raw_piece_count_error"] = result["raw"].pop("_pieces")
+    refs = reference_metrics(ev, real, n, requested, conventions) if references else {}
+    result.update(references=refs, details=details, notes=ev.notes)
     if write:
-        write_json(result, folder / "metrics.json")
+        write_json(result, ev.folder / "metrics.json")
     return result
 
 
