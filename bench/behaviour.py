@@ -9,8 +9,10 @@ before and after a refactor that must not change behaviour, and compare:
     ... refactor ...
     python bench/behaviour.py --out /tmp/after.json --compare /tmp/before.json
 
-Bit-identical hashes need the same machine and library build; across machines use the test
-(tests/test_behaviour.py), which compares statistics to a tolerance.
+Bit-identical hashes need the same machine and library build; across machines the test
+(tests/test_behaviour.py) compares statistics (sum, sum of |x|, sum of x^2 of every weight and
+sample array, every metric) to the committed ``tests/data/behaviour.json`` with a tolerance.
+After an intended change of behaviour, rewrite that file with ``--golden`` and say why.
 """
 import argparse
 import hashlib
@@ -52,6 +54,7 @@ CONFIGS = {
 MODES = {"unconditional": [], "conditional": ["--guidance_scale", "2"],
          "inpainting": ["--components", "fpu", "group_nc"]}
 VOLATILE = ("time", "seconds", "per_image", "samples", "config", "date", "elapsed")
+GOLDEN = "tests/data/behaviour.json"     # python bench/behaviour.py --golden --out tests/data/behaviour.json
 
 
 def sha(array):
@@ -139,15 +142,26 @@ def compare(new, old):
     return diffs
 
 
+def golden(result):
+    """The machine-portable part of a fingerprint: statistics of the model weights and samples
+    and the metric values (no hashes, no optimizer state)."""
+    return {model_type: {group: {k: (v[1] if isinstance(v, list) else v) for k, v in entries.items()
+                                 if "optimizer" not in k}
+                         for group, entries in groups.items()}
+            for model_type, groups in result.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="JSON file to write the fingerprint to")
     parser.add_argument("--compare", help="an earlier fingerprint: list every difference (exit 1 if any)")
     parser.add_argument("--models", nargs="+", default=sorted(CONFIGS), choices=sorted(CONFIGS))
+    parser.add_argument("--golden", action="store_true",
+                        help=f"write only the statistics tests/test_behaviour.py compares (to --out, e.g. {GOLDEN})")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         result = {m: fingerprint(m, Path(tmp)) for m in args.models}
-    Path(args.out).write_text(json.dumps(result, indent=1, sort_keys=True))
+    Path(args.out).write_text(json.dumps(golden(result) if args.golden else result, indent=1, sort_keys=True))
     print(f"wrote {args.out}: {sum(len(g) for r in result.values() for g in r.values())} entries")
     if args.compare:
         diffs = compare(result, json.loads(Path(args.compare).read_text()))
