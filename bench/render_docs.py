@@ -6,7 +6,8 @@ A rendered section sits between two markers in a document:
     ...generated text, never edited by hand...
     <!-- /results:NAME -->
 
-and ``RENDERERS[NAME]`` writes it from ``bench/results/*.json``. Run after a measurement:
+and ``RENDERERS[NAME]`` writes it from ``bench/results/*.json`` (the configuration reference: from
+the config schema). Run after a measurement:
 
     python bench/render_docs.py            # rewrite the sections
     python bench/render_docs.py --check    # exit 1 when a document differs from its JSON (tests run this)
@@ -21,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
 DOCUMENTS = ("README.md", "docs/results.md")
 MARKER = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
@@ -121,7 +123,14 @@ def seeds_table(base_name, new_name, command):
     return "\n".join(lines) + "\n"
 
 
+def config_reference():
+    """The README's configuration reference, from the schema (src_new/pipeline/config.py)."""
+    from src_new.pipeline.config import reference_table
+    return reference_table()
+
+
 RENDERERS = {
+    "config_reference": config_reference,
     "bench_cpu": bench_cpu,
     "precision": precision,
     "seeds_precision": lambda: seeds_table("toy_fp32_400s", "toy_bf16_400s", "BUDGET=400 bash scripts/seeds_precision.sh"),

@@ -96,64 +96,80 @@ _PROB = {"min": 0, "max": 1}
 _WEIGHT = {"min": 0}                                 # a loss weight: 0 = off
 _POSITIVE = {"gt": 0}
 
-# Keys shared by every model type: {section: {key: Key}}.
+# Keys shared by every model type: {section: {key: Key}}. The docs are the README's configuration
+# reference (rendered by bench/render_docs.py).
 SCHEMA = {
     "model": {
-        "type": _choice(REQUIRED, "model_type"),
-        "channels": _int(None, "auto: len(data.component_dirs)", nullable=True, min=1),
-        "image_size": Key([64, 32], "ints", "[H, W], each divisible by 8", min=8, max=MAX_SIDE),
-        "cond_dim": _int(None, "auto: len(data.condition_columns)", nullable=True, min=0),
-        "dim": _int(64, "base channel width", min=1, max=MAX_WIDTH),
-        "dim_mults": Key([1, 2, 4], "ints", "channel multipliers per resolution", min=1, max=64),
-        "cond_drop_prob": _float(0.1, "condition dropout for classifier-free guidance", **_PROB),
+        "type": _choice(REQUIRED, "model_type", "`wgan_gp` or `ddpm`"),
+        "channels": _int(None, "number of components (null: `len(data.component_dirs)`)", nullable=True, min=1),
+        "image_size": Key([64, 32], "ints", "`[H, W]`, both divisible by 8", min=8, max=MAX_SIDE),
+        "cond_dim": _int(None,
+            "condition size (null: `len(data.condition_columns)`; 0 = unconditional)", nullable=True, min=0),
+        "dim": _int(64, "base channel width (generator / UNet)", min=1, max=MAX_WIDTH),
+        "dim_mults": Key([1, 2, 4], "ints", "width multipliers per resolution", min=1, max=64),
+        "cond_drop_prob": _float(0.1, "condition dropout for classifier-free guidance", min=0, max=1),
     },
     "data": {
         "type": _choice("multicomponent", "data_type",
-                        "multicomponent (one PNG per component) | image_folder (pictures)"),
-        "root_dir": Key("data/", "str"),
-        "condition_csv": Key("data/dimensions.csv", "str", nullable=True),
-        "component_dirs": Key(["group_nc", "group_km", "bt", "fpu", "tpc"], "strs"),
-        "condition_columns": Key(["width_px", "height_px"], "strs", nullable=True),
-        "prefix_column": Key("matching", "str"),
-        "filename_pattern": Key("mdbk_{prefix}_{component}.png", "str"),
-        "split_column": Key("train", "str", "True/1/\"true\" = train row, else test row", nullable=True),
-        "normalized": Key(False, "bool", "False: standardize conditions with train statistics"),
-        "mirror": _choice("auto", "mirror", "grids: side of the symmetry axis"),
-        "test_fraction": _float(0.1, "image_folder without conditions: share of images in the test split",
-                                gt=0, lt=1),
+            "`multicomponent` (one PNG per component) or `image_folder` (pictures, below)"),
+        "root_dir": Key("data/", "str", "dataset root (either layout; image_folder: the folder of images)"),
+        "condition_csv": Key("data/dimensions.csv", "str", "the CSV (also looked up in `root_dir`)", nullable=True),
+        "component_dirs": Key(["group_nc", "group_km", "bt", "fpu", "tpc"], "strs",
+            "component names = folder names, in channel order"),
+        "condition_columns": Key(["width_px", "height_px"], "strs",
+            "condition columns (may be empty)", nullable=True),
+        "prefix_column": Key("matching", "str", "CSV column with the file prefix"),
+        "filename_pattern": Key("mdbk_{prefix}_{component}.png", "str", "file name pattern"),
+        "split_column": Key("train", "str", "train/test flag column (True/1/\"true\" = train)", nullable=True),
+        "normalized": Key(False, "bool", "false: standardize conditions with train statistics"),
+        "mirror": _choice("auto", "mirror",
+            "grids and composites mirror each image about this side: `auto` (the edge column the data touches),"
+            " `left`, `right`, `none`"),
+        "test_fraction": _float(0.1,
+            "image_folder without conditions: fixed random share of images in the test split", gt=0, lt=1),
     },
     "training": {
-        "epochs": _int(1000, min=1),
-        "batch_size": _int(64, min=1, max=65536),
-        "num_workers": _int(0, min=0),
-        "seed": _int(0),
-        "device": Key("auto", "str", "auto | cpu | cuda | cuda:<index>"),
-        "ema_decay": _float(0.9999, min=0, lt=1),
-        "ema_update_every": _int(10, min=1),
-        "eval_every": _int(100, "epochs between sample grids", min=1),
-        "check_every": _int(100, "epochs between checkpoints", min=1),
-        "run_name": Key(None, "str", "default: <config name>", nullable=True),
-        "overwrite": Key(False, "bool", "allow reusing an existing run folder"),
-        "max_grad_norm": _float(1.0e4, "a larger gradient norm counts as divergence", gt=0),
-        "on_divergence": _choice("stop", "on_divergence", "stop | rollback (reload last checkpoint, halve lrs)"),
+        "epochs": _int(1000, "epochs", min=1),
+        "batch_size": _int(64, "global batch size (split across torchrun processes)", min=1, max=65536),
+        "num_workers": _int(0, "DataLoader workers (data is cached in memory)", min=0),
+        "seed": _int(0, "seed; on CPU the same seed gives the same losses"),
+        "device": Key("auto", "str", "`auto`, `cpu`, `cuda` or `cuda:<index>`"),
+        "ema_decay": _float(0.9999,
+            "EMA decay; effective decay `min(decay, (1+n)/(10+n))` after n updates", min=0, lt=1),
+        "ema_update_every": _int(10, "EMA update every k optimizer steps", min=1),
+        "eval_every": _int(100, "epochs between progress grids (and the collapse check)", min=1),
+        "check_every": _int(100, "epochs between numbered checkpoints (`checkpoint_latest.pt` too)", min=1),
+        "run_name": Key(None, "str",
+            "run folder name under `paths.output_dir` (null: the config file's name)", nullable=True),
+        "overwrite": Key(False, "bool", "reuse (clear) an existing run folder"),
+        "max_grad_norm": _float(10000.0, "a larger gradient norm counts as divergence", gt=0),
+        "on_divergence": _choice("stop", "on_divergence",
+            "`stop`, or `rollback` to the last checkpoint with halved learning rates"),
     },
     "paths": {
-        "output_dir": Key(None, "str", "auto: outputs/<model.type>/", nullable=True),
-        "samples_dir": Key(None, "str", "auto: samples/<model.type>/", nullable=True),
+        "output_dir": Key(None, "str",
+            "run folders go in `<output_dir>/<run_name>/` (null: `outputs/<model.type>/`)", nullable=True),
+        "samples_dir": Key(None, "str",
+            "default sampling output folder `<samples_dir>/<mode>` (null: `samples/<model.type>/`)", nullable=True),
     },
     "sampling": {
-        "num_samples": _int(16, min=1, max=10_000_000),
-        "batch_sz": _int(8, min=1, max=65536),
-        "guidance_scale": _float(2.0, "classifier-free guidance scale s (0 = none)"),
-        "mode": _choice("conditional", "sampling_mode"),
-        "components": Key(["fpu", "group_nc", "group_km"], "strs", "inpainting: the components kept"),
-        "per_condition": _int(1, "conditional: K draws per condition", min=1),
+        "num_samples": _int(16, "samples per run", min=1, max=10000000),
+        "batch_sz": _int(8, "sampling batch size", min=1, max=65536),
+        "guidance_scale": _float(2.0, "guidance scale s: `G(z,∅) + s (G(z,c) - G(z,∅))` (0 = plain conditional)"),
+        "mode": _choice("conditional", "sampling_mode", "default mode of `sample.py`"),
+        "components": Key(["fpu", "group_nc", "group_km"], "strs", "components preserved when inpainting"),
+        "per_condition": _int(1,
+            "conditional: K draws per condition (`num_samples / K` conditions); K >= 2 gives the within-"
+            "condition diversity", min=1),
     },
     "evaluation": {
-        "inception_weights": Key(None, "str", "path to pt_inception-2015-12-05 weights (optional)", nullable=True),
+        "inception_weights": Key(None, "str",
+            "path to pytorch-fid Inception weights for the classic FID (null: skipped)", nullable=True),
     },
     "logging": {
-        "tensorboard": Key(False, "bool", "also write <run>/tensorboard/ (every losses.csv column, grids)"),
+        "tensorboard": Key(False, "bool",
+            "also write TensorBoard events to `<run>/tensorboard/` (every `losses*.csv` column, the progress "
+            "grids)"),
     },
 }
 
@@ -161,88 +177,141 @@ SCHEMA = {
 MODEL_SCHEMA = {
     "wgan_gp": {
         "model": {
-            "latent_dim_per_component": _int(REQUIRED, min=1, max=MAX_WIDTH),
-            "total_latent_dim": _int(None, "auto: channels * latent_dim_per_component", nullable=True, min=1),
-            "lambda_gp": _float(REQUIRED, "gradient penalty weight (10 is standard)", min=0),
-            "n_critic": _int(REQUIRED, "critic updates per generator update", min=1),
-            "res_blocks": Key([1, 2, 2], "ints", "generator ResBlocks per upsampling stage", min=0, max=64),
+            "latent_dim_per_component": _int(REQUIRED,
+                "latents per component (4 -> 20 in all)", min=1, max=MAX_WIDTH),
+            "total_latent_dim": _int(None, "null: `channels * latent_dim_per_component`", nullable=True, min=1),
+            "lambda_gp": _float(REQUIRED, "gradient penalty weight (10 in Gulrajani et al.)", min=0),
+            "n_critic": _int(REQUIRED, "critic updates per generator update (5 in Gulrajani et al.)", min=1),
+            "res_blocks": Key([1, 2, 2], "ints",
+                "generator ResBlocks per upsampling stage (low -> high res)", min=0, max=64),
             "bottleneck_res_blocks": _int(1, "generator ResBlocks at H/8 x W/8", min=0, max=64),
-            "upsample": _choice("transpose", "upsample"),
-            "critic_dim": _int(64, min=1, max=MAX_WIDTH),
-            "spectral_norm": Key(False, "bool"),
-            "encoder_dim": _int(64, min=1, max=MAX_WIDTH),
-            "style_dim": _int(0, "mapping-network width (0 = off: z enters once)", min=0, max=MAX_WIDTH),
-            "mapping_layers": _int(2, "MLP layers of the mapping [z, embed(c)] -> w", min=0, max=64),
-            "critic_cond": _choice("projection", "critic_cond", "projection (Miyato & Koyama) | concat"),
-            "minibatch_std_group": _int(4, "critic minibatch-std feature over groups of this size (0 = off); "
-                                         "FD 4.81 -> 1.44 on the toy set (docs/results.md, D3)", min=0),
-            "critic_null_condition": Key(True, "bool", "dropped conditions use a learned null token in the critic"),
-            "lambda_ms": _float(0.0, "mode-seeking (MSGAN) weight (0 = off)", **_WEIGHT),
-            "lambda_cond": _float(0.0, "condition-regression head on the critic (0 = off)", **_WEIGHT),
-            "lambda_rec": _float(0.0, "reach: BCE of G(E(x, c), c) vs x (0 = off)", **_WEIGHT),
-            "lambda_latent_kl": _float(0.0, "with lambda_rec: KL of E(x)'s batch moments to N(0, I)", **_WEIGHT),
-            "flow_layers": _int(6, "affine coupling layers of the flow prior p(z | c)", min=0, max=256),
-            "flow_hidden": _int(64, "width of the flow's MLPs", min=1, max=MAX_WIDTH),
+            "upsample": _choice("transpose", "upsample", "`transpose` or `nearest_conv` (no checkerboard)"),
+            "critic_dim": _int(64, "critic base width", min=1, max=MAX_WIDTH),
+            "spectral_norm": Key(False, "bool", "spectral norm on the critic's layers"),
+            "encoder_dim": _int(64, "encoder base width", min=1, max=MAX_WIDTH),
+            "style_dim": _int(0,
+                "WGAN-GP mapping-network width: `w = mapping([z, embed(c)])` modulates every generator norm; 0 "
+                "= off (z enters once, through the first Linear): modulation was sharper but far less varied "
+                "(docs/results.md, D1 vs D0)", min=0, max=MAX_WIDTH),
+            "mapping_layers": _int(2, "MLP layers of the mapping network", min=0, max=64),
+            "critic_cond": _choice("projection", "critic_cond",
+                "how the critic sees the condition: `projection` (score + <embed(c), features>, Miyato & "
+                "Koyama) or `concat` (an embedding map concatenated to the input)"),
+            "minibatch_std_group": _int(4,
+                "critic minibatch-std feature over groups of this many samples (0 = off; must divide "
+                "`training.batch_size`): FD 4.81 -> 1.44 at the quality budget (docs/results.md, D3)", min=0),
+            "critic_null_condition": Key(True, "bool",
+                "a dropped condition is a learned null token in the critic too, with the generator's per-sample"
+                " mask (joint conditional / unconditional training); false: the critic always sees the true "
+                "condition"),
+            "lambda_ms": _float(0.0,
+                "weight of the mode-seeking term (MSGAN) in the generator loss (0 = off)", min=0),
+            "lambda_cond": _float(0.0,
+                "condition regression (continuous AC-GAN): a head on the critic learns the normalized condition"
+                " of real images, its error on generated images joins the generator loss; needs `critic_cond: "
+                "projection` (0 = off)", min=0),
+            "lambda_rec": _float(0.0,
+                "reach term: BCE between G(E(x, c), c)'s logits and the real image in the generator loss; "
+                "trains the generator and the encoder (0 = off)", min=0),
+            "lambda_latent_kl": _float(0.0,
+                "with `lambda_rec`: KL of the batch's E(x) moments to N(0, I), so reached latents stay where "
+                "sampling draws z", min=0),
+            "flow_layers": _int(6, "WGAN-GP flow prior p(z \\| c): affine coupling layers", min=0, max=256),
+            "flow_hidden": _int(64, "width of the flow's coupling and prior MLPs", min=1, max=MAX_WIDTH),
         },
         "training": {
-            "lr_generator": _float(1.0e-4, **_POSITIVE),
-            "lr_critic": _float(1.0e-4, **_POSITIVE),
-            "lr_encoder": _float(1.0e-4, **_POSITIVE),
-            "beta1": _float(0.0, "Adam beta1 of the generator and critic", min=0, lt=1),
-            "beta2": _float(0.9, "Adam beta2 of the generator and critic (the encoder and flow fit a "
-                                  "non-adversarial target with Adam's (0.9, 0.999))", min=0, lt=1),
-            "encoder_every": _int(1, "encoder step every k generator steps (0 = never)", min=0),
-            "encoder_start_epoch": _int(0, min=0),
-            "encoder_mask_prob": _float(0.5, "prob. of masking out each component of the encoder input", **_PROB),
-            "encoder_latent_weight": _float(0.1, "weight of ||E(G(z)) - z||^2", **_WEIGHT),
-            "compile": Key(False, "bool", "torch.compile the no-grad generator passes"),
-            "fresh_critic_batches": Key(True, "bool", "a fresh real minibatch per critic step"),
-            "phase": _choice("gan", "phase", "gan | encoder | flow: which networks this run trains"),
-            "lr_flow": _float(1.0e-3, "flow prior learning rate (phase flow)", **_POSITIVE),
-            "grad_clip_norm": _float(None, "clip each network's gradient norm (null = off)", nullable=True, gt=0),
-            # bf16: at equal wall clock as good or better than fp32 (docs/results.md); fp32 with a
-            # note where the CPU has no bf16 units
-            "precision": _choice("bf16", "precision"),
+            "lr_generator": _float(1.0e-4, "WGAN-GP generator Adam learning rate", gt=0),
+            "lr_critic": _float(1.0e-4, "WGAN-GP critic Adam learning rate (TTUR: set them apart)", gt=0),
+            "lr_encoder": _float(1.0e-4, "WGAN-GP encoder Adam learning rate", gt=0),
+            "beta1": _float(0.0,
+                "Adam beta1 (WGAN-GP: generator and critic; encoder and flow: Adam's (0.9, 0.999))", min=0, lt=1),
+            "beta2": _float(0.9, "Adam beta2 (WGAN-GP: generator and critic)", min=0, lt=1),
+            "encoder_every": _int(1, "encoder inversion step every k generator steps (0 = never)", min=0),
+            "encoder_start_epoch": _int(0, "first epoch with encoder steps", min=0),
+            "encoder_mask_prob": _float(0.5,
+                "probability of hiding each component from the encoder in training", min=0, max=1),
+            "encoder_latent_weight": _float(0.1,
+                "weight of the latent regression `||E(G(z)) - z||^2` beside the BCE reconstruction of real "
+                "designs", min=0),
+            "compile": Key(False, "bool",
+                "WGAN-GP: `torch.compile` the generator passes that run without autograd (critic-step fakes, "
+                "sampling, the encoder's generated batch); same values; off: not measured faster on CPU"),
+            "fresh_critic_batches": Key(True, "bool",
+                "WGAN-GP: each of the `n_critic` critic steps gets its own real minibatch (Algorithm 1 of "
+                "Gulrajani et al.); false = one minibatch for all"),
+            "phase": _choice("gan", "phase",
+                "WGAN-GP: what a run trains: `gan`, `encoder` (encoder only) or `flow` (flow prior only); "
+                "`training.epochs` counts the phase's epochs"),
+            "lr_flow": _float(1.0e-3, "WGAN-GP flow prior Adam learning rate", gt=0),
+            "grad_clip_norm": _float(None,
+                "WGAN-GP: clip the generator's, critic's, encoder's and flow's gradient norm (null = off); "
+                "`*_clipped` columns count clipped updates", nullable=True, gt=0),
+            "precision": _choice("bf16", "precision",
+                "`fp32`, or `bf16`: the networks' passes under bf16 autocast (AMX / AVX-512 BF16 CPUs, GPUs; "
+                "fp32 with a note elsewhere); weights, optimizer state, losses and the gradient penalty stay "
+                "fp32. WGAN-GP: bf16 measured as good or better at equal wall clock (docs/results.md); DDPM: "
+                "not measured yet"),
         },
         "sampling": {
-            "inpaint_steps": _int(100, min=0),
-            "inpaint_lr": _float(0.01, **_POSITIVE),
-            "inpaint_loss": _choice("mse", "inpaint_loss", "on the generator's outputs (mse, l1) or logits (bce)"),
-            "inpaint_prior_weight": _float(0.0, **_WEIGHT),
-            "inpaint_lr_schedule": _choice("cosine", "lr_schedule"),
-            "inpaint_noise": _float(0.0, "latent noise std at the start, decaying to 0 at 3/4 of the steps",
-                                    **_WEIGHT),
-            # mse with 2 restarts matched or beat bce with 4-8 restarts at a third of the time (docs/results.md)
-            "restarts": _int(2, "latents optimized in one batch; the best by masked loss wins", min=1),
-            "truncation_psi": _float(1.0, "truncation toward the per-condition mean style (1 = off)", **_PROB),
-            # marginal measured better than null (docs/results.md)
-            "unconditional": _choice("marginal", "unconditional"),
-            "prior": _choice("normal", "prior", "latent prior: N(0, I) or the fitted flow p(z | c)"),
-            "precision": _choice("fp32", "precision"),
+            "inpaint_steps": _int(100,
+                "inpainting steps (WGAN-GP: Adam steps on z; DDPM: RePaint DDIM steps)", min=0),
+            "inpaint_lr": _float(0.01, "WGAN-GP latent learning rate", gt=0),
+            "inpaint_loss": _choice("mse", "inpaint_loss",
+                "WGAN-GP inpainting loss on known pixels: `mse` or `l1` on the generator's [0, 1] output, `bce`"
+                " on its logits; mse with 2 restarts matched bce with 4-8 restarts at a third of the time "
+                "(docs/results.md)"),
+            "inpaint_prior_weight": _float(0.0, "WGAN-GP: weight of `mean(z^2)` in the inpainting loss", min=0),
+            "inpaint_lr_schedule": _choice("cosine", "lr_schedule",
+                "WGAN-GP inpainting learning rate: `cosine` (to 0 over the steps) or `constant`"),
+            "inpaint_noise": _float(0.0,
+                "WGAN-GP inpainting: std of noise added to z, decaying to 0 at 3/4 of the steps", min=0),
+            "restarts": _int(2,
+                "WGAN-GP inpainting restarts (encoder guess + random), optimized as one batch; the best by "
+                "masked loss is kept", min=1),
+            "truncation_psi": _float(1.0,
+                "WGAN-GP truncation trick: styles pulled toward their condition's mean style (1 = off, 0 = the "
+                "mean image)", min=0, max=1),
+            "unconditional": _choice("marginal", "unconditional",
+                "WGAN-GP unconditional mode: `marginal` = G(z, c), c drawn from the training conditions stored "
+                "in the checkpoint; `null` = G(z, null token); marginal measured better (docs/results.md)"),
+            "prior": _choice("normal", "prior",
+                "WGAN-GP latent prior: `normal` N(0, I) or `flow` (the fitted p(z \\| c), after "
+                "`training.phase=flow`); `--prior` overrides"),
+            "precision": _choice("fp32", "precision",
+                "`fp32` or `bf16` for sampling and inpainting (`--precision`); any checkpoint samples in either"),
         },
     },
     "ddpm": {
         "model": {
-            "timesteps": _int(1000, min=1, max=100_000),
-            "objective": _choice("pred_v", "objective", "what the UNet predicts"),
-            "res_blocks": _int(2, min=1, max=64),
-            "attn_resolutions": Key([], "ints", min=1),
-            "dropout": _float(0.0, min=0, lt=1),
+            "timesteps": _int(1000, "DDPM diffusion steps", min=1, max=100000),
+            "objective": _choice("pred_v", "objective", "DDPM: the UNet predicts `pred_v` (v) or `pred_noise` (eps)"),
+            "res_blocks": _int(2, "generator ResBlocks per upsampling stage (low -> high res)", min=1, max=64),
+            "attn_resolutions": Key([], "ints", "DDPM: feature-map heights with self-attention", min=1),
+            "dropout": _float(0.0, "DDPM ResBlock dropout", min=0, lt=1),
         },
         "training": {
-            "lr": _float(2.0e-4, **_POSITIVE),
-            "beta1": _float(0.9, min=0, lt=1),
-            "beta2": _float(0.999, min=0, lt=1),
-            "grad_clip": _float(1.0, "clip the UNet's gradient norm (null = off)", nullable=True, gt=0),
-            "precision": _choice("fp32", "precision", "bf16 not yet measured for the DDPM's quality"),
+            "lr": _float(2.0e-4, "DDPM learning rate", gt=0),
+            "beta1": _float(0.9,
+                "Adam beta1 (WGAN-GP: generator and critic; encoder and flow: Adam's (0.9, 0.999))", min=0, lt=1),
+            "beta2": _float(0.999, "Adam beta2 (WGAN-GP: generator and critic)", min=0, lt=1),
+            "grad_clip": _float(1.0,
+                "DDPM gradient clipping (max norm; null = off); column `grad_clipped`", nullable=True, gt=0),
+            "precision": _choice("fp32", "precision",
+                "`fp32`, or `bf16`: the networks' passes under bf16 autocast (AMX / AVX-512 BF16 CPUs, GPUs; "
+                "fp32 with a note elsewhere); weights, optimizer state, losses and the gradient penalty stay "
+                "fp32. WGAN-GP: bf16 measured as good or better at equal wall clock (docs/results.md); DDPM: "
+                "not measured yet"),
         },
         "sampling": {
-            "sampler": _choice("ddim", "sampler"),
-            "ddim_steps": _int(50, min=1),
-            "ddim_eta": _float(1.0, "1: fresh noise each step (fewer stray pixels); 0: deterministic", min=0),
-            "repaint_resample": _int(1, "RePaint resampling jumps per step (1 = plain)", min=1),
-            "inpaint_steps": _int(100, "DDIM steps of RePaint inpainting", min=1),
-            "precision": _choice("fp32", "precision"),
+            "sampler": _choice("ddim", "sampler", "DDPM: `ddim` or `ddpm` (ancestral)"),
+            "ddim_steps": _int(50, "DDPM: DDIM steps", min=1),
+            "ddim_eta": _float(1.0,
+                "DDPM: DDIM eta (1: fresh noise each step, fewer stray pixels; 0: deterministic)", min=0),
+            "repaint_resample": _int(1, "DDPM inpainting: RePaint resampling jumps per step", min=1),
+            "inpaint_steps": _int(100,
+                "inpainting steps (WGAN-GP: Adam steps on z; DDPM: RePaint DDIM steps)", min=1),
+            "precision": _choice("fp32", "precision",
+                "`fp32` or `bf16` for sampling and inpainting (`--precision`); any checkpoint samples in either"),
         },
     },
 }
@@ -263,6 +332,33 @@ REMOVED_KEYS = {
                                   "options" for key in ("inpaint_lr", "inpaint_loss", "inpaint_prior_weight",
                                                         "restarts")},
 }
+
+
+def reference_table():
+    """The README's configuration reference: one Markdown row per key (``key | default | meaning``),
+    a key both models have shows each model's default where they differ."""
+    def show(value):
+        if value is REQUIRED:
+            return "required"
+        if value is None:
+            return "`null`"
+        return f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
+
+    rows, seen = ["| key | default | meaning |", "|---|---|---|"], {}
+    for owner, sections in [(None, SCHEMA)] + [(m, MODEL_SCHEMA[m]) for m in MODEL_TYPES]:
+        for section, keys in sections.items():
+            for name, key in keys.items():
+                seen.setdefault(f"{section}.{name}", []).append((owner, key))
+    for dotted, entries in seen.items():
+        defaults = {show(key.default) for _, key in entries}
+        default = defaults.pop() if len(defaults) == 1 else "; ".join(
+            f"{show(key.default)} ({owner})" for owner, key in entries)
+        docs = list(dict.fromkeys(key.doc for _, key in entries))
+        meaning = docs[0] if len(docs) == 1 else "; ".join(f"{owner}: {key.doc}" for owner, key in entries)
+        if entries[0][0] is not None and len(entries) == 1 and not meaning.startswith(("WGAN-GP", "DDPM")):
+            meaning = f"{'WGAN-GP' if entries[0][0] == 'wgan_gp' else 'DDPM'}: {meaning}"
+        rows.append(f"| `{dotted}` | {default} | {meaning.replace('|', chr(92) + '|')} |")
+    return "\n".join(rows) + "\n"
 
 
 def schema_for(model_type):

@@ -58,8 +58,9 @@ import numpy as np
 from ..utils.io import load_samples, write_json
 from ..evaluation import metrics as M
 from ..evaluation.inception import SKIP_MESSAGE
+from .config import CHOICES
 
-MODES = ("unconditional", "conditional", "inpainting", "interpolate")
+MODES = CHOICES["sampling_mode"]
 MAX_REAL = 2000         # default cap on the real set and on each reference
 MAX_PIXEL_SET = 2000    # pixel-space k-NN costs N^2 * C*H*W: subsample both sets to this
 KID_SUBSETS = 20

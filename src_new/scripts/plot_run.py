@@ -4,7 +4,7 @@
     python src_new/scripts/plot_run.py --compare outputs/wgan_gp/a outputs/wgan_gp/b --out ab.png
 
 Works for any model and any run, old ones included (the columns present are drawn); the
-model's healthy ranges (WGAN-GP: the tuning guide's bounds of its health checks) are shaded.
+model's healthy ranges (WGAN-GP: the bounds of its health checks, ``HEALTHY_RANGES`` in models/wgan_gp/train.py) are shaded.
 """
 import argparse
 import sys

@@ -17,7 +17,7 @@ class Critic(nn.Module):
 
     The condition enters in one of two ways (``cond_mode``):
     - ``projection`` (Miyato & Koyama 2018): score = head(phi) + <embed(c), phi>;
-    - ``concat`` (the plan): embed(c) (Linear cond_dim -> 64) broadcast over the image and
+    - ``concat`` (Mirza & Osindero's input conditioning): embed(c) (Linear cond_dim -> 64) broadcast over the image and
       concatenated to the input of the first conv.
     A dropped condition (``drop_mask`` True, or ``cond=None``) uses a learned null embedding,
     the same "no condition" token the generator has, not a zero vector (which, after

@@ -15,11 +15,12 @@ class Generator(nn.Module):
     bottleneck ResBlocks -> three 2x upsampling stages (ConvTranspose2d k4 s2 or nearest +
     conv 3x3, norm, ReLU, ResBlocks) with widths dim*mults[::-1] -> Conv 3x3 -> C -> Sigmoid.
 
-    ``style_dim > 0`` (the default design): ``mapping`` is an MLP (``mapping_layers`` layers of
+    ``style_dim > 0``: ``mapping`` is an MLP (``mapping_layers`` layers of
     width style_dim, LeakyReLU) and every norm is an AdaGroupNorm modulated by w, so the latent
     and the condition reach every resolution (a GroupNorm after a single projection otherwise
-    erases most of z: the generator ignored its latent). ``style_dim = 0`` is the plan's
-    design: w = [z, embed(cond)] enters once through the projection, plain GroupNorms.
+    erases most of z: the generator ignored its latent). ``style_dim = 0`` (the default, measured
+    better on the toy set, docs/results.md): w = [z, embed(cond)] enters once through the
+    projection, plain GroupNorms.
 
     A missing condition (``cond=None``, or ``drop_mask`` True for a sample) uses a learned
     null embedding, so one set of weights serves conditional and unconditional generation.

@@ -46,7 +46,7 @@ class WGANGP(nn.Module):
     and, with ``critic_null_condition`` (default), in the critic too, with the same mask for
     its real image, its fake and the gradient penalty, so that G(z, null) is scored against
     p(x) rather than against a condition it was not given. ``critic_null_condition=False``
-    is the plan's variant (the critic always sees the true condition).
+    lets the critic always see the true condition (conditional training only).
 
     lambda_ms: weight of the mode-seeking term (MSGAN, Mao et al. 2019) in the generator
     loss: lambda_ms / (mean|G(z1, c) - G(z2, c)| / mean|z1 - z2| + 1e-5), on pairs of the
