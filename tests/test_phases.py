@@ -253,5 +253,8 @@ def test_prior_flow_is_refused_for_models_without_one(tmp_path):
 
     from src_new.pipeline.sampling import run_sampling
 
-    with pytest.raises(ValueError, match="--prior flow: model 'ddpm' has no such latent prior"):
+    with pytest.raises(ValueError, match="--prior flow: model 'ddpm' has no such option"):
         run_sampling(None, {"model": {"type": "ddpm"}}, Namespace(prior="flow"), "x.pt")
+    with pytest.raises(ValueError, match="--guidance_space logits: model 'ddpm' has no such option"):
+        run_sampling(None, {"model": {"type": "ddpm"}}, Namespace(guidance_space="logits"), "x.pt",
+                     sample_kwargs={"sampler": "ddim"})

@@ -68,3 +68,20 @@ def test_evaluations_are_placed_at_their_epochs_last_step():
                {"epoch": 2, "critic_loss": 0.0, "sample_diversity_ratio": 0.7}]
     assert evaluation_series(history, losses) == {"sample_diversity_ratio": ([2, 4], [0.5, 0.7])}
     assert list(panels_for(["step", "lr_critic", "lr_generator"], ["fd"])) == ["learning rates", "fd (evaluation)"]
+
+
+def test_only_measured_quantities_get_a_panel_and_titles_do_not_overlap(tmp_path):
+    """Columns that are all missing or all zero (a feature that is off: clipping counters
+    without clipping) get no panel; the run title sits above the first row's titles."""
+    steps = np.arange(1, 101)
+    pd.DataFrame({"step": steps, "epoch": 1, "critic_loss": np.sin(steps), "critic_clipped": 0,
+                  "generator_clipped": 0, "mode_seeking_loss": np.nan, "gradient_penalty": 0.1,
+                  "critic_grad_norm": 1.0}).to_csv(tmp_path / "losses.csv", index=False)
+    fig = plot_runs([tmp_path], histories=[[]])
+    assert titles(fig) == ["critic_loss", "gradient_penalty", "gradient norms"]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    suptitle = fig._suptitle.get_window_extent(renderer)
+    for ax in fig.axes:
+        if ax.get_visible():
+            assert not suptitle.overlaps(ax.title.get_window_extent(renderer)), ax.get_title()

@@ -390,3 +390,29 @@ def test_trainer_steps_the_encoder_with_the_reach_term(tiny_cfg):
     assert row["reconstruction_loss"] > 0
     assert any(not torch.equal(before[k], v) for k, v in trainer.model.encoder.state_dict().items())
     trainer.dist.close()
+
+
+@pytest.mark.parametrize("style_dim", [0, 16])
+def test_guidance_spaces_reduce_to_unguided_sampling_and_differ_beyond(style_dim):
+    """Scale 0 is the unguided sampler in every space; scale 1 extrapolates nothing (logits and
+    style: the conditional pass itself); other scales move the samples, each space its own way."""
+    torch.manual_seed(0)
+    m = WGANGP(Encoder(C, 10, (H, W), dim=8), Generator(C, 10, 2, (H, W), dim=8, res_blocks=(1, 1, 1),
+                                                         style_dim=style_dim),
+               Critic(C, 2, (H, W), dim=8), image_size=(H, W), latent_dim=10, lambda_gp=10.0, n_critic=5)
+    with torch.no_grad():
+        m.ema_generator.null_embed.add_(1.0)          # a null token unlike any condition
+    z, c = torch.randn(4, 10), torch.randn(4, 2)
+    plain = m.sample(z=z, cond=c)
+    guided = {}
+    for space in ("pixels", "logits", "style"):
+        assert torch.equal(m.sample(z=z, cond=c, guidance_scale=0.0, guidance_space=space), plain)
+        if space != "pixels":                     # pixels at 1 also equals it, up to the clamp
+            assert torch.allclose(m.sample(z=z, cond=c, guidance_scale=1.0, guidance_space=space), plain, atol=1e-5)
+        guided[space] = m.sample(z=z, cond=c, guidance_scale=3.0, guidance_space=space)
+        assert guided[space].min() >= 0 and guided[space].max() <= 1
+        assert not torch.allclose(guided[space], plain, atol=1e-3), space
+    assert not torch.allclose(guided["pixels"], guided["logits"], atol=1e-3)
+    assert not torch.allclose(guided["logits"], guided["style"], atol=1e-3)
+    with pytest.raises(ValueError, match="guidance_space must be one of"):
+        m.sample(z=z, cond=c, guidance_scale=2.0, guidance_space="features")

@@ -52,6 +52,7 @@ CHOICES = {
     "lr_schedule": ("cosine", "constant"),
     "unconditional": ("marginal", "null"),
     "prior": ("normal", "flow"),
+    "guidance_space": ("pixels", "logits", "style"),
     "objective": ("pred_v", "pred_noise"),
     "sampler": ("ddim", "ddpm"),
     "postprocess": ("none", "clean"),
@@ -271,6 +272,9 @@ MODEL_SCHEMA = {
             "truncation_psi": _float(1.0,
                 "WGAN-GP truncation trick: styles pulled toward their condition's mean style (1 = off, 0 = the "
                 "mean image)", min=0, max=1),
+            "guidance_space": _choice("pixels", "guidance_space",
+                "WGAN-GP: where classifier-free guidance extrapolates: `pixels` (the [0, 1] outputs, clamped), "
+                "`logits` (before the sigmoid) or `style` (the generator's input w, one pass)"),
             "unconditional": _choice("marginal", "unconditional",
                 "WGAN-GP unconditional mode: `marginal` = G(z, c), c drawn from the training conditions stored "
                 "in the checkpoint; `null` = G(z, null token); marginal measured better (docs/results.md)"),

@@ -49,6 +49,9 @@ def add_sampling_args(parser: argparse.ArgumentParser):
                              "G(z, c) with c drawn from the stored training conditions (default: config)")
     parser.add_argument("--prior", choices=CHOICES["prior"],
                         help="WGAN-GP latent prior: normal N(0, I) or flow (the fitted p(z | c)) (default: config, normal)")
+    parser.add_argument("--guidance_space", choices=CHOICES["guidance_space"],
+                        help="WGAN-GP: where guidance extrapolates: pixels (outputs), logits or style "
+                             "(default: config)")
     parser.add_argument("--cond", action="append", default=[], metavar="W,H",
                         help="raw condition values, e.g. --cond 24,48 (repeatable; cycled over samples)")
     parser.add_argument("--cond_csv", help="CSV with the condition columns (raw units), one row per sample")
@@ -249,12 +252,17 @@ MODE_RUNNERS = {"unconditional": sample_unconditional, "conditional": sample_con
                 "inpainting": sample_inpainting}
 
 
-def check_request(cfg, args, opts, raw_cond, extra_modes, sample_kwargs):
+def check_model_flags(cfg, args, sample_kwargs):
+    """A sampling flag the model's ``sample`` does not take is an error, not silently ignored."""
+    for flag in ("prior", "guidance_space", "truncation_psi", "unconditional"):
+        if getattr(args, flag, None) is not None and flag not in sample_kwargs:
+            raise ValueError(f"--{flag} {getattr(args, flag)}: model '{cfg['model']['type']}' has no such option "
+                             f"(it is the WGAN-GP's); drop the flag")
+
+
+def check_request(cfg, args, opts, raw_cond, extra_modes):
     """Clear errors before any work: the mode, its options, the conditions given."""
     mode, names = opts["mode"], cfg["data"]["component_dirs"]
-    if (getattr(args, "prior", None) or "normal") != sample_kwargs.get("prior", "normal"):
-        raise ValueError(f"--prior {args.prior}: model '{cfg['model']['type']}' has no such latent prior "
-                         f"(the flow prior is the WGAN-GP's)")
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
     if mode not in MODE_RUNNERS and mode not in (extra_modes or {}):
@@ -294,9 +302,10 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     model's own modes; sample_kwargs / inpaint_kwargs: model-specific options passed to
     ``sample`` / ``inpaint`` (e.g. the DDPM's sampler and step count)."""
     sample_kwargs, inpaint_kwargs = sample_kwargs or {}, inpaint_kwargs or {}
+    check_model_flags(cfg, args, sample_kwargs)
     opts = sampling_options(args, cfg)
     raw_cond = parse_conditions(args, list(cfg["data"].get("condition_columns") or []))
-    check_request(cfg, args, opts, raw_cond, extra_modes, sample_kwargs)
+    check_request(cfg, args, opts, raw_cond, extra_modes)
     mode = opts["mode"]
     out = prepare_output_dir(args.out or Path(cfg["paths"]["samples_dir"]) / mode, args.overwrite,
                              "samples folder")

@@ -2,7 +2,8 @@
 
 Reads ``losses.csv`` (one row per step; whatever columns the model logs) and the in-training
 evaluations (the trainer's ``history``: one dict per epoch, e.g. ``within_condition_spread_ratio``),
-draws one panel per quantity, with the gradient norms and the learning rates grouped (log
+draws one panel per measured quantity (a column that is all zero, a feature that is off, is
+left out), with the gradient norms and the learning rates grouped (log
 scale), and shades a model's healthy ranges (``{column: (low, high)}``, None = open). Long
 runs are downsampled to ``max_points`` bin means per curve, so a
 10,000-row CSV draws in well under a second. Uses matplotlib's object API (no pyplot, no
@@ -103,9 +104,52 @@ def _robust_limits(values):
     return lo - pad, hi + pad
 
 
+def measured_columns(frames):
+    """Columns that carry a measurement in at least one run: not all missing, and not all zero
+    (a feature that is off, e.g. the clipping counters without clipping, logs zeros)."""
+    columns = dict.fromkeys(c for f in frames for c in f.columns)
+    return [c for c in columns
+            if any(c in f.columns and f[c].notna().any() and (f[c].fillna(0) != 0).any() for f in frames)]
+
+
+def _draw_series(ax, title, names, runs, max_points):
+    """Every run's curve of each column in ``names`` onto ``ax`` -> the values drawn."""
+    several, shown = len(runs) > 1, []
+    for r, (frame, ev, label) in enumerate(runs):
+        for k, name in enumerate(names):
+            color = f"C{r if several else k}"
+            tag = ", ".join(t for t in ((label if several else ""), (name if len(names) > 1 else "")) if t) or None
+            if name in ev:
+                ax.plot(ev[name][0], ev[name][1], "o-", color=color, ms=3, lw=1, label=tag)
+                shown.append(np.asarray(ev[name][1], float))
+                continue
+            if name not in frame.columns:
+                continue
+            x, y = downsample(frame["step"].to_numpy(), frame[name].to_numpy(), max_points)
+            if len(y):
+                ax.plot(x, y, color=color, lw=1, label=tag, ls=("-", "--", ":")[k % 3] if several else "-")
+                shown.append(y)
+    return np.concatenate(shown) if shown else np.array([])
+
+
+def _scale_and_shade(ax, title, names, values, ranges):
+    """Log scale for the grouped norms / rates, robust limits otherwise; healthy ranges shaded."""
+    if title in LOG_GROUPS:
+        if len(values) and (values > 0).all():
+            ax.set_yscale("log")
+    elif (limits := _robust_limits(values)) is not None:
+        ax.set_ylim(*limits)
+    for name in (n for n in names if n in ranges):
+        low, high = ranges[name]
+        y0, y1 = ax.get_ylim()
+        ax.axhspan(y0 if low is None else low, y1 if high is None else high, color="tab:green",
+                   alpha=0.12, lw=0, label="healthy range")
+        ax.set_ylim(y0, y1)
+
+
 def plot_runs(run_dirs, out_path=None, histories=None, ranges=None, labels=None, max_points=300, ncols=3):
     """Draw the curves of one or several runs (overlaid) -> matplotlib Figure, saved to
-    ``out_path`` when given.
+    ``out_path`` when given. One panel per measured quantity (``measured_columns``).
 
     run_dirs: run folders (each with ``losses.csv``). histories: per run, the list of
     per-epoch dicts (default: read from each run's checkpoint). ranges: {column: (low, high)}
@@ -120,56 +164,27 @@ def plot_runs(run_dirs, out_path=None, histories=None, ranges=None, labels=None,
     evals = [evaluation_series(h, f) for h, f in zip(histories, frames)]
     labels = labels or [r.name if sum(o.name == r.name for o in run_dirs) == 1 else f"{r.parent.name}/{r.name}"
                         for r in run_dirs]
-    columns = list(dict.fromkeys(c for f in frames for c in f.columns if f[c].notna().any()))
-    eval_names = list(dict.fromkeys(n for e in evals for n in e))
-    panels = panels_for(columns, eval_names)
+    panels = panels_for(measured_columns(frames), list(dict.fromkeys(n for e in evals for n in e)))
     if not panels:
-        raise ValueError(f"{run_dirs[0]}/losses.csv has no quantity to plot (columns: {columns})")
-    ranges = ranges or {}
+        raise ValueError(f"{run_dirs[0]}/losses.csv has no quantity to plot (columns: {list(frames[0].columns)})")
+    ranges, runs = ranges or {}, list(zip(frames, evals, labels))
     nrows = math.ceil(len(panels) / ncols)
-    fig = Figure(figsize=(4.2 * ncols, 2.6 * nrows), dpi=80)   # fixed margins: a layout engine costs 2x
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.5 / (2.6 * nrows), top=1 - 0.55 / (2.6 * nrows),
+    height = 2.6 * nrows + 0.4                                  # + a band for the run title
+    fig = Figure(figsize=(4.2 * ncols, height), dpi=80)        # fixed margins: a layout engine costs 2x
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.5 / height, top=1 - 0.85 / height,
                         wspace=0.22, hspace=0.55)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    several = len(run_dirs) > 1
     for ax, (title, names) in zip(axes, panels.items()):
-        log = title in LOG_GROUPS
-        shown = []
-        for r, (frame, ev, label) in enumerate(zip(frames, evals, labels)):
-            for k, name in enumerate(names):
-                color = f"C{r if several else k}"
-                tag = ", ".join(t for t in ((label if several else ""), (name if len(names) > 1 else "")) if t)
-                if name in ev:
-                    ax.plot(ev[name][0], ev[name][1], "o-", color=color, ms=3, lw=1, label=tag or None)
-                    shown.append(np.asarray(ev[name][1], float))
-                elif name in frame.columns:
-                    x, y = downsample(frame["step"].to_numpy(), frame[name].to_numpy(), max_points)
-                    if len(y):
-                        ax.plot(x, y, color=color, lw=1, label=tag or None,
-                                ls=("-", "--", ":")[k % 3] if several else "-")
-                        shown.append(y)
-        values = np.concatenate(shown) if shown else np.array([])
-        if log and len(values) and (values > 0).all():
-            ax.set_yscale("log")
-        elif not log:
-            limits = _robust_limits(values)
-            if limits is not None:
-                ax.set_ylim(*limits)
-        for name in names:
-            if name in ranges:
-                low, high = ranges[name]
-                y0, y1 = ax.get_ylim()
-                ax.axhspan(y0 if low is None else low, y1 if high is None else high, color="tab:green",
-                           alpha=0.12, lw=0, label="healthy range")
-                ax.set_ylim(y0, y1)
+        values = _draw_series(ax, title, names, runs, max_points)
+        _scale_and_shade(ax, title, names, values, ranges)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
-        if ax.get_legend_handles_labels()[0] and (several or len(names) > 1 or any(n in ranges for n in names)):
+        if ax.get_legend_handles_labels()[0] and (len(runs) > 1 or len(names) > 1 or any(n in ranges for n in names)):
             ax.legend(fontsize=7, loc="best")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle(" vs ".join(labels) if several else str(run_dirs[0]), fontsize=10)
+    fig.suptitle(" vs ".join(labels) if len(runs) > 1 else str(run_dirs[0]), fontsize=10, y=1 - 0.2 / height)
     if out_path is not None:
         fig.savefig(out_path)
     return fig

@@ -12,6 +12,7 @@ from torch import nn
 
 from ...pipeline.config import CHOICES, defaults_for
 from ...utils.checks import check_cond, check_image, normalize_raw_condition
+from ...utils.precision import full_precision
 from ...utils.masks import create_mask  # noqa: F401  (re-exported: part of this module's API)
 from ...utils.runtime import randn
 from . import losses
@@ -198,13 +199,16 @@ class WGANGP(nn.Module):
 
     @torch.inference_mode()
     def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None,
-               truncation_psi=_SAMPLING["truncation_psi"], unconditional=None, prior=_SAMPLING["prior"]):
+               truncation_psi=_SAMPLING["truncation_psi"], unconditional=None, prior=_SAMPLING["prior"],
+               guidance_space=_SAMPLING["guidance_space"]):
         """-> (B, C, H, W) in [0, 1] from the EMA generator.
 
         cond: (B, cond_dim) normalized conditions, or ``raw_cond`` in raw units (normalized
         with the stored statistics). guidance_scale s > 0 with a condition:
-        G(z, None) + s * (G(z, cond) - G(z, None)), clamped to [0, 1] (both in one batched
-        pass); otherwise G(z, cond). z: (B, latent_dim) or None; generator: torch.Generator.
+        G(z, None) + s * (G(z, cond) - G(z, None)) (both in one batched pass), on the [0, 1]
+        outputs clamped back to [0, 1] (guidance_space ``pixels``) or on the logits before the
+        sigmoid (``logits``); ``style``: the same extrapolation of the generator's input style
+        w (mapping of [z, embed(c)]), synthesized once; otherwise G(z, cond). z: (B, latent_dim) or None; generator: torch.Generator.
         truncation_psi in [0, 1]: the truncation trick, each style pulled toward its
         condition's mean style (1 = off; lower = typical, less varied samples).
         unconditional (when no condition is given): ``marginal`` = G(z, c) with c drawn from
@@ -243,12 +247,30 @@ class WGANGP(nn.Module):
         gen = self.compiled("sampling_generator")
         if truncation_psi != 1.0:
             gen = functools.partial(self.sampling_generator, truncation_psi=truncation_psi)
+        if guidance_space not in CHOICES["guidance_space"]:
+            raise ValueError(f"sample: guidance_space must be one of {CHOICES['guidance_space']}, "
+                             f"got {guidance_space!r}")
         if cond is None or guidance_scale == 0:
             return gen(z, cond)
+        if guidance_space == "style":
+            return self._style_guided(z, cond, guidance_scale, truncation_psi)
         drop = torch.arange(2 * len(z), device=device) >= len(z)
-        both = gen(torch.cat([z, z]), torch.cat([cond, cond]), drop)
+        logits = guidance_space == "logits"
+        both = gen(torch.cat([z, z]), torch.cat([cond, cond]), drop, logits=logits)
         with_cond, without = both[: len(z)], both[len(z):]
-        return (without + guidance_scale * (with_cond - without)).clamp_(0, 1)
+        guided = without + guidance_scale * (with_cond - without)
+        return guided.sigmoid() if logits else guided.clamp_(0, 1)
+
+    def _style_guided(self, z, cond, scale, truncation_psi):
+        """sigmoid(synthesize(w_null + scale * (w_c - w_null))), truncated like ``sample``."""
+        gen = self.sampling_generator
+        dropped = torch.ones(len(z), dtype=torch.bool, device=z.device)
+        w_cond, w_null = gen.style(z, cond), gen.style(z, cond, dropped)
+        w = w_null + scale * (w_cond - w_null)
+        if truncation_psi != 1.0:
+            w_mean = gen.mean_style(cond, None, batch_size=len(z))
+            w = w_mean + truncation_psi * (w - w_mean)
+        return torch.sigmoid(full_precision(gen.synthesize(w)))
 
     @torch.no_grad()
     def log_likelihood(self, x, cond=None, prior="flow"):
