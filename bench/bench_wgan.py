@@ -1,4 +1,4 @@
-"""WGAN-GP benchmark: matmul ceiling, training iteration (ours vs the plan's plain loop, side
+"""WGAN-GP benchmark: matmul ceiling, training iteration (ours vs a plain reference loop, side
 by side), encoder step, sampling, inpainting (ours vs a plain loop), data loading, memory.
 
     python bench/bench_wgan.py [--device cpu|cuda] [--config wgan_gp_default] [--threads N]
@@ -21,13 +21,15 @@ How it measures (numbers on shared machines are noisy, so it leans on medians an
 - "our iteration" is the trainer's own code (``WGANGPTrainer.gan_step``: n_critic critic
   updates, one generator update, EMA, with the trainer's optimizers); the training throughput
   adds the encoder update (``WGANGPTrainer.encoder_step``, every ``encoder_every`` steps);
-- the plain reference is the plan's pseudo-code ("Training Loop Structure"), written out
-  below with the same networks and weights: separate critic calls on real and fake, the
-  literal concatenated condition map, critic weights trainable in the generator step,
-  default (NCHW) layout, default Adam, nothing compiled; it drops the generator's condition
-  per sample like ours (tests/test_bench.py checks that with fixed noise its losses and
-  gradients equal ``WGANGP``'s fast path);
-- inpainting (ours vs the plan's loop) is timed the same way: alternated, repeated, median;
+- the plain reference is the literal WGAN-GP loop of Gulrajani et al. (2017, Algorithm 1),
+  unfused and NCHW, written out below (``PlainReference``) with the same networks and
+  weights: separate critic calls on real and fake, the critic conditioned as configured
+  (``model.critic_cond``), critic weights trainable in the generator step, default (NCHW)
+  layout, default Adam, nothing compiled; it drops the generator's condition per sample like ours
+  (tests/test_bench.py checks that with fixed noise its losses and gradients equal
+  ``WGANGP``'s fast path);
+- inpainting (ours vs a plain latent-optimisation loop, ``plain_inpaint``) is timed the same
+  way: alternated, repeated, median;
 - FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matmuls,
   forward, backward and the penalty's double backward), see ``FlopCounter``;
 - on CUDA times come from CUDA events, and peak device memory is reported.
@@ -239,7 +241,7 @@ class BenchTrainer(WGANGPTrainer):
         self.epoch, self.step = 0, 0
 
 
-# ---------------------------------------------------------------- the plan's plain iteration
+# ---------------------------------------------------------------- the plain reference iteration
 def plain_copy(model):
     """A copy of ``model`` with NCHW activations and weights (the library runs channels_last)."""
     plain = copy.deepcopy(model)
@@ -249,7 +251,9 @@ def plain_copy(model):
 
 
 class PlainReference:
-    """The plan's training loop, literally, on its own copy of the networks."""
+    """The literal WGAN-GP training loop (Gulrajani et al. 2017, Algorithm 1: n_critic critic
+    updates of -W + GP, then a generator update of -mean D(G(z))), unfused, on its own NCHW copy
+    of the networks (``plain_copy``)."""
 
     def __init__(self, model, cfg):
         t = cfg["training"]
@@ -278,7 +282,8 @@ class PlainReference:
                 "eps": torch.rand(batch_size, 1, 1, 1, device=device)}
 
     def critic_loss(self, real, cond, noise=None):
-        """The plan's critic loss -W + GP -> (loss, W, GP); noise: ``draw_noise`` (fixed in tests)."""
+        """The WGAN-GP critic loss -W + GP -> (loss, W, GP), real and fake through separate critic
+        calls; noise: ``draw_noise`` (fixed in tests)."""
         m = self.model
         G, D = m.generator, m.critic
         noise = noise or self.draw_noise(real.shape[0], real.device)
@@ -292,7 +297,8 @@ class PlainReference:
         return -wasserstein_distance + gp, wasserstein_distance, gp
 
     def generator_loss(self, real, cond, noise=None):
-        """The plan's generator loss -mean D(G(z)) (critic weights trainable, as planned)."""
+        """The WGAN-GP generator loss -mean D(G(z)); the critic's weights stay trainable (its
+        gradients are computed too; only the generator's optimizer steps)."""
         m = self.model
         noise = noise or self.draw_noise(real.shape[0], real.device)
         fake = m.generator(noise["z"], cond, noise["drop_mask"])
@@ -320,8 +326,9 @@ class PlainReference:
 
 
 def plain_inpaint(model, partial, mask, num_steps, lr, restarts=1):
-    """The plan's latent-optimization loop: generator weights left trainable, restarts run one
-    after another (the first from the encoder, the others from N(0, I)), best kept per sample."""
+    """The plain latent-optimisation inpainting loop (Adam on z, MSE on the kept pixels):
+    generator weights left trainable, restarts run one after another (the first from the
+    encoder, the others from N(0, I)), best kept per sample."""
     gen = model.sampling_generator.requires_grad_(True)
     best, best_loss = None, None
     for r in range(restarts):
@@ -453,34 +460,10 @@ def penalty_share(model, real, cond, precision, timer, repeats):
             "penalty_share": 1 - t["without"] / t["with"]}
 
 
-# ---------------------------------------------------------------- main
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", help="cpu | cuda")
-    parser.add_argument("--config", default="wgan_gp_default", help="config name or path (default: wgan_gp_default)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny config and batch, 2 alternated repetitions each (smoke test; figures meaningless)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as set)")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="timed rounds per measurement, order alternated (median and spread; default 5, min 5)")
-    parser.add_argument("--inpaint-restarts", type=int, default=1, help="restarts for the inpainting comparison")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time training.compile=true (compiled no-grad generator passes) and "
-                             "compiled sampling, with compile times")
-    parser.add_argument("--profile", action="store_true",
-                        help="profile one training step per precision (top ops, time per op category) and "
-                             "time the gradient penalty's share of a critic update")
-    parser.add_argument("--skip-plain", action="store_true", help="skip the plain references (faster)")
-    parser.add_argument("--out", help="JSON path (default: bench/results/bench_<device>[_quick].json)")
-    args = parser.parse_args(argv)
-    if not args.quick and args.repeats < 5:
-        parser.error(f"--repeats {args.repeats}: use at least 5 (a median of fewer is noise on a shared machine)")
-    return args
-
-
+# ---------------------------------------------------------------- measurements
 def measure_training(cfg, ours, timer, repeats, batch, skip_plain):
-    """The trainer's step in fp32 and bf16 side by side, the GAN iteration against the plan's
-    plain loop (fp32), and their FLOPs -> (results, trainers, step batch)."""
+    """The trainer's step in fp32 and bf16 side by side, the GAN iteration against the plain
+    reference loop (``PlainReference``, fp32), and their FLOPs -> (results, trainers, step batch)."""
     device = next(ours.parameters()).device
     trainers = {p: BenchTrainer(cfg, ours, precision=p) for p in ("fp32", "bf16")}
     per_step = trainers["fp32"].batches_per_step
@@ -491,17 +474,17 @@ def measure_training(cfg, ours, timer, repeats, batch, skip_plain):
     steps = {p: (lambda t=t: t.train_step(real, cond)) for p, t in trainers.items()}
     run_ours = lambda: trainers["fp32"].gan_step(real, cond)
     run_plain = lambda: reference.iteration(real, cond)
-    flops_plan, flops_ours = count_flops(run_plain), count_flops(run_ours)
+    flops_plain, flops_ours = count_flops(run_plain), count_flops(run_ours)
     flops_step = count_flops(steps["fp32"])  # the same ops in bf16 (autocast changes dtypes, not FLOPs)
     fns = {"step_fp32": steps["fp32"], "step_bf16": steps["bf16"], "ours": run_ours}
     if not skip_plain:
         fns["plain"] = run_plain
     medians, all_times = timer.side_by_side(fns, repeats)
-    results = {
+    results = {     # "flops_plan": the plain reference's FLOPs (the key committed results use)
         "train_iteration": {
             "what": "n_critic critic updates (fresh minibatches) + generator update + EMA, with Adam steps, fp32 "
-                    "(ours vs the plan's plain loop)",
-            "flops_plan": flops_plan, "flops_ours": flops_ours, "seconds_ours": medians["ours"],
+                    "(ours vs the plain reference loop)",
+            "flops_plan": flops_plain, "flops_ours": flops_ours, "seconds_ours": medians["ours"],
             "seconds_plain": medians.get("plain", float("nan")), "timing_ours": spread(all_times["ours"]),
             "timing_plain": spread(all_times["plain"]) if "plain" in all_times else None},
         "training_step": {
@@ -557,7 +540,7 @@ def measure_sampling(ours, timer, repeats, n_samples, skip_plain):
 
 
 def measure_inpainting(cfg, ours, timer, repeats, quick, restarts, skip_plain):
-    """Seconds of ``inpaint`` (ours fp32 / bf16) against the plan's loop, alternated."""
+    """Seconds of ``inpaint`` (ours fp32 / bf16) against ``plain_inpaint``, alternated."""
     device = next(ours.parameters()).device
     steps, inp_batch = (2, 2) if quick else (100, 8)
     names = cfg["data"]["component_dirs"]
@@ -587,6 +570,40 @@ def measure_inpainting(cfg, ours, timer, repeats, quick, restarts, skip_plain):
             "speedup_vs_plain": inp.get("plain", float("nan")) / inp["ours"]}
 
 
+def measure_profile(ours, trainers, real, cond, batch, timer, repeats):
+    """--profile, per precision: torch.profiler over one training step (``profile_step``) and
+    the gradient penalty's share of a critic update (``penalty_share``, on one minibatch)."""
+    one_real, one_cond = real[:batch], None if cond is None else cond[:batch]
+    return {p: {**profile_step(lambda t=t: t.train_step(real, cond)),
+                **penalty_share(ours, one_real, one_cond, p, timer, repeats)}
+            for p, t in trainers.items()}
+
+
+def measure_compile(ours, trainer, timer, repeats, real, cond, results):
+    """--compile (training.compile=true): the no-grad generator passes (critic steps, sampling)
+    compiled. Compile time = first call minus the eager median already in ``results``; then
+    timed like the eager iteration and unconditional sampling."""
+    t_eager = results["train_iteration"]["seconds_ours"]
+    n_samples = results["sampling"]["num_samples"]
+    t_sample = results["sampling"]["fp32"]["seconds_unconditional"]
+    sample_uncond = lambda: ours.sample(batch_size=n_samples)
+    ours.compile_generator_passes()
+    t0 = time.perf_counter()
+    trainer.gan_step(real, cond)
+    first_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sample_uncond()
+    first_sample = time.perf_counter() - t0
+    t_train = timer(lambda: trainer.gan_step(real, cond), repeats)
+    t_samp = timer(sample_uncond, max(repeats, 3))
+    ours._compiled = {}
+    saved = t_eager - t_train
+    return {"compile_seconds_training": first_train - t_eager, "compile_seconds_sampling": first_sample - t_sample,
+            "seconds_iteration": t_train, "speedup_iteration_vs_eager": t_eager / t_train,
+            "iterations_to_pay_back": (first_train - t_eager) / saved if saved > 0 else None,
+            "images_per_s_unconditional": n_samples / t_samp, "speedup_sampling_vs_eager": t_sample / t_samp}
+
+
 def add_accounting(results, ceilings, sticks):
     """Rates and utilisation of every measurement against the yardsticks of both precisions."""
     ceiling = statistics.median(ceilings)
@@ -613,71 +630,124 @@ def add_accounting(results, ceilings, sticks):
             s[f"utilisation_{key}"] = s[f"gflops_{key}"] / sticks[p]["best"]
 
 
-def main(argv=None):
-    args = parse_args(argv)
+class Machine:
+    """What the machine did over the run (numbers on shared machines are noisy): an fp32 matmul
+    rate and the 1-min load average sampled between sections (``sample``), and at the end the
+    wall time, CPU utilisation and peak memory since construction (``usage``)."""
+
+    def __init__(self, device, timer, mm_n):
+        self.device, self.timer, self.mm_n = device, timer, mm_n
+        self.ceilings, self.loads = [], {}
+        self.cpu_start, self.wall_start = os.times(), time.time()
+
+    def sample(self, section):
+        self.ceilings.append(matmul_ceiling(self.device, self.timer, self.mm_n))
+        self.loads[section] = os.getloadavg()[0]
+
+    def usage(self):
+        cpu_end = os.times()
+        busy = (cpu_end.user - self.cpu_start.user) + (cpu_end.system - self.cpu_start.system)
+        wall = time.time() - self.wall_start
+        out = {"wall_seconds": wall, "cpu_utilisation": busy / max(wall, 1e-9) / max(torch.get_num_threads(), 1),
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        if self.device.type == "cuda":
+            out["peak_cuda_memory_mb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+        out["load_average_1min"] = self.loads
+        return out
+
+
+# ---------------------------------------------------------------- main
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--config", default="wgan_gp_default", help="config name or path (default: wgan_gp_default)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny config and batch, 2 alternated repetitions each (smoke test; figures meaningless)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as set)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed rounds per measurement, order alternated (median and spread; default 5, min 5)")
+    parser.add_argument("--inpaint-restarts", type=int, default=1, help="restarts for the inpainting comparison")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time training.compile=true (compiled no-grad generator passes) and "
+                             "compiled sampling, with compile times")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one training step per precision (top ops, time per op category) and "
+                             "time the gradient penalty's share of a critic update")
+    parser.add_argument("--skip-plain", action="store_true", help="skip the plain references (faster)")
+    parser.add_argument("--out", help="JSON path (default: bench/results/bench_<device>[_quick].json)")
+    args = parser.parse_args(argv)
+    if not args.quick and args.repeats < 5:
+        parser.error(f"--repeats {args.repeats}: use at least 5 (a median of fewer is noise on a shared machine)")
+    return args
+
+
+def setup(args):
+    """Threads, device (deterministic kernels on CPU, as the trainer sets them) and the resolved
+    config (``QUICK_OVERRIDES`` in quick mode) -> (device, cfg)."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)    # as the trainer does on CPU
-    timer = Timer(device)
-    repeats = 2 if args.quick else args.repeats
+        torch.use_deterministic_algorithms(True, warn_only=True)
     cfg = load_config(args.config)
     if args.quick:
         apply_overrides(cfg, QUICK_OVERRIDES)
-    cfg = validate_config(auto_complete_config(cfg, verbose=False))
-    batch = 8 if args.quick else cfg["training"]["batch_size"]
-    cpu_start, wall_start = os.times(), time.time()
-    results = {"provenance": provenance(sys.argv if argv is None else ["bench/bench_wgan.py", *argv], device,
-                                        resolved_config=cfg),
-               "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-               else "cpu", "threads": torch.get_num_threads(), "config": args.config, "batch_size": batch,
-               "quick": args.quick, "repeats": repeats, "torch": torch.__version__}
-    mm_n = 512 if args.quick else (8192 if device.type == "cuda" else 2048)
-    ceilings, loads = [], {}
+    return device, validate_config(auto_complete_config(cfg, verbose=False))
 
-    def checkpoint(section):
-        """Between sections: one more fp32 ceiling sample and the load average (noisy machines)."""
-        ceilings.append(matmul_ceiling(device, timer, mm_n))
-        loads[section] = os.getloadavg()[0]
 
-    checkpoint("start")
-    sticks = yardsticks(device, timer, args.quick, mm_n)
+def sizes(args, cfg, device):
+    """The run's sizes, tiny in quick mode: timed rounds, training batch, matmul side, number of
+    samples, images for the data-loading measurement."""
+    quick = args.quick
+    return {"repeats": 2 if quick else args.repeats, "batch": 8 if quick else cfg["training"]["batch_size"],
+            "mm_n": 512 if quick else (8192 if device.type == "cuda" else 2048),
+            "samples": 8 if quick else 64, "data_images": 64 if quick else 1024}
 
+
+def run_header(args, argv, device, cfg, size):
+    """The results' first keys: provenance (the command, commit, machine, resolved config) and
+    the run's settings."""
+    command = sys.argv if argv is None else ["bench/bench_wgan.py", *argv]
+    return {"provenance": provenance(command, device, resolved_config=cfg), "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(), "config": args.config, "batch_size": size["batch"],
+            "quick": args.quick, "repeats": size["repeats"], "torch": torch.__version__}
+
+
+def output_path(args, device):
+    """--out, else bench/results/bench_<device>[_quick].json."""
+    if args.out:
+        return Path(args.out)
+    return ROOT / "bench" / "results" / f"bench_{device.type}{'_quick' if args.quick else ''}.json"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device, cfg = setup(args)
+    timer, size = Timer(device), sizes(args, cfg, device)
+    repeats, batch = size["repeats"], size["batch"]
+    machine = Machine(device, timer, size["mm_n"])
+    results = run_header(args, argv, device, cfg, size)
+    machine.sample("start")
+    sticks = yardsticks(device, timer, args.quick, size["mm_n"])
     torch.manual_seed(0)
     ours = build_wgan_gp(cfg).to(device)
     train, trainers, real, cond = measure_training(cfg, ours, timer, repeats, batch, args.skip_plain)
     results.update(train)
-    checkpoint("after training step")
+    machine.sample("after training step")
     if args.profile:
-        results["profile"] = {p: {**profile_step(lambda t=t: t.train_step(real, cond)),
-                                  **penalty_share(ours, real[:batch], None if cond is None else cond[:batch], p,
-                                                  timer, repeats)}
-                              for p, t in trainers.items()}
-    results["sampling"] = measure_sampling(ours, timer, repeats, 8 if args.quick else 64, args.skip_plain)
-    checkpoint("after sampling")
+        results["profile"] = measure_profile(ours, trainers, real, cond, batch, timer, repeats)
+    results["sampling"] = measure_sampling(ours, timer, repeats, size["samples"], args.skip_plain)
+    machine.sample("after sampling")
     results["inpainting"] = measure_inpainting(cfg, ours, timer, repeats, args.quick, args.inpaint_restarts,
                                                args.skip_plain)
     if args.compile:
-        sample_uncond = lambda: ours.sample(batch_size=results["sampling"]["num_samples"])
-        results["compile"] = compile_measurements(
-            cfg, ours, trainers["fp32"], timer, repeats, real, cond, results["train_iteration"]["seconds_ours"],
-            sample_uncond, results["sampling"]["fp32"]["seconds_unconditional"], results["sampling"]["num_samples"])
-    results["data"] = data_throughput(cfg, 64 if args.quick else 1024, batch, 0)
-    checkpoint("end")
-    add_accounting(results, ceilings, sticks)
-
-    cpu_end = os.times()
-    busy = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
-    wall = time.time() - wall_start
-    results["wall_seconds"] = wall
-    results["cpu_utilisation"] = busy / max(wall, 1e-9) / max(torch.get_num_threads(), 1)
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if device.type == "cuda":
-        results["peak_cuda_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-    results["load_average_1min"] = loads
-
-    out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"bench_{device.type}{'_quick' if args.quick else ''}.json"
+        results["compile"] = measure_compile(ours, trainers["fp32"], timer, repeats, real, cond, results)
+    results["data"] = data_throughput(cfg, size["data_images"], batch, 0)
+    machine.sample("end")
+    add_accounting(results, machine.ceilings, sticks)
+    results.update(machine.usage())
+    out = output_path(args, device)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
     print(format_table(results))
@@ -685,69 +755,79 @@ def main(argv=None):
     return results
 
 
-
-def compile_measurements(cfg, ours, trainer, timer, repeats, real, cond, t_eager, sample_uncond, t_sample, n_samples):
-    """training.compile=true: the no-grad generator passes (critic steps, sampling) compiled.
-    Compile time = first call minus an eager call; then timed like the eager iteration."""
-    ours.compile_generator_passes()
-    t0 = time.perf_counter()
-    trainer.gan_step(real, cond)
-    first_train = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    sample_uncond()
-    first_sample = time.perf_counter() - t0
-    t_train = timer(lambda: trainer.gan_step(real, cond), repeats)
-    t_samp = timer(sample_uncond, max(repeats, 3))
-    ours._compiled = {}
-    saved = t_eager - t_train
-    return {"compile_seconds_training": first_train - t_eager, "compile_seconds_sampling": first_sample - t_sample,
-            "seconds_iteration": t_train, "speedup_iteration_vs_eager": t_eager / t_train,
-            "iterations_to_pay_back": (first_train - t_eager) / saved if saved > 0 else None,
-            "images_per_s_unconditional": n_samples / t_samp, "speedup_sampling_vs_eager": t_sample / t_samp}
+# ---------------------------------------------------------------- the console table
+# bench/render_docs.py's ``bench_cpu`` renders the committed bench_cpu.json for the documents: a
+# Markdown summary with its own rounding and emphasis. This is the full report of one run.
+def _pct(x):
+    return f"{100 * x:.0f}%"
 
 
-def format_table(r):
-    t, s, i, d, step = r["train_iteration"], r["sampling"], r["inpainting"], r["data"], r["training_step"]
-    y = r["yardsticks"]
-    pct = lambda x: f"{100 * x:.0f}%"
-    rng = lambda sp: f"[{sp['min']:.3g}-{sp['max']:.3g}]" if sp else ""
+def _range(sp):
+    return f"[{sp['min']:.3g}-{sp['max']:.3g}]" if sp else ""
+
+
+def _iteration_rows(r):
+    """Device, the two yardsticks, and the GAN iteration: ours vs the plain reference."""
+    t, y = r["train_iteration"], r["yardsticks"]
     stick = lambda p: (f"{y[p]['best']:.0f} GFLOP/s = max(matmul {y[p]['matmul']:.0f}, 3x3 conv {y[p]['conv']:.0f}); "
                        f"conv forward + backward {y[p]['conv_fwd_bwd']:.0f}")
-    rows = [
+    return [
         ("device / threads", f"{r['device']} ({r['device_name']}) / {r['threads']} threads, torch {r['torch']}"),
-        ("yardstick fp32", stick("fp32") + f" (matmul median of {', '.join(f'{c:.0f}' for c in r['ceiling_samples_gflops'])})"),
+        ("yardstick fp32", stick("fp32") + f" (matmul median of "
+                                           f"{', '.join(f'{c:.0f}' for c in r['ceiling_samples_gflops'])})"),
         ("yardstick bf16", stick("bf16")),
         ("train iteration FLOPs", f"plain {t['flops_plan'] / 1e12:.3f} TFLOP, ours executes {t['flops_ours'] / 1e12:.3f}"
                                   f" (batch {r['batch_size']}): avoided work {t['avoided_work_factor']:.2f}x"),
-        ("train iteration, ours (fp32)", f"{t['seconds_ours']:.3f} s {rng(t['timing_ours'])} (median of {r['repeats']}); "
+        ("train iteration, ours (fp32)", f"{t['seconds_ours']:.3f} s {_range(t['timing_ours'])} (median of {r['repeats']}); "
                                          f"{t['gflops_executed']:.1f} GFLOP/s executed = "
-                                         f"{pct(t['utilisation_executed'])} of the fp32 yardstick"),
-        ("train iteration, plain reference", f"{t['seconds_plain']:.3f} s {rng(t['timing_plain'])}; "
+                                         f"{_pct(t['utilisation_executed'])} of the fp32 yardstick"),
+        ("train iteration, plain reference", f"{t['seconds_plain']:.3f} s {_range(t['timing_plain'])}; "
                                              f"{t['gflops_plain_executed']:.1f} GFLOP/s = "
-                                             f"{pct(t['utilisation_plain'])} of the fp32 yardstick"),
+                                             f"{_pct(t['utilisation_plain'])} of the fp32 yardstick"),
         ("speed-up over plain", f"{t['speedup_vs_plain']:.2f}x wall clock = {t['avoided_work_factor']:.2f}x less work"
                                 f" x {t['gflops_executed'] / t['gflops_plain_executed']:.2f}x the rate"),
     ]
+
+
+def _step_rows(r):
+    """The training step per precision and the bf16 speed-ups."""
+    step, s, i = r["training_step"], r["sampling"], r["inpainting"]
+    rows = []
     for p in ("fp32", "bf16"):
         q = step[p]
-        rows.append((f"training step, {p}", f"{q['seconds']:.3f} s {rng(q['timing'])} = {q['images_per_s']:.1f} img/s, "
-                     f"{q['gflops_executed']:.1f} GFLOP/s = {pct(q['utilisation_fp32_yardstick'])} of fp32 / "
-                     f"{pct(q['utilisation_bf16_yardstick'])} of bf16 yardstick ({pct(q['utilisation_bf16_conv_fwd_bwd'])}"
-                     f" of bf16 conv fwd+bwd)"))
-    rows += [
-        ("bf16 speed-up", f"training step {step['bf16_speedup']:.2f}x, sampling {s['bf16_speedup_unconditional']:.2f}x, "
-                          f"inpainting {i['bf16_speedup']:.2f}x (side by side)"),
-        ("sampling", f"{s['num_samples']} samples, {s['generator_gflop_per_sample']:.2f} GFLOP/sample: " + "; ".join(
-            f"{p} {s[p]['images_per_s_unconditional']:.0f} img/s unconditional ({pct(s[p]['utilisation_unconditional'])}"
-            f" of its yardstick), {s[p]['images_per_s_guided']:.0f} guided" for p in ("fp32", "bf16"))
-            + (f"; plain {s['images_per_s_plain_unconditional']:.1f} img/s" if s.get("images_per_s_plain_unconditional") else "")),
+        rows.append((f"training step, {p}", f"{q['seconds']:.3f} s {_range(q['timing'])} = {q['images_per_s']:.1f} img/s, "
+                     f"{q['gflops_executed']:.1f} GFLOP/s = {_pct(q['utilisation_fp32_yardstick'])} of fp32 / "
+                     f"{_pct(q['utilisation_bf16_yardstick'])} of bf16 yardstick "
+                     f"({_pct(q['utilisation_bf16_conv_fwd_bwd'])} of bf16 conv fwd+bwd)"))
+    rows.append(("bf16 speed-up", f"training step {step['bf16_speedup']:.2f}x, sampling "
+                                  f"{s['bf16_speedup_unconditional']:.2f}x, inpainting {i['bf16_speedup']:.2f}x "
+                                  f"(side by side)"))
+    return rows
+
+
+def _sampling_rows(r):
+    """Sampling, inpainting and data loading."""
+    s, i, d = r["sampling"], r["inpainting"], r["data"]
+    per_precision = "; ".join(
+        f"{p} {s[p]['images_per_s_unconditional']:.0f} img/s unconditional ({_pct(s[p]['utilisation_unconditional'])}"
+        f" of its yardstick), {s[p]['images_per_s_guided']:.0f} guided" for p in ("fp32", "bf16"))
+    plain = s.get("images_per_s_plain_unconditional")
+    return [
+        ("sampling", f"{s['num_samples']} samples, {s['generator_gflop_per_sample']:.2f} GFLOP/sample: {per_precision}"
+                     + (f"; plain {plain:.1f} img/s" if plain else "")),
         ("inpainting", f"batch {i['batch']} x {i['steps']} steps x {i['restarts']} restart(s): "
-                       f"{i['seconds_ours']:.2f} s {rng(i['timing_ours'])} ours fp32, {i['seconds_bf16']:.2f} s bf16, "
-                       f"{i['seconds_plain']:.2f} s {rng(i['timing_plain'])} plain reference ({i['speedup_vs_plain']:.2f}x)"),
+                       f"{i['seconds_ours']:.2f} s {_range(i['timing_ours'])} ours fp32, {i['seconds_bf16']:.2f} s bf16, "
+                       f"{i['seconds_plain']:.2f} s {_range(i['timing_plain'])} plain reference "
+                       f"({i['speedup_vs_plain']:.2f}x)"),
         ("data loading", f"{d['images_per_s_first_epoch']:.0f} img/s first epoch (decodes "
                          f"{d['png_decodes_first_epoch']} PNGs), {d['images_per_s_later_epochs']:.0f} img/s later "
                          f"epochs ({d['png_decodes_later_epochs']} PNG decodes)"),
     ]
+
+
+def _usage_rows(r):
+    """--compile's row when measured, then memory, CPU utilisation and load."""
+    rows = []
     if "compile" in r:
         c = r["compile"]
         pay = c["iterations_to_pay_back"]
@@ -756,23 +836,32 @@ def format_table(r):
                      f" (pays back after {'never' if pay is None else f'{pay:.0f} iterations'}); sampling "
                      f"{c['images_per_s_unconditional']:.1f} img/s ({c['speedup_sampling_vs_eager']:.3f}x), "
                      f"compile {c['compile_seconds_sampling']:.0f} s"))
-    rows += [
+    return rows + [
         ("peak RSS", f"{r['peak_rss_mb']:.0f} MB" + (f", peak CUDA {r['peak_cuda_memory_mb']:.0f} MB"
                                                       if "peak_cuda_memory_mb" in r else "")),
-        ("CPU utilisation / load", f"{pct(r['cpu_utilisation'])} of {r['threads']} threads over "
+        ("CPU utilisation / load", f"{_pct(r['cpu_utilisation'])} of {r['threads']} threads over "
                                    f"{r['wall_seconds']:.0f} s; 1-min load average "
                                    + ", ".join(f"{v:.2f} {k}" for k, v in r["load_average_1min"].items())),
     ]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+
+
+def _profile_lines(r):
+    """--profile: per precision, the time per op category, the penalty's share and the top ops."""
+    lines = []
     for p, prof in r.get("profile", {}).items():
         lines.append(f"\none training step in {p} (torch.profiler, self CPU time): "
-                     + ", ".join(f"{k} {pct(v)}" for k, v in prof["category_shares"].items())
-                     + f"; the gradient penalty is {pct(prof['penalty_share'])} of a critic update")
-        lines += [f"  {o['op'][:40]:40s} {o['self_cpu_s']:8.3f} s  {pct(o['share']):>4s}  {o['calls']} calls"
+                     + ", ".join(f"{k} {_pct(v)}" for k, v in prof["category_shares"].items())
+                     + f"; the gradient penalty is {_pct(prof['penalty_share'])} of a critic update")
+        lines += [f"  {o['op'][:40]:40s} {o['self_cpu_s']:8.3f} s  {_pct(o['share']):>4s}  {o['calls']} calls"
                   for o in prof["top_ops"]]
-    return "\n".join(lines)
+    return lines
 
+
+def format_table(r):
+    """The console report of one run's results: one row per figure, then the profile."""
+    rows = _iteration_rows(r) + _step_rows(r) + _sampling_rows(r) + _usage_rows(r)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join([f"{k.ljust(width)}  {v}" for k, v in rows] + _profile_lines(r))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,10 @@ def machine_line(prov):
 
 
 def bench_cpu():
-    """The CPU benchmark table (bench/results/bench_cpu.json)."""
+    """The CPU benchmark table (bench/results/bench_cpu.json): a Markdown summary of the committed
+    full run, with its own rounding and emphasis. ``bench_wgan.format_table`` is the other view of
+    the same figures, the console report of any run (quick ones, --compile, --skip-plain), with
+    every row (FLOPs, data loading, memory, top ops); the two share figures, not a layout."""
     r = load("bench_cpu.json")
     y, t, step, s, i = r["yardsticks"], r["train_iteration"], r["training_step"], r["sampling"], r["inpainting"]
     rng = lambda sp: f"[{sp['min']:.2f}-{sp['max']:.2f}]"
