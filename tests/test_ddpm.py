@@ -35,6 +35,7 @@ def test_train_and_sample_through_dispatchers(toy_root, tmp_path):
             assert manifest["model_options"] == {"resample": 1} and manifest["options"]["inpaint_steps"] == 3
             assert not {"restarts", "inpaint_lr", "inpaint_loss"} & set(manifest["options"])
             assert manifest["not_applied"] == {}      # the DDPM's config has no latent-optimisation options
+            assert (out / "triplets.png").is_file()   # given | completed | truth, as for the WGAN-GP
         if mode == "conditional":
             assert manifest["model_options"] == {"sampler": "ddim", "steps": 3, "eta": 1.0}
     proc = run_script("sample.py", "--checkpoint", ckpt, "--mode", "inpainting", "--components", "fpu",

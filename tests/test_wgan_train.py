@@ -3,6 +3,7 @@ and the CLI end to end (train, resume, sample every mode without --model)."""
 import json
 
 import numpy as np
+from PIL import Image
 import pandas as pd
 import pytest
 import torch
@@ -181,6 +182,9 @@ def test_cli_train_resume_and_sample_all_modes(toy_root, tmp_path):
         if mode == "inpainting":
             mask = data["mask"].astype(bool)
             assert np.array_equal(data["images"][mask], data["ground_truth"][mask])
+            triplets = Image.open(out / "triplets.png")          # given | completed | truth per sample
+            assert triplets.size[0] in {(3 * (tile + 2) + 2) * 2 for tile in (32, 64)}     # mirrored or not
+            assert triplets.size[1] == (6 * (64 + 2) + 2) * 2 + 2 * 28                      # a row per sample
         if mode == "conditional":
             assert data["conditions"].shape == (6, 2) and data["condition_index"].tolist() == list(range(6))
             assert manifest["options"]["per_condition"] == 1 and manifest["options"]["guidance_scale"] == 2

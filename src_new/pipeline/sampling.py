@@ -8,7 +8,8 @@ config options the model or mode does not use (an explicit CLI flag the model ca
 an error). Conditional samples record ``condition_index`` (which requested condition each
 sample was drawn for); ``--per_condition K`` draws K samples for each condition (for the
 within-condition diversity of evaluate.py). Inpainting samples record ``ground_truth``, ``mask``,
-``test_indices`` and, unless ``--no_cond``, the raw ``conditions`` they were completed for.
+``test_indices`` and, unless ``--no_cond``, the raw ``conditions`` they were completed for; their
+folder also gets ``triplets.png`` (given | completed | truth per sample).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .config import CHOICES
 from ..utils.io import mirror_side, prepare_output_dir, save_component_images, write_json
 from ..utils.masks import component_indices, create_mask
 from ..utils.precision import autocast, resolve_precision
+from ..utils.triplets import save_triplet_grid
 
 MODES = CHOICES["sampling_mode"]
 
@@ -326,6 +328,9 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     save_component_images(result.images, out, job.names, conditions=result.conditions, extra_arrays=result.extra,
                           condition_columns=job.columns or ("width_px", "height_px"),
                           mirror=cfg["data"].get("mirror", "auto"))
+    if mode == "inpainting":
+        save_triplet_grid(result.images, result.extra["ground_truth"], result.extra["mask"], out / "triplets.png",
+                          job.names, mirror=cfg["data"].get("mirror", "auto"))
     options = {k: opts[k] for k in MODE_OPTIONS[mode]}
     options.update({INPAINT_MODEL_OPTIONS[k][0]: v for k, v in result.applied.items()})
     n = len(result.images)
