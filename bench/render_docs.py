@@ -126,6 +126,25 @@ def seeds_table(base_name, new_name, command):
     return "\n".join(lines) + "\n"
 
 
+def guidance():
+    """Guidance scale x space vs unguided (bench/results/guidance.json)."""
+    r = load("guidance.json")
+    prov, summary, verdicts = r["provenance"], r["summary"], r["verdicts_vs_unguided"]
+    fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
+    figures = list(next(iter(summary.values())))
+    lines = [f"`python bench/guidance.py --design {prov['design']}` -> `bench/results/guidance.json` "
+             f"({machine_line(prov)}); the checkpoints of design `{prov['design']}` (training seeds "
+             f"{', '.join(map(str, prov['training_seeds']))}), one sample per test condition, sampling seed "
+             f"{prov['sampling_seed']}; mean ± sd over the seeds, verdict vs unguided per figure:", "",
+             "| space @ scale | " + " | ".join(figures) + " |", "|---" * (len(figures) + 1) + "|"]
+    for setting, row in summary.items():
+        said = verdicts.get(setting, {})
+        cells = [fmt(row[k]) + ("" if k not in said or said[k] == "within noise" else f" ({said[k]})")
+                 for k in figures]
+        lines.append(f"| {'unguided' if setting == 'none@0' else setting} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def config_reference():
     """The README's configuration reference, from the schema (src_new/pipeline/config.py)."""
     from src_new.pipeline.config import reference_table
@@ -134,6 +153,7 @@ def config_reference():
 
 RENDERERS = {
     "config_reference": config_reference,
+    "guidance": guidance,
     "bench_cpu": bench_cpu,
     "precision": precision,
     "seeds_precision": lambda: seeds_table("toy_fp32_400s", "toy_bf16_400s", "BUDGET=400 bash scripts/seeds_precision.sh"),

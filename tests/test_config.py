@@ -38,14 +38,15 @@ def test_auto_complete_derives_and_reports(capsys):
     assert "model.total_latent_dim = 20" in out and "model.channels = 5" in out
 
 
-def test_default_config_has_plan_values():
+def test_default_config_has_the_standard_values():
     cfg = resolve(load_config("wgan_gp_default"))
     m, t = cfg["model"], cfg["training"]
     assert (m["lambda_gp"], m["n_critic"], m["cond_drop_prob"], m["dim"], m["dim_mults"]) == (10, 5, 0.1, 64, [1, 2, 4])
     assert (t["epochs"], t["batch_size"], t["lr_generator"], t["lr_critic"], t["beta1"], t["beta2"]) == \
         (1000, 64, 1e-4, 1e-4, 0.0, 0.9)
     assert (t["ema_decay"], t["ema_update_every"]) == (0.9999, 10)
-    assert cfg["sampling"]["guidance_scale"] == 2.0 and cfg["sampling"]["inpaint_steps"] == 100
+    assert cfg["sampling"]["guidance_space"] == "style" and cfg["sampling"]["inpaint_steps"] == 100
+    assert resolve({"model": {"type": "ddpm"}})["sampling"]["guidance_scale"] == 2.0   # each model its own
 
 
 def test_overrides_are_yaml_typed():

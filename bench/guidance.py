@@ -1,0 +1,97 @@
+"""Classifier-free guidance of the WGAN-GP, measured: condition error and distribution figures
+against the guidance scale, for each guidance space (pixels, logits, style), on the checkpoints
+of a multi-seed design (bench/seeds.py), one fixed sampling seed.
+
+    python bench/guidance.py --design toy_bf16_400s --scales 0 1.5 2 3
+
+Every checkpoint samples the whole test split at its own conditions (the README protocol), for
+every (space, scale); scale 0 is the unguided sampler. Writes bench/results/guidance.json:
+per seed and per setting {fd, precision, recall, coverage, condition_mae}, and the mean and sd
+over seeds; a setting is better than unguided only where the means differ by more than their
+standard errors added (bench/seeds.py's verdict).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ablation import measure  # noqa: E402
+from seeds import verdict  # noqa: E402
+from src_new.datasets.factory import build_datasets  # noqa: E402
+from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
+from src_new.pipeline.config import CHOICES  # noqa: E402
+from src_new.utils.io import write_json  # noqa: E402
+from src_new.utils.provenance import provenance  # noqa: E402
+
+FIGURES = {"fd": "lower", "precision": "higher", "recall": "higher", "coverage": "higher",
+           "condition_mae": "lower"}
+SAMPLING_SEED = 0
+
+
+@torch.no_grad()
+def guided_figures(model, cfg, sets, space, scale, batch=256):
+    """{fd, precision, recall, coverage, condition_mae} of one sample per test condition."""
+    test = sets["test"]
+    gen = torch.Generator().manual_seed(SAMPLING_SEED)
+    images = torch.cat([model.sample(cond=test.conditions[i:i + batch], guidance_scale=scale,
+                                     guidance_space=space, generator=gen)
+                        for i in range(0, len(test), batch)]).numpy()
+    figures, _ = measure(images, cfg, sets, test.raw_conditions.numpy(), seed=SAMPLING_SEED)
+    return {k: figures[k] for k in FIGURES}
+
+
+def summarize(per_seed):
+    """{setting: {figure: {mean, sd, n}}} over the seeds."""
+    out = {}
+    for setting in per_seed[0]["settings"]:
+        rows = [s["settings"][setting] for s in per_seed]
+        out[setting] = {k: {"mean": statistics.fmean(r[k] for r in rows),
+                            "sd": statistics.stdev([r[k] for r in rows]) if len(rows) > 1 else 0.0,
+                            "n": len(rows)} for k in FIGURES}
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--design", default="toy_bf16_400s", help="bench/seeds.py design name")
+    parser.add_argument("--runs", default="outputs/wgan_gp/seeds", help="folder of <design>_s<seed> runs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.5, 2.0, 3.0])
+    parser.add_argument("--spaces", nargs="+", default=list(CHOICES["guidance_space"]),
+                        choices=CHOICES["guidance_space"])
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "guidance.json"))
+    args = parser.parse_args(argv)
+    settings = [("none", 0.0)] + [(space, scale) for space in args.spaces for scale in args.scales]
+    per_seed = []
+    for seed in args.seeds:
+        ckpt = ROOT / args.runs / f"{args.design}_s{seed}" / "checkpoint_latest.pt"
+        model, cfg = load_model_from_checkpoint(str(ckpt))
+        sets = build_datasets(cfg, ("train", "test"), verbose=False)
+        row = {"seed": seed, "checkpoint": str(ckpt.relative_to(ROOT)), "settings": {}}
+        for space, scale in tqdm(settings, desc=f"seed {seed}"):
+            row["settings"][f"{space}@{scale:g}"] = guided_figures(model, cfg, sets, "pixels" if space == "none"
+                                                                   else space, scale)
+        per_seed.append(row)
+    summary = summarize(per_seed)
+    verdicts = {setting: {k: verdict(summary["none@0"][k], summary[setting][k], better)
+                          for k, better in FIGURES.items()} for setting in summary if setting != "none@0"}
+    write_json({"provenance": provenance(sys.argv, "cpu", design=args.design, sampling_seed=SAMPLING_SEED,
+                                         training_seeds=args.seeds),
+                "per_seed": per_seed, "summary": summary, "verdicts_vs_unguided": verdicts}, args.out)
+    for setting, figures in summary.items():
+        print(f"{setting:12s} " + "  ".join(f"{k} {v['mean']:.3f}±{v['sd']:.3f}" for k, v in figures.items()))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
