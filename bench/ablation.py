@@ -39,7 +39,9 @@ from src_new.pipeline.evaluate import comparison_sets, condition_targets, evalua
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 
 COND, DRAWS = 100, 8
-FIGURES = ("precision", "recall", "density", "coverage")     # beside fd (evaluate.py's geometric_fd)
+# beside fd (evaluate.py's geometric_fd); same_pieces_fraction: share of raw samples whose every
+# component has the real (median) number of pieces
+FIGURES = ("precision", "recall", "density", "coverage", "same_pieces_fraction")
 
 
 def measure(images, cfg, sets, conditions=None, seed=0):

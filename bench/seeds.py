@@ -12,7 +12,8 @@ gets SIGTERM (the trainer saves a checkpoint at the step it is on and stops), so
 design gets more steps in the same time. Results go to ``--out`` (bench/results/seeds.json),
 one entry per ``--name`` with its provenance; an existing entry is replaced only with
 ``--replace`` (rows of the seeds named are measured again; the entry starts anew when the
-design differs); running new ``--seeds`` of an existing entry with the same config and overrides
+design differs); ``--rescore NAME`` scores an entry's checkpoints again after the scoring
+protocol changed (no training: the steps and times are kept); running new ``--seeds`` of an existing entry with the same config and overrides
 adds them to it (so two designs can be run seed by seed, alternately, and share the machine's
 drift). A difference counts as a gain or a loss only when the two means differ by more
 than their standard errors added (sd / sqrt(n) each); otherwise it is "within noise".
@@ -45,8 +46,9 @@ from src_new.utils.provenance import provenance  # noqa: E402
 
 # The figures a verdict is given on, and which way is better.
 HEADLINE = {"cond_fd": "lower", "cond_precision": "higher", "cond_recall": "higher", "cond_coverage": "higher",
-            "cond_condition_mae": "lower", "uncond_null_fd": "lower", "uncond_marginal_fd": "lower",
-            "within_condition_ratio": "higher", "inversion_iou": "higher", "seconds_per_step": "lower"}
+            "cond_condition_mae": "lower", "cond_same_pieces_fraction": "higher", "uncond_null_fd": "lower",
+            "uncond_marginal_fd": "lower", "within_condition_ratio": "higher", "inversion_iou": "higher",
+            "seconds_per_step": "lower"}
 SAMPLING_SEED = 0
 
 
@@ -122,6 +124,20 @@ def compare(entries, base_name, new_name):
     return "\n".join(lines)
 
 
+def rescore(entry, name, runs, argv):
+    """``entry`` with every seed's figures measured again from its checkpoint in ``runs``."""
+    torch.set_num_threads(2)
+    rows = []
+    for row in entry["per_seed"]:
+        path = runs / f"{name}_s{row['seed']}" / "checkpoint_latest.pt"
+        model, cfg = load_model_from_checkpoint(path)
+        kept = {k: row[k] for k in ("seed", "train_seconds", "generator_steps", "seconds_per_step", "precision")}
+        rows.append({**kept, **score(model, cfg, seed=SAMPLING_SEED), "inversion_iou": full_inversion_iou(model, cfg)})
+        print(f"seed {row['seed']} rescored", flush=True)
+    prov = dict(entry["provenance"], rescored=provenance(argv))
+    return {"provenance": prov, "per_seed": rows, "summary": summarize(rows)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", help="the design's label (its entry in --out)")
@@ -135,9 +151,18 @@ def main(argv=None):
     p.add_argument("--replace", action="store_true",
                    help="measure --seeds of an existing entry again (their rows are replaced; another design: anew)")
     p.add_argument("--compare", nargs=2, metavar=("BASE", "NEW"), help="print the verdicts of NEW vs BASE")
+    p.add_argument("--rescore", metavar="NAME", help="score an entry's existing checkpoints again with today's "
+                                                       "protocol (no training; the training figures are kept)")
     args = p.parse_args(argv)
     out = ROOT / args.out
     entries = json.loads(out.read_text()) if out.exists() else {}
+    if args.rescore:
+        if args.rescore not in entries:
+            p.error(f"'{args.rescore}' not in {out}; entries: {sorted(entries)}")
+        entries[args.rescore] = rescore(entries[args.rescore], args.rescore, ROOT / args.runs, argv)
+        write_json(entries, out)
+        print(f"rescored '{args.rescore}' in {out}")
+        return entries
     if args.compare:
         missing = [n for n in args.compare if n not in entries]
         if missing:

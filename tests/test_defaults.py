@@ -45,6 +45,7 @@ SIGNATURE_DEFAULTS = {
     (Critic.__init__, "spectral_norm"): ("wgan_gp", "model.spectral_norm"),
     (Critic.__init__, "cond_mode"): ("wgan_gp", "model.critic_cond"),
     (Critic.__init__, "minibatch_std_group"): ("wgan_gp", "model.minibatch_std_group"),
+    (Critic.__init__, "patch_weight"): ("wgan_gp", "model.critic_patch_weight"),
     (Encoder.__init__, "dim"): ("wgan_gp", "model.encoder_dim"),
     (ConditionalFlowPrior.__init__, "num_layers"): ("wgan_gp", "model.flow_layers"),
     (ConditionalFlowPrior.__init__, "hidden"): ("wgan_gp", "model.flow_hidden"),

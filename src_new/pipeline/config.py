@@ -204,6 +204,9 @@ MODEL_SCHEMA = {
                 "a dropped condition is a learned null token in the critic too, with the generator's per-sample"
                 " mask (joint conditional / unconditional training); false: the critic always sees the true "
                 "condition"),
+            "critic_patch_weight": _float(0.0,
+                "weight of the critic's local (patch) head: the mean of per-patch scores on its H/4 map "
+                "joins the score, so stray pixels move a few patches (0 = off)", min=0),
             "lambda_ms": _float(0.0,
                 "weight of the mode-seeking term (MSGAN) in the generator loss (0 = off)", min=0),
             "lambda_cond": _float(0.0,

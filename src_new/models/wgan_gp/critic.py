@@ -33,10 +33,18 @@ class Critic(nn.Module):
     condition, the continuous form of AC-GAN's auxiliary classifier. It needs the projection
     mode, where the features never see the condition input (with ``concat`` the head could
     read the condition off its own input). ``forward(..., return_condition=True)`` returns it.
+
+    ``patch_weight > 0``: a local (PatchGAN-style) head beside the global one: on the H/4 x W/4
+    feature map (each location sees a ~10 px patch), conv 3x3 + LeakyReLU + conv 1x1 give one
+    score per patch; their mean, times ``patch_weight``, joins the score, so a few stray pixels
+    move the patches they fall in instead of being averaged into global features.
+    ``patch_scores(x)`` returns the map (B, 1, H/4, W/4).
     """
 
+    PATCH_TAP = 4            # index in ``features`` after which the H/4 map is read (conv, conv, norm, act)
+
     def __init__(self, channels, cond_dim, image_size, dim=64, cond_emb_dim=64, spectral_norm=False,
-                 cond_mode="projection", minibatch_std_group=4, condition_head=False):
+                 cond_mode="projection", minibatch_std_group=4, condition_head=False, patch_weight=0.0):
         super().__init__()
         if cond_mode not in CHOICES["critic_cond"]:
             raise ValueError(f"Critic cond_mode must be one of {CHOICES['critic_cond']}, got {cond_mode!r}")
@@ -61,6 +69,10 @@ class Critic(nn.Module):
         self.head = nn.Sequential(sn(nn.Linear(features, widths[-1])), nn.LeakyReLU(0.2, inplace=True),
                                   sn(nn.Linear(widths[-1], 1)))
         self.condition_head = nn.Linear(widths[-1], cond_dim) if condition_head else None
+        self.patch_weight = patch_weight
+        self.patch_head = nn.Sequential(
+            sn(nn.Conv2d(widths[1], widths[1], 3, padding=1)), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(widths[1], 1, 1))) if patch_weight > 0 else None
         self.memory_format = torch.contiguous_format   # torch.channels_last: NHWC convs (same maths)
 
     def embed_condition(self, cond, batch_size, drop_mask=None):
@@ -79,7 +91,7 @@ class Critic(nn.Module):
             emb = self.embed_condition(None if cond is None else cond.to(x.dtype), x.shape[0], drop_mask)
         if emb is not None and self.cond_mode == "concat":
             x = torch.cat([x, emb[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
-        phi = self.features(x.contiguous(memory_format=self.memory_format))
+        phi, local = self._features(x)
         predicted = None
         if return_condition:
             if self.condition_head is None:
@@ -90,4 +102,27 @@ class Critic(nn.Module):
         score = self.head(phi)
         if emb is not None and self.cond_mode == "projection":
             score = score + (emb * phi).sum(1, keepdim=True)
+        if self.patch_head is not None:
+            score = score + self.patch_weight * self.patch_head(local).mean((2, 3))
         return (score, predicted) if return_condition else score
+
+    def _features(self, x):
+        """-> (pooled features phi (B, 8dim), the H/4 map the patch head reads or None)."""
+        h, local = x.contiguous(memory_format=self.memory_format), None
+        if self.patch_head is None:
+            return self.features(h), None
+        for i, layer in enumerate(self.features):
+            h = layer(h)
+            if i == self.PATCH_TAP:
+                local = h
+        return h, local
+
+    def patch_scores(self, x, cond=None, drop_mask=None):
+        """(B, 1, H/4, W/4) the patch head's per-location scores of x (concat mode: with the
+        condition map at the input, as in ``forward``)."""
+        if self.patch_head is None:
+            raise ValueError("this critic has no patch head (model.critic_patch_weight = 0)")
+        if self.cond_embed is not None and self.cond_mode == "concat":
+            emb = self.embed_condition(cond, x.shape[0], drop_mask)
+            x = torch.cat([x, emb[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
+        return self.patch_head(self._features(x)[1])
