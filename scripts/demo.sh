@@ -19,8 +19,10 @@ $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode conditional --guidance
 $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode inpainting --components fpu group_nc group_km \
     --num_samples 64 --batch_sz 64 --restarts 2 --out $OUT/inpainting --overwrite
 
-for mode in unconditional conditional_g0 conditional_g2 inpainting; do
-    $PY src_new/scripts/evaluate.py --samples $OUT/$mode
+for mode in unconditional conditional_g0 conditional_g2 inpainting; do     # each folder's table: evaluate.txt
+    $PY src_new/scripts/evaluate.py --samples $OUT/$mode > $OUT/$mode/evaluate.txt
 done
 $PY src_new/scripts/evaluate.py --compare $OUT/unconditional $OUT/conditional_g0 $OUT/conditional_g2 $OUT/inpainting
-echo "demo finished in $(( $(date +%s) - start ))s: grids in $OUT/*/grid.png, training curves in $RUN/curves.png ($RUN/losses.csv)"
+echo "demo finished in $(( $(date +%s) - start ))s: grids in $OUT/*/grid.png, inpainting triplets in" \
+     "$OUT/inpainting/triplets.png, training curves in $RUN/curves.png ($RUN/losses.csv), every metric in" \
+     "$OUT/*/metrics.json (evaluate.py --full)"

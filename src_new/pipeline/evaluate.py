@@ -652,28 +652,51 @@ def _table(rows):
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-def format_table(result):
-    """Rows = metrics; columns = the samples, the raw figures of a cleaned run, then each
-    sanity reference ('-' where a metric does not apply). Notes follow the table."""
+# The figures a reader looks for first, per mode (the rest: metrics.json, or --full).
+SUMMARY = {
+    "conditional": ("geometric_fd", "precision", "recall", "coverage", "condition_mae", "same_pieces_fraction"),
+    "unconditional": ("geometric_fd", "precision", "recall", "coverage", "same_pieces_fraction"),
+    "inpainting": ("iou_generated", "dice_generated", "same_pieces_generated", "overlap_kept_generated",
+                   "condition_mae"),
+    "interpolate": ("geometric_fd", "precision", "recall", "coverage"),
+}
+SUMMARY_REFERENCES = ("real_train", "shift_2px", "nearest_train", "real_test_own_conditions")
+
+
+def _summary_keys(modes, columns):
+    """The summary metrics of ``modes`` that some column has, in SUMMARY's order."""
+    keys = list(dict.fromkeys(k for m in modes for k in SUMMARY.get(m, ())))
+    return [k for k in keys if any(k in values for _, values in columns)]
+
+
+def format_table(result, full=False):
+    """Rows = metrics; columns = the samples, the raw figures of a cleaned run, then the sanity
+    references ('-' where a metric does not apply). Notes follow the table. Not ``full``: the
+    mode's summary metrics and the main references only (one screen)."""
     refs = result.get("references", {})
     cols = [("samples", result["metrics"])]
     if "raw" in result:
         cols.append(("raw (before clean)", result["raw"]))
-    cols += list(refs.items())
-    keys = []
-    for _, values in cols:
-        keys += [k for k in values if k not in keys]
+    cols += [(name, values) for name, values in refs.items() if full or name in SUMMARY_REFERENCES]
+    if full:
+        keys = list(dict.fromkeys(k for _, values in cols for k in values))
+    else:
+        keys = _summary_keys([result["mode"]], cols)
+        cols = [(name, values) for name, values in cols if name == "samples" or any(k in values for k in keys)]
     rows = [["metric"] + [c for c, _ in cols]]
     rows += [[k] + [_fmt(values.get(k)) for _, values in cols] for k in keys]
+    if not full:
+        rows.append(["seconds_per_image", _fmt(result.get("seconds_per_image"))] + [""] * (len(cols) - 1))
     head = (f"{result['mode']} samples of {result.get('model') or '?'}: {result['samples']} "
             f"(n={result['num_samples']}, real test n={result['num_real']})")
     notes = [f"note: {n}" for n in result.get("notes", [])]
     return "\n".join([head, _table(rows)] + notes)
 
 
-def compare(paths):
+def compare(paths, full=False):
     """Side-by-side table of existing metrics.json files (folders or files): one column per
-    run, plus the real_train reference of the first run (the best achievable)."""
+    run, plus the real_train reference of the first run (the best achievable). Not ``full``:
+    the summary metrics of the runs' modes only (one screen)."""
     results, names = [], []
     for p in paths:
         p = Path(p)
@@ -687,14 +710,20 @@ def compare(paths):
         if "metrics" not in results[-1]:
             raise ValueError(f"{p}: no 'metrics' key; is it a metrics.json written by evaluate.py?")
         names.append(f"{results[-1].get('model') or '?'}:{Path(results[-1].get('samples', p.parent)).name}")
+    models = {r.get("model") for r in results}
+    if len(models) == 1 and len({n.split(":", 1)[1] for n in names}) == len(names):
+        names = [n.split(":", 1)[1] for n in names]          # one model: the folder names say it all
     cols = [(n, r["metrics"]) for n, r in zip(names, results)]
     if "real_train" in results[0].get("references", {}):
-        cols.append(("real_train (ref of 1st)", results[0]["references"]["real_train"]))
-    keys = []
-    for _, values in cols:
-        keys += [k for k in values if k not in keys]
+        cols.append(("real_train" if not full else "real_train (ref of 1st)", results[0]["references"]["real_train"]))
+    if full:
+        keys = list(dict.fromkeys(k for _, values in cols for k in values))
+    else:
+        keys = _summary_keys([r.get("mode") for r in results], cols)
     pad = [""] * (len(cols) - len(results))
     rows = [["metric"] + [n for n, _ in cols], ["mode"] + [str(r.get("mode")) for r in results] + pad,
             ["seconds_per_image"] + [_fmt(r.get("seconds_per_image")) for r in results] + pad]
     rows += [[k] + [_fmt(values.get(k)) for _, values in cols] for k in keys]
-    return _table(rows)
+    head = f"{' / '.join(sorted(map(str, models)))} samples" + ("; real_train: the first run's reference" if
+                                                                 "real_train" in cols[-1][0] else "")
+    return head + "\n" + _table(rows)

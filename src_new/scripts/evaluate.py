@@ -31,6 +31,8 @@ def build_parser():
                         help="WGAN-GP with a fitted flow prior: mean log p(E(x) | c) on the test split and the "
                              "AUROC of that score for real vs shuffled-condition and vs corrupted designs")
     parser.add_argument("--out", help="--likelihood: also write the result as JSON to this file")
+    parser.add_argument("--full", action="store_true",
+                        help="print every metric and reference (default: the mode's summary; all are in metrics.json)")
     return parser
 
 
@@ -88,10 +90,10 @@ def main(argv=None):
             result = evaluate_samples(args.samples, args.config, max_real=args.max_real,
                                       references=not args.no_references,
                                       inception_weights=args.inception_weights, seed=args.seed)
-            print(format_table(result))
+            print(format_table(result, full=args.full))
             print(f"wrote {result['samples']}/metrics.json")
         if args.compare:
-            print(compare(args.compare))
+            print(compare(args.compare, full=args.full))
     except (ValueError, FileNotFoundError) as err:
         sys.exit(f"error: {err}")
 
