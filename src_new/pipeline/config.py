@@ -569,6 +569,15 @@ def _type_error(key, value):
     return None
 
 
+def check_value(model_type, section, key, value, where):
+    """Refuse ``value`` for ``section.key`` unless it fits the schema's type, range and choices
+    (what ``validate_config`` checks, for values that arrive another way, e.g. a CLI flag)."""
+    expected = _type_error(schema_for(model_type)[section][key], value)
+    if expected:
+        raise ValueError(f"{where} {value!r}: expected {expected} ({section}.{key})")
+    return value
+
+
 def _check_structure(cfg, model_type, schema):
     """Sections are mappings of known keys; required keys are present; every value has its type."""
     for section, values in cfg.items():

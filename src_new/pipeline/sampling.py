@@ -24,13 +24,14 @@ import torch
 from tqdm import tqdm
 
 from ..evaluation.postprocess import clean
-from .config import CHOICES
+from .config import CHOICES, check_value, schema_for
 from ..utils.io import mirror_side, prepare_output_dir, save_component_images, write_json
 from ..utils.masks import component_indices, create_mask
 from ..utils.precision import autocast, resolve_precision
 from ..utils.triplets import save_triplet_grid
 
 MODES = CHOICES["sampling_mode"]
+MAX_CONDITION_SD = 20.0       # requested conditions further from the training ones are refused
 
 
 def add_sampling_args(parser: argparse.ArgumentParser):
@@ -86,9 +87,12 @@ def cli_or_config(args, section, name):
 def sampling_options(args, cfg):
     """Each sampling option: the CLI's value when given, else the config's ``sampling`` value
     (None for an option this model's schema does not have)."""
-    s = cfg["sampling"]
+    s, model_type = cfg["sampling"], cfg["model"]["type"]
     names = ("mode", "num_samples", "batch_sz", "guidance_scale", "components", "inpaint_steps", "inpaint_lr",
              "inpaint_loss", "restarts", "per_condition", "precision")
+    for name in names + ("truncation_psi",):      # a flag's value meets the schema's type and range
+        if getattr(args, name, None) is not None and name in schema_for(model_type)["sampling"]:
+            check_value(model_type, "sampling", name, getattr(args, name), f"--{name}")
     opts = {name: cli_or_config(args, s, name) for name in names}
     opts.update({name: s.get(name) for name in ("inpaint_prior_weight", "inpaint_lr_schedule", "inpaint_noise")})
     return opts
@@ -225,10 +229,20 @@ def sample_conditional(job):
         raw_cond = raw_cond[condition_index]
     extra["condition_index"] = condition_index.numpy()
     cond = job.model.cond_normalizer.normalize(raw_cond)
+    far = cond.abs().amax(1) > MAX_CONDITION_SD
+    if far.any():
+        raise ValueError(f"condition {raw_cond[far][0].tolist()} ({', '.join(job.columns)}) lies more than "
+                         f"{MAX_CONDITION_SD:g} standard deviations from the training conditions (mean "
+                         f"{_rounded(job.model.cond_normalizer.mean)}, sd {_rounded(job.model.cond_normalizer.std)}): "
+                         f"the model has never seen anything near it; ask for a size within the data's range")
     images = torch.cat([job.model.sample(cond=cond[a:b].to(job.device), guidance_scale=job.opts["guidance_scale"],
                                          generator=job.generator, **job.sample_kwargs).cpu()
                         for a, b in _batches(n, bs, "sampling")])
     return Generated(images, raw_cond, extra)
+
+
+def _rounded(values):
+    return [round(float(v), 2) for v in values]
 
 
 def sample_inpainting(job):
