@@ -26,3 +26,21 @@ def test_sampling_numbers_are_checked(checkpoint, tmp_path, args, message):
     proc = run_script("sample.py", "--checkpoint", checkpoint, "--out", out, *args, check=False)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (out / "samples.npz").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--height", "0"], "the shapes need at least 16 x 8 pixels"),
+    (["--test_fraction", "1.5"], "--test_fraction 1.5: use a share in (0, 1)"),
+    (["--n", "1"], "--n must be in [2, 10000000]"),
+])
+def test_make_toy_data_arguments_are_checked(tmp_path, args, message):
+    proc = run_script("make_toy_data.py", "--out", tmp_path / "d", "--n", "10", *args, check=False)
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_make_toy_data_refuses_a_file_as_output_folder(tmp_path):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    proc = run_script("make_toy_data.py", "--out", target, "--n", "10", check=False)
+    assert proc.returncode != 0 and "is a file" in proc.stderr and target.read_text() == "keep me"

@@ -4,6 +4,7 @@
 """
 import argparse
 import time
+from pathlib import Path
 
 import _bootstrap  # noqa: F401
 
@@ -16,11 +17,18 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=4000, help="number of samples (default: 4000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--test_fraction", type=float, default=0.2, help="share of test rows (default: 0.2)")
-    parser.add_argument("--height", type=int, default=64)
-    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--height", type=int, default=64, help="image height in pixels, 16-4096 (default: 64)")
+    parser.add_argument("--width", type=int, default=32, help="image width in pixels, 8-4096 (default: 32)")
     args = parser.parse_args(argv)
-    if args.n < 2:
-        parser.error("--n must be at least 2 (one train and one test sample)")
+    if not 2 <= args.n <= 10_000_000:
+        parser.error("--n must be in [2, 10000000] (at least one train and one test sample)")
+    if not 0 < args.test_fraction < 1 or args.n * args.test_fraction < 0.5 or args.n * (1 - args.test_fraction) < 0.5:
+        parser.error(f"--test_fraction {args.test_fraction}: use a share in (0, 1) that leaves both splits non-empty")
+    if not (16 <= args.height <= 4096 and 8 <= args.width <= 4096):
+        parser.error(f"--height {args.height} --width {args.width}: the shapes need at least 16 x 8 pixels "
+                     f"(and at most 4096 each)")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a file; give a folder (it is created when missing)")
     start = time.time()
     frame = write_dataset(args.out, args.n, args.seed, args.test_fraction, args.height, args.width)
     print(f"wrote {len(frame)} samples ({int(frame['train'].sum())} train, "
