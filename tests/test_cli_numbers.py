@@ -44,3 +44,25 @@ def test_make_toy_data_refuses_a_file_as_output_folder(tmp_path):
     target.write_text("keep me")
     proc = run_script("make_toy_data.py", "--out", target, "--n", "10", check=False)
     assert proc.returncode != 0 and "is a file" in proc.stderr and target.read_text() == "keep me"
+
+
+def test_an_image_whose_header_is_huge_is_refused_undecoded(tmp_path):
+    """A PNG announcing 30000 x 30000 pixels (a tiny file) is refused from its header, in our
+    words, for masks and for pictures."""
+    import struct
+    import zlib
+
+    from src_new.datasets.image_folder import read_image
+    from src_new.datasets.multicomponent import read_png
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    for side, message in ((30000, "far above 50,000,000 pixels"), (8000, "announces 8000 x 8000 pixels")):
+        path = tmp_path / f"bomb{side}.png"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                         + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b""))
+        with pytest.raises(ValueError, match=message):
+            read_png(path, (64, 32))
+        with pytest.raises(ValueError, match=message):
+            read_image(path, (64, 32), 3)

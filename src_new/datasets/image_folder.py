@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ..utils.io import PICTURE_CHANNELS
-from .multicomponent import SPLITS, CachedImageDataset, read_split_table
+from .multicomponent import (MAX_IMAGE_PIXELS, SPLITS, CachedImageDataset, ImageTooLarge, check_image_header,
+                             read_split_table)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -39,8 +40,14 @@ def read_image(path, size_hw, channels):
 
     try:
         with Image.open(path) as img:
+            check_image_header(img, path)
             img.load()
             img = fit_image(img.convert("RGB" if channels == 3 else "L"), size_hw)
+    except ImageTooLarge:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"{path}: its header announces an image far above {MAX_IMAGE_PIXELS:,} pixels; "
+                            f"not decoded (remove the file)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{path}: cannot decode image ({err}); the file is corrupt or not an image, "
                          f"remove it from {Path(path).parent}") from None

@@ -69,14 +69,36 @@ def parse_split_value(value, where):
     raise ValueError(f"{where}: split value {value!r} is not one of True/False, 1/0, 'true'/'false'")
 
 
+MAX_IMAGE_PIXELS = 50_000_000    # an image file larger than this is refused from its header, undecoded
+
+
+class ImageTooLarge(ValueError):
+    """An image file whose header announces more than MAX_IMAGE_PIXELS pixels."""
+
+
+def check_image_header(img, path):
+    """Refuse an opened (not yet decoded) image whose header announces more than
+    MAX_IMAGE_PIXELS pixels: decoding it would exhaust memory."""
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ImageTooLarge(f"{path}: its header announces {w} x {h} pixels, above the limit of "
+                         f"{MAX_IMAGE_PIXELS:,}; not decoded (remove the file or shrink it)")
+
+
 def read_png(path, expected_hw=None):
     """Decode one PNG (L, LA, RGB or RGBA; converted to grayscale) -> uint8 (H, W)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
+            check_image_header(img, path)
             img.load()
             arr = np.array(img.convert("L"), dtype=np.uint8)
+    except ImageTooLarge:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"{path}: its header announces an image far above {MAX_IMAGE_PIXELS:,} pixels; "
+                            f"not decoded (remove the file)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{path}: cannot decode image ({err}); the file is corrupt or "
                          f"truncated, regenerate or remove that sample") from None
