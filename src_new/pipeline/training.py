@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..utils.checkpoint import save_checkpoint
+from ..utils.checkpoint import save_checkpoint, write_atomically
 from .config import dump_config
 from ..utils.io import mirror_side, prepare_output_dir
 
@@ -58,6 +58,39 @@ class CSVLogger:
 
     def close(self):
         self.file.close()
+
+
+def trim_csv_log(path, last_step):
+    """Drop the rows of a CSV log whose ``step`` is above ``last_step`` (and a torn last line
+    left by a kill mid-write), so that a resume from the checkpoint at ``last_step`` logs
+    every later step once. Kept lines stay byte-identical; the file is replaced atomically
+    (temp file + rename), and left untouched when nothing is dropped. Returns the number of
+    lines dropped (0 for a missing file or one without a ``step`` column)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        lines = f.readlines()
+    if not lines:
+        return 0
+    header = next(csv.reader([lines[0]]))
+    if "step" not in header:
+        return 0
+    column = header.index("step")
+    keep = [lines[0]]
+    for line in lines[1:]:
+        row = next(csv.reader([line]), [])
+        try:
+            step = int(float(row[column]))
+        except (IndexError, ValueError):
+            step = None
+        # a line without its newline was cut by a kill during the write: never complete
+        if step is not None and step <= last_step and line.endswith("\n"):
+            keep.append(line)
+    dropped = len(lines) - len(keep)
+    if dropped:
+        write_atomically(path, lambda f: f.writelines(keep), mode="w")
+    return dropped
 
 
 def write_checkpoint(run_dir, state, epoch, keep_numbered=True):
@@ -156,7 +189,9 @@ class TensorBoard:
     """TensorBoard event files in ``log_dir`` (``logging.tensorboard: true``); a no-op when
     disabled. Enabled without the ``tensorboard`` package installed: a clear ImportError."""
 
-    def __init__(self, log_dir, enabled=True):
+    def __init__(self, log_dir, enabled=True, purge_step=None):
+        """purge_step: on resume, the first step after the checkpoint; the events a killed run
+        wrote at this step and later are hidden from TensorBoard (they are logged again)."""
         self.writer = None
         if enabled:
             try:
@@ -165,7 +200,7 @@ class TensorBoard:
                 raise ImportError(f"logging.tensorboard is true but tensorboard cannot be imported ({err}); "
                                   f"pip install tensorboard (it is in requirements.txt), or set "
                                   f"--set logging.tensorboard=false") from None
-            self.writer = SummaryWriter(str(log_dir))
+            self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
 
     def log(self, values, step):
         """Scalars {tag: number} at ``step``."""
@@ -211,6 +246,11 @@ class Trainer:
     # the epochs of the current phase, from the epoch where it started.
     default_phase = phase = "train"
     healthy_ranges = {}     # {logged column: (low, high)}, shaded in curves.png
+    # The run's CSV logs (one per phase, e.g. losses.csv, losses_encoder.csv): on a resume or
+    # a rollback each loses its rows beyond the checkpoint's step, which are trained again.
+    log_glob = "losses*.csv"
+    # Entries a checkpoint of this model holds beyond utils.checkpoint.MODEL_ENTRIES.
+    checkpoint_entries = ()
 
     def __init__(self, cfg, resume_state=None, resume_path=None, verbose=True):
         from ..utils.distributed import DistContext
@@ -301,6 +341,11 @@ class Trainer:
     def health_check(self, means):
         """Warnings from the epoch means (optional)."""
 
+    def check_checkpoint(self, ckpt, path):
+        """Raise ValueError unless ``ckpt`` is a checkpoint of this model (before any of it is read)."""
+        from ..utils.checkpoint import validate_checkpoint
+        return validate_checkpoint(ckpt, path, self.model_type, self.checkpoint_entries)
+
     # ---------------------------------------------------------------- state
     def state_dict(self, rng_states=None):
         """rng_states: every rank's RNG state (distributed runs), stored as ``rng_state_per_rank``
@@ -319,10 +364,11 @@ class Trainer:
 
     def load_state(self, ckpt, path):
         from ..datasets.multicomponent import ConditionNormalizer
-        from ..utils.checkpoint import check_model_type
+        from ..utils.checkpoint import check_finite_weights
         from ..utils.runtime import seed_everything, set_rng_state
 
-        check_model_type(ckpt, self.model_type, path)
+        self.check_checkpoint(ckpt, path)
+        check_finite_weights(ckpt, [k for k in self.model_state() if k.endswith("_state_dict")], path)
         self.load_model_state(ckpt, path)
         for name, (opt, _) in self.optimizers.items():
             if name in ckpt:   # an optimizer added after the checkpoint was written starts fresh
@@ -361,9 +407,7 @@ class Trainer:
             self.say(f"checkpoint is at epoch {self.epoch} >= {start}training.epochs = {self.tcfg['epochs']}; "
                      f"nothing to do (raise --epochs to train further)")
             return self.run_dir
-        logger = CSVLogger(self.run_dir / self.log_file, self.log_fields) if self.dist.is_main else None
-        board = self.board = TensorBoard(self.run_dir / "tensorboard", enabled=self.dist.is_main and bool(
-            self.cfg.get("logging", {}).get("tensorboard", False)))
+        logger, board = self.open_logs()
         phase = "" if self.phase == self.default_phase else f" (phase {self.phase})"
         self.say(f"training {self.model_type}{phase} on {self.device} ({self.dist.world_size} process(es)): "
                  f"{len(self.train_set)} train samples, {len(self.loader)} steps/epoch, "
@@ -375,13 +419,36 @@ class Trainer:
                         self.run_epoch(logger, board, guard)
                     except TrainingDiverged as err:
                         self.handle_divergence(err)
+                        # the steps after the checkpoint are trained again: log them once
+                        self.close_logs(logger, board)
+                        logger, board = self.open_logs()
         finally:
-            if logger is not None:
-                logger.close()
-            board.close()
-            self.board = TensorBoard(None, enabled=False)
+            self.close_logs(logger, board)
         self.say(f"done: {self.run_dir / 'checkpoint_latest.pt'}")
         return self.run_dir
+
+    def open_logs(self):
+        """-> (CSVLogger of the phase's log or None, TensorBoard), rank 0 only. What an earlier
+        attempt logged beyond ``self.step`` (a run killed after its last checkpoint, or rolled
+        back) is dropped first: the CSV rows of every log, and the TensorBoard events (purged
+        from ``self.step + 1``), so each step is logged once."""
+        if not self.dist.is_main:
+            self.board = TensorBoard(None, enabled=False)
+            return None, self.board
+        for path in sorted({self.run_dir / self.log_file, *self.run_dir.glob(self.log_glob)}):
+            dropped = trim_csv_log(path, self.step)
+            if dropped:
+                self.say(f"{path.name}: dropped {dropped} row(s) after step {self.step} (logged again)")
+        enabled = bool(self.cfg.get("logging", {}).get("tensorboard", False))
+        self.board = TensorBoard(self.run_dir / "tensorboard", enabled=enabled,
+                                 purge_step=self.step + 1 if self.step else None)
+        return CSVLogger(self.run_dir / self.log_file, self.log_fields), self.board
+
+    def close_logs(self, logger, board):
+        if logger is not None:
+            logger.close()
+        board.close()
+        self.board = TensorBoard(None, enabled=False)
 
     @property
     def launcher(self):

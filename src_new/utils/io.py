@@ -164,14 +164,37 @@ def to_numpy_raw(x):
 
 
 def load_samples(path):
-    """Read a ``samples.npz`` (or its folder) -> dict of numpy arrays."""
+    """Read a ``samples.npz`` (or its folder) -> dict of numeric numpy arrays. Anything else
+    (an empty, truncated or corrupt file, another format, object or text arrays) is a
+    one-line ValueError "<path>: not a samples file of this project: <what is wrong>"."""
+    import zipfile
+    import zlib
+
+    from .checkpoint import error_summary
+
     path = Path(path)
     if path.is_dir():
         path = path / "samples.npz"
     if not path.is_file():
         raise FileNotFoundError(f"samples file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    not_ours = f"{path}: not a samples file of this project"
+    if path.stat().st_size == 0:
+        raise ValueError(f"{not_ours}: the file is empty (0 bytes)")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                arrays = {k: data[k] for k in data.files}   # reads (and CRC-checks) every member
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
+        # np.load reports truncation and corruption with any of these
+        raise ValueError(f"{not_ours}: {error_summary(err)} (truncated or corrupt? sample again)") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{not_ours}: a single .npy array, not an .npz archive of named arrays")
+    odd = [f"'{k}' ({a.dtype})" for k, a in arrays.items() if not (np.issubdtype(a.dtype, np.number)
+                                                                   or a.dtype == bool)]
+    if odd:
+        raise ValueError(f"{not_ours}: non-numeric array(s) {', '.join(odd)}")
+    return arrays
 
 
 def prepare_output_dir(path, overwrite=False, what="output folder"):

@@ -8,17 +8,23 @@ from __future__ import annotations
 import copy
 
 from ...datasets.multicomponent import ConditionNormalizer
-from ...utils.checkpoint import check_model_type, load_checkpoint, load_state_strict
+from ...utils.checkpoint import check_finite_weights, load_checkpoint, load_state_strict, validate_checkpoint
 from ...pipeline.config import auto_complete_config, validate_config
 from ...utils.runtime import resolve_device
 from ...pipeline.sampling import run_sampling
 from . import build_ddpm
 
 
+# What a DDPM checkpoint holds beyond every model's entries (utils.checkpoint.MODEL_ENTRIES).
+CHECKPOINT_ENTRIES = ("unet_state_dict", "ema_unet_state_dict")
+
+
 def load_model_from_checkpoint(path, device="cpu", ckpt=None):
-    """Rebuild the diffusion model from the checkpoint's config; returns (model in eval mode, cfg)."""
+    """Rebuild the diffusion model from the checkpoint's config; returns (model in eval mode, cfg).
+    The checkpoint is validated, and refused when a network holds NaN/inf weights."""
     ckpt = ckpt if ckpt is not None else load_checkpoint(path)
-    check_model_type(ckpt, "ddpm", path)
+    validate_checkpoint(ckpt, path, "ddpm", CHECKPOINT_ENTRIES)
+    check_finite_weights(ckpt, CHECKPOINT_ENTRIES, path)
     cfg = validate_config(auto_complete_config(ckpt["config"], verbose=False))
     model = build_ddpm(cfg)
     model.ema_unet = copy.deepcopy(model.unet)

@@ -14,6 +14,7 @@ from ...utils.ema import EMA
 from ...utils.io import save_grid
 from ...pipeline.training import Trainer, clip_gradients, run_training
 from . import build_ddpm
+from .sample import CHECKPOINT_ENTRIES
 
 
 class DDPMTrainer(Trainer):
@@ -22,6 +23,7 @@ class DDPMTrainer(Trainer):
     finite_keys = ("loss",)
     grad_norm_keys = ("grad_norm",)
     divergence_advice = "Remedies: lower training.lr (/5) or training.grad_clip, or set training.on_divergence=rollback"
+    checkpoint_entries = CHECKPOINT_ENTRIES      # checked on resume, as for sampling
 
     def build(self, cfg):
         t = self.tcfg

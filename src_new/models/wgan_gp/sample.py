@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from ...datasets.multicomponent import ConditionNormalizer
-from ...utils.checkpoint import check_model_type, load_checkpoint, load_state_strict
+from ...utils.checkpoint import (check_finite_weights, check_model_type, load_checkpoint, load_state_strict,
+                                 validate_checkpoint)
 from ...pipeline.config import auto_complete_config, validate_config
 from ...utils.io import save_grid
 from ...utils.runtime import resolve_device
@@ -35,11 +36,29 @@ def check_checkpoint_version(ckpt, path):
             f"Retrain, or sample it with the commit that trained it (git log src_new/models/wgan_gp).")
 
 
+# What a WGAN-GP checkpoint holds beyond every model's entries (utils.checkpoint.MODEL_ENTRIES);
+# flow_state_dict and the optimizers are optional (runs from before the flow prior).
+CHECKPOINT_ENTRIES = ("encoder_state_dict", "generator_state_dict", "ema_generator_state_dict",
+                      "critic_state_dict", "train_conditions")
+NETWORK_ENTRIES = ("encoder_state_dict", "generator_state_dict", "ema_generator_state_dict",
+                   "critic_state_dict", "flow_state_dict")
+
+
+def check_checkpoint(ckpt, path):
+    """``validate_checkpoint`` for the WGAN-GP; an older format is named as such (before the
+    entries it lacks). Returns ``ckpt``; raises ValueError."""
+    validate_checkpoint(ckpt, path)                 # types first: the checks below read them
+    if "config" in ckpt:                            # without it: named among the missing entries
+        check_model_type(ckpt, "wgan_gp", path)
+        check_checkpoint_version(ckpt, path)
+    return validate_checkpoint(ckpt, path, "wgan_gp", CHECKPOINT_ENTRIES)
+
+
 def load_model_from_checkpoint(path, device="cpu", ckpt=None):
-    """Rebuild the WGANGP from the checkpoint's own config; returns (model in eval mode, cfg)."""
-    ckpt = ckpt if ckpt is not None else load_checkpoint(path)
-    check_model_type(ckpt, "wgan_gp", path)
-    check_checkpoint_version(ckpt, path)
+    """Rebuild the WGANGP from the checkpoint's own config; returns (model in eval mode, cfg).
+    The checkpoint is validated, and refused when a network holds NaN/inf weights."""
+    ckpt = check_checkpoint(ckpt if ckpt is not None else load_checkpoint(path), path)
+    check_finite_weights(ckpt, NETWORK_ENTRIES, path)
     cfg = validate_config(auto_complete_config(ckpt["config"], verbose=False))
     model = build_wgan_gp(cfg)
     for key, module in (("encoder_state_dict", model.encoder), ("generator_state_dict", model.generator),

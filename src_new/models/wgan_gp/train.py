@@ -26,7 +26,7 @@ from ...utils.io import save_grid
 from ...pipeline.training import Trainer, clip_gradients, run_training
 from . import build_wgan_gp
 from .flow import load_flow_state
-from .sample import CHECKPOINT_VERSION, check_checkpoint_version
+from .sample import CHECKPOINT_VERSION, check_checkpoint, check_checkpoint_version
 
 # Health checks (the tuning guide's reading of the losses), on epoch means.
 CRITIC_DOMINATES = -10.0      # critic loss below this for PATIENCE epochs
@@ -139,6 +139,10 @@ class WGANGPTrainer(Trainer):
         if not pairs:   # no two training conditions within 1 unit: all pairs are the yardstick
             real = mean_pairwise_l1(self.train_set.images_float)
         return {"z": z.to(self.device), "cond": None if cond is None else cond.to(self.device), "real": real}
+
+    def check_checkpoint(self, ckpt, path):
+        """The sampler's validation of a WGAN-GP checkpoint (an older format named first)."""
+        return check_checkpoint(ckpt, path)
 
     def model_state(self):
         state = {f"{name}_state_dict": getattr(self.model, name).state_dict() for name in NETWORKS}
