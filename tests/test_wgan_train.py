@@ -213,3 +213,27 @@ def test_cli_errors(toy_root, tmp_path):
     assert proc.returncode != 0 and "checkpoint not found" in proc.stderr
     for script in ("train.py", "sample.py"):
         assert "--help" in run_script(script, "--help").stdout
+
+
+def test_critic_overfitting_figures_use_the_test_split_and_reach_the_curves(toy_root, tmp_path):
+    """Each evaluation logs the critic's mean score on training and on held-back test images,
+    their gap and ADA's r_t; the test figure is the critic's mean over the test split, and the
+    two scores share one panel of curves.png."""
+    from src_new.utils.plots import plot_runs
+
+    cfg = make_cfg(toy_root, tmp_path / "out", training={"epochs": 2, "run_name": "o"})
+    trainer = WGANGPTrainer(cfg, verbose=False)
+    run = trainer.run()
+    last = trainer.history[-1]
+    for key in ("critic_score_train", "critic_score_test", "critic_train_test_gap", "critic_sign_rt"):
+        assert key in last and np.isfinite(last[key]), key
+    test = trainer.data["test"]
+    m = len(test) // 4 * 4                                              # whole minibatch-std groups
+    with torch.no_grad():
+        expected = trainer.model.critic(test.images_float[:m], test.conditions[:m]).mean()
+    assert last["critic_score_test"] == pytest.approx(float(expected), rel=1e-4, abs=1e-5)
+    assert last["critic_train_test_gap"] == pytest.approx(last["critic_score_train"] - last["critic_score_test"])
+    assert -1 <= last["critic_sign_rt"] <= 1
+    fig = plot_runs([run], histories=[trainer.history])
+    panel = next(ax for ax in fig.axes if ax.get_title() == "critic score: train vs test (evaluation)")
+    assert len(panel.get_lines()) == 2

@@ -23,6 +23,8 @@ INDEX_COLUMNS = ("step", "epoch")
 GROUPS = (("gradient norms", lambda c: "grad_norm" in c),
           ("learning rates", lambda c: c == "lr" or c.startswith("lr_")))
 LOG_GROUPS = {"gradient norms", "learning rates"}
+# In-training evaluations drawn together: the critic's scores of training vs held-back images.
+EVAL_GROUPS = (("critic score: train vs test (evaluation)", lambda c: c.startswith("critic_score_")),)
 
 
 def read_losses(run_dir):
@@ -90,7 +92,8 @@ def panels_for(columns, evaluations=()):
         title = next((g for g, match in GROUPS if match(column)), column)
         panels.setdefault(title, []).append(column)
     for name in evaluations:
-        panels.setdefault(f"{name} (evaluation)", []).append(name)
+        title = next((g for g, match in EVAL_GROUPS if match(name)), f"{name} (evaluation)")
+        panels.setdefault(title, []).append(name)
     return panels
 
 

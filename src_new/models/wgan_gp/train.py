@@ -30,6 +30,7 @@ from .sample import CHECKPOINT_VERSION, check_checkpoint, check_checkpoint_versi
 
 # Health checks (the tuning guide's reading of the losses), on epoch means.
 CRITIC_DOMINATES = -10.0      # critic loss below this for PATIENCE epochs
+OVERFIT_PROBE = 256           # training and test images the critic scores at each evaluation
 HIGH_PENALTY = 1.0            # gradient penalty above this for PATIENCE epochs
 COLLAPSE_RATIO = 0.3          # within-condition spread over z below this share of real near-condition pairs
 COLLAPSE_CONDITIONS, COLLAPSE_DRAWS = 16, 8   # the probe: 8 latents for each of 16 test conditions
@@ -84,6 +85,7 @@ def make_optimizers(model, tcfg):
     kind = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
     optimizers = (torch.optim.Adam(model.generator.parameters(), tcfg["lr_generator"], betas=betas, **kind),
                   torch.optim.Adam(model.critic.parameters(), tcfg["lr_critic"], betas=betas, **kind),
+                  # the encoder regresses a fixed target, not a moving game: Adam's own betas
                   torch.optim.Adam(model.encoder.parameters(), tcfg["lr_encoder"], **kind))
     for optimizer in optimizers:
         optimizer.register_step_pre_hook(align_layouts)
@@ -301,6 +303,26 @@ class WGANGPTrainer(Trainer):
             self.board.image(f"samples{suffix}", grid, self.step)
         if self.phase == "gan":
             self.check_collapse()
+            self.history[-1].update(self.critic_overfit())
+
+    @torch.no_grad()
+    def critic_overfit(self, n=OVERFIT_PROBE):
+        """Whether the critic memorises the training set (Karras et al. 2020): its mean score
+        on training images and on held-back test images (never trained on) at their own
+        conditions, their gap, and ADA's r_t = E[sign(D(x_train))] (near 0 while the critic
+        generalises; toward 1 as it memorises) -> {critic_score_train, critic_score_test,
+        critic_train_test_gap, critic_sign_rt}."""
+        def scores(dataset):
+            group = self.model.critic.minibatch_std.group_size if self.model.critic.minibatch_std else 1
+            m = min(n, len(dataset)) // group * group
+            x = dataset.images_float[:m].to(self.device)
+            cond = dataset.conditions[:m].to(self.device) if self.model.cond_dim else None
+            return torch.cat([self.model.critic(x[i:i + 256], None if cond is None else cond[i:i + 256]).float()
+                              for i in range(0, m, 256)])
+        train, test = scores(self.train_set), scores(self.data["test"])
+        return {"critic_score_train": float(train.mean()), "critic_score_test": float(test.mean()),
+                "critic_train_test_gap": float(train.mean() - test.mean()),
+                "critic_sign_rt": float(train.sign().mean())}
 
     def check_collapse(self):
         """Spread over z at fixed conditions (mean pairwise L1 of COLLAPSE_DRAWS samples per
