@@ -145,6 +145,21 @@ def guidance():
     return "\n".join(lines) + "\n"
 
 
+def kill_soak():
+    """The kill soak's summary (bench/results/kill_soak.json)."""
+    r = load("kill_soak.json")
+    yes = lambda flag: "yes" if flag else "**no**"
+    return (f"`python bench/kill_soak.py --kills {r['kills']}` -> `bench/results/kill_soak.json` "
+            f"({machine_line(r['provenance'])}): {r['kills']} SIGKILLs at random instants "
+            f"({r['kills_during_checkpoint_save']} during a checkpoint save), a checkpoint every "
+            f"{r['checkpoint_interval_steps']} steps, a resume after each: {r['unloadable_checkpoints']} unloadable "
+            f"checkpoints, {r['failed_resumes']} failed resumes, at most {r['max_steps_back']} steps lost, "
+            f"{r['final_steps']} steps with {r['duplicate_steps']} duplicated and {r['missing_steps']} missing rows in "
+            f"`losses.csv` ({r['rows_logged_again']} replayed rows trimmed); TensorBoard every step once: "
+            f"{yes(r['tensorboard_every_step_once'])}; losses equal to an uninterrupted run: "
+            f"{yes(r['losses_equal_uninterrupted_run'])}.\n")
+
+
 def config_reference():
     """The README's configuration reference, from the schema (src_new/pipeline/config.py)."""
     from src_new.pipeline.config import reference_table
@@ -154,12 +169,16 @@ def config_reference():
 RENDERERS = {
     "config_reference": config_reference,
     "guidance": guidance,
+    "kill_soak": kill_soak,
     "bench_cpu": bench_cpu,
     "precision": precision,
     "seeds_precision": lambda: seeds_table("toy_fp32_400s", "toy_bf16_400s", "BUDGET=400 bash scripts/seeds_precision.sh"),
     "seeds_cond_head": lambda: seeds_table("toy_fp32_400s", "toy_fp32_cond1_400s",
                                            "python bench/seeds.py --name toy_fp32_cond1_400s --budget 400 --set "
                                            "training.precision=fp32 --set model.lambda_cond=1"),
+    "seeds_patch": lambda: seeds_table("toy_bf16_400s", "toy_bf16_patch1_400s",
+                                       "python bench/seeds.py --name toy_bf16_patch1_400s --budget 400 --set "
+                                       "model.critic_patch_weight=1"),
     "seeds_reach": lambda: seeds_table("toy_fp32_400s", "toy_fp32_rec1_400s",
                                        "python bench/seeds.py --name toy_fp32_rec1_400s --budget 400 --seeds 0 --set "
                                        "training.precision=fp32 --set model.lambda_rec=1 --set model.lambda_latent_kl=0.1"),
