@@ -5,7 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...pipeline.config import defaults_for
 from ...utils.precision import GroupNorm32, full_precision
+
+# Keyword defaults are the config schema's (one place for every default).
+_M = defaults_for("ddpm")["model"]
 
 
 def sinusoidal_embedding(t, dim):
@@ -69,8 +73,8 @@ class UNet(nn.Module):
     one set of weights serves conditional and unconditional prediction (classifier-free
     guidance). About 12.2M parameters at C=5, 64x32, dim=64, dim_mults=(1, 2, 4), res_blocks=2."""
 
-    def __init__(self, channels, cond_dim, image_size, dim=64, dim_mults=(1, 2, 4), res_blocks=2,
-                 attn_resolutions=(), dropout=0.0):
+    def __init__(self, channels, cond_dim, image_size, dim=_M["dim"], dim_mults=_M["dim_mults"],
+                 res_blocks=_M["res_blocks"], attn_resolutions=_M["attn_resolutions"], dropout=_M["dropout"]):
         super().__init__()
         self.channels, self.cond_dim, self.image_size = channels, cond_dim, tuple(image_size)
         factor = 2 ** (len(dim_mults) - 1)

@@ -3,10 +3,13 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ...pipeline.config import CHOICES
+from ...pipeline.config import CHOICES, defaults_for
 from ...utils.checks import check_cond, check_image
 from ...utils.precision import GroupNorm32
 from .layers import MinibatchStd, embed_or_null
+
+# Keyword defaults are the config schema's (one place for every default).
+_M = defaults_for("wgan_gp")["model"]
 
 
 class Critic(nn.Module):
@@ -43,8 +46,10 @@ class Critic(nn.Module):
 
     PATCH_TAP = 4            # index in ``features`` after which the H/4 map is read (conv, conv, norm, act)
 
-    def __init__(self, channels, cond_dim, image_size, dim=64, cond_emb_dim=64, spectral_norm=False,
-                 cond_mode="projection", minibatch_std_group=4, condition_head=False, patch_weight=0.0):
+    def __init__(self, channels, cond_dim, image_size, dim=_M["critic_dim"], cond_emb_dim=64,
+                 spectral_norm=_M["spectral_norm"], cond_mode=_M["critic_cond"],
+                 minibatch_std_group=_M["minibatch_std_group"], condition_head=False,
+                 patch_weight=_M["critic_patch_weight"]):
         super().__init__()
         if cond_mode not in CHOICES["critic_cond"]:
             raise ValueError(f"Critic cond_mode must be one of {CHOICES['critic_cond']}, got {cond_mode!r}")

@@ -2,8 +2,12 @@
 import torch
 from torch import nn
 
+from ...pipeline.config import defaults_for
 from ...utils.checks import check_cond, check_image
 from ...utils.precision import GroupNorm32
+
+# Keyword defaults are the config schema's (one place for every default).
+_M = defaults_for("wgan_gp")["model"]
 
 
 class Encoder(nn.Module):
@@ -17,7 +21,7 @@ class Encoder(nn.Module):
     per-sample (GroupNorm), so a sample's latent never depends on the rest of the batch.
     """
 
-    def __init__(self, channels, latent_dim, image_size, dim=64, cond_dim=0):
+    def __init__(self, channels, latent_dim, image_size, dim=_M["encoder_dim"], cond_dim=0):
         super().__init__()
         self.channels, self.latent_dim, self.image_size = channels, latent_dim, tuple(image_size)
         self.cond_dim = cond_dim

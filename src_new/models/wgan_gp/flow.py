@@ -18,8 +18,12 @@ import math
 import torch
 from torch import nn
 
+from ...pipeline.config import defaults_for
 from ...utils.checkpoint import load_state_strict
 from ...utils.runtime import randn
+
+# Keyword defaults are the config schema's (one place for every default).
+_M = defaults_for("wgan_gp")["model"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -86,7 +90,7 @@ class ConditionalFlowPrior(nn.Module):
     The buffer ``fitted`` (saved with the state dict) is 1 once the flow phase has fitted it,
     back to 0 when the encoder trains again (the latents it describes change)."""
 
-    def __init__(self, dim, cond_dim=0, num_layers=6, hidden=64, scale_bound=2.0):
+    def __init__(self, dim, cond_dim=0, num_layers=_M["flow_layers"], hidden=_M["flow_hidden"], scale_bound=2.0):
         super().__init__()
         if dim < 1 or cond_dim < 0 or num_layers < 0:
             raise ValueError(f"ConditionalFlowPrior: need dim >= 1, cond_dim >= 0, num_layers >= 0; "

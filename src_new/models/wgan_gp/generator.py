@@ -2,9 +2,13 @@
 import torch
 from torch import nn
 
+from ...pipeline.config import defaults_for
 from ...utils.checks import check_cond
 from ...utils.precision import full_precision
 from .layers import AdaGroupNorm, ResBlock, embed_or_null
+
+# Keyword defaults are the config schema's (one place for every default).
+_M = defaults_for("wgan_gp")["model"]
 
 # Latents whose mapped styles are averaged for the truncation trick's per-condition mean.
 TRUNCATION_PROBES = 256
@@ -26,9 +30,10 @@ class Generator(nn.Module):
     null embedding, so one set of weights serves conditional and unconditional generation.
     """
 
-    def __init__(self, channels, latent_dim, cond_dim, image_size, dim=64, dim_mults=(1, 2, 4),
-                 res_blocks=(1, 2, 2), bottleneck_res_blocks=1, upsample="transpose", cond_emb_dim=128,
-                 style_dim=0, mapping_layers=2):
+    def __init__(self, channels, latent_dim, cond_dim, image_size, dim=_M["dim"], dim_mults=_M["dim_mults"],
+                 res_blocks=_M["res_blocks"], bottleneck_res_blocks=_M["bottleneck_res_blocks"],
+                 upsample=_M["upsample"], cond_emb_dim=128, style_dim=_M["style_dim"],
+                 mapping_layers=_M["mapping_layers"]):
         super().__init__()
         self.channels, self.latent_dim, self.cond_dim = channels, latent_dim, cond_dim
         self.image_size = tuple(image_size)
