@@ -234,6 +234,11 @@ def test_critic_overfitting_figures_use_the_test_split_and_reach_the_curves(toy_
     assert last["critic_score_test"] == pytest.approx(float(expected), rel=1e-4, abs=1e-5)
     assert last["critic_train_test_gap"] == pytest.approx(last["critic_score_train"] - last["critic_score_test"])
     assert -1 <= last["critic_sign_rt"] <= 1
+    with torch.no_grad():                                               # centred on the test images' median
+        n = len(trainer.train_set) // 4 * 4
+        train_scores = trainer.model.critic(trainer.train_set.images_float[:n], trainer.train_set.conditions[:n])
+        test_scores = trainer.model.critic(test.images_float[:m], test.conditions[:m])
+    assert last["critic_sign_rt"] == pytest.approx(float((train_scores - test_scores.median()).sign().mean()))
     fig = plot_runs([run], histories=[trainer.history])
     panel = next(ax for ax in fig.axes if ax.get_title() == "critic score: train vs test (evaluation)")
     assert len(panel.get_lines()) == 2

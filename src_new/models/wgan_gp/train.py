@@ -309,9 +309,10 @@ class WGANGPTrainer(Trainer):
     def critic_overfit(self, n=OVERFIT_PROBE):
         """Whether the critic memorises the training set (Karras et al. 2020): its mean score
         on training images and on held-back test images (never trained on) at their own
-        conditions, their gap, and ADA's r_t = E[sign(D(x_train))] (near 0 while the critic
-        generalises; toward 1 as it memorises) -> {critic_score_train, critic_score_test,
-        critic_train_test_gap, critic_sign_rt}."""
+        conditions, their gap, and ADA's overfitting heuristic r_t = E[sign(D(x_train) - m)],
+        centred on the held-back images' median score m (a Wasserstein critic has no fixed
+        zero): near 0 while the critic scores both alike, toward 1 as it memorises
+        -> {critic_score_train, critic_score_test, critic_train_test_gap, critic_sign_rt}."""
         def scores(dataset):
             group = self.model.critic.minibatch_std.group_size if self.model.critic.minibatch_std else 1
             m = min(n, len(dataset)) // group * group
@@ -322,7 +323,7 @@ class WGANGPTrainer(Trainer):
         train, test = scores(self.train_set), scores(self.data["test"])
         return {"critic_score_train": float(train.mean()), "critic_score_test": float(test.mean()),
                 "critic_train_test_gap": float(train.mean() - test.mean()),
-                "critic_sign_rt": float(train.sign().mean())}
+                "critic_sign_rt": float((train - test.median()).sign().mean())}
 
     def check_collapse(self):
         """Spread over z at fixed conditions (mean pairwise L1 of COLLAPSE_DRAWS samples per

@@ -208,7 +208,8 @@ class WGANGP(nn.Module):
         G(z, None) + s * (G(z, cond) - G(z, None)) (both in one batched pass), on the [0, 1]
         outputs clamped back to [0, 1] (guidance_space ``pixels``) or on the logits before the
         sigmoid (``logits``); ``style``: the same extrapolation of the generator's input style
-        w (mapping of [z, embed(c)]), synthesized once; otherwise G(z, cond). z: (B, latent_dim) or None; generator: torch.Generator.
+        w (mapping of [z, embed(c)]), synthesized once; otherwise G(z, cond).
+        z: (B, latent_dim) or None; generator: torch.Generator.
         truncation_psi in [0, 1]: the truncation trick, each style pulled toward its
         condition's mean style (1 = off; lower = typical, less varied samples).
         unconditional (when no condition is given): ``marginal`` = G(z, c) with c drawn from
@@ -219,8 +220,9 @@ class WGANGP(nn.Module):
         device = next(self.parameters()).device
         if unconditional is None:
             unconditional = "marginal" if self.train_conditions is not None and self.cond_dim > 0 else "null"
-        if unconditional not in CHOICES["unconditional"]:
-            raise ValueError(f"unconditional must be one of {CHOICES['unconditional']}, got {unconditional!r}")
+        for name, value in (("unconditional", unconditional), ("prior", prior), ("guidance_space", guidance_space)):
+            if value not in CHOICES[name]:
+                raise ValueError(f"sample: {name} must be one of {CHOICES[name]}, got {value!r}")
         if not 0.0 <= truncation_psi <= 1.0:
             raise ValueError(f"truncation_psi must be in [0, 1], got {truncation_psi}")
         if raw_cond is not None:
@@ -233,8 +235,6 @@ class WGANGP(nn.Module):
         if cond is not None:
             batch_size = cond.shape[0]
             cond = check_cond(cond.to(device, torch.float32), batch_size, self.cond_dim, "sample condition")
-        if prior not in CHOICES["prior"]:
-            raise ValueError(f"sample: prior must be one of {CHOICES['prior']}, got {prior!r}")
         if z is None and prior == "flow":   # one latent per condition row (batch_size when unconditional)
             flow = require_fitted(self.flow, "sample(prior='flow')")
             z = flow.sample(cond, None if cond is not None else batch_size, generator=generator)
@@ -247,9 +247,6 @@ class WGANGP(nn.Module):
         gen = self.compiled("sampling_generator")
         if truncation_psi != 1.0:
             gen = functools.partial(self.sampling_generator, truncation_psi=truncation_psi)
-        if guidance_space not in CHOICES["guidance_space"]:
-            raise ValueError(f"sample: guidance_space must be one of {CHOICES['guidance_space']}, "
-                             f"got {guidance_space!r}")
         if cond is None or guidance_scale == 0:
             return gen(z, cond)
         if guidance_space == "style":
