@@ -20,6 +20,7 @@ $PY src_new/scripts/sample.py --checkpoint "$CKPT" --mode inpainting --component
     --num_samples 64 --batch_sz 64 --restarts 2 --out $OUT/inpainting --overwrite
 
 for mode in unconditional conditional_g0 conditional_g2 inpainting; do     # each folder's table: evaluate.txt
+    mkdir -p $OUT/$mode                                                   # (sample.py made it)
     $PY src_new/scripts/evaluate.py --samples $OUT/$mode > $OUT/$mode/evaluate.txt
 done
 $PY src_new/scripts/evaluate.py --compare $OUT/unconditional $OUT/conditional_g0 $OUT/conditional_g2 $OUT/inpainting
