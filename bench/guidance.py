@@ -13,8 +13,6 @@ standard errors added (bench/seeds.py's verdict).
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -26,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ablation import measure  # noqa: E402
-from seeds import verdict  # noqa: E402
+from seeds import summarize, verdict  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.pipeline.config import CHOICES  # noqa: E402
@@ -50,15 +48,9 @@ def guided_figures(model, cfg, sets, space, scale, batch=256):
     return {k: figures[k] for k in FIGURES}
 
 
-def summarize(per_seed):
+def summarize_settings(per_seed):
     """{setting: {figure: {mean, sd, n}}} over the seeds."""
-    out = {}
-    for setting in per_seed[0]["settings"]:
-        rows = [s["settings"][setting] for s in per_seed]
-        out[setting] = {k: {"mean": statistics.fmean(r[k] for r in rows),
-                            "sd": statistics.stdev([r[k] for r in rows]) if len(rows) > 1 else 0.0,
-                            "n": len(rows)} for k in FIGURES}
-    return out
+    return {setting: summarize([row["settings"][setting] for row in per_seed]) for setting in per_seed[0]["settings"]}
 
 
 def main(argv=None):
@@ -82,7 +74,7 @@ def main(argv=None):
             row["settings"][f"{space}@{scale:g}"] = guided_figures(model, cfg, sets, "pixels" if space == "none"
                                                                    else space, scale)
         per_seed.append(row)
-    summary = summarize(per_seed)
+    summary = summarize_settings(per_seed)
     verdicts = {setting: {k: verdict(summary["none@0"][k], summary[setting][k], better)
                           for k, better in FIGURES.items()} for setting in summary if setting != "none@0"}
     write_json({"provenance": provenance(sys.argv, "cpu", design=args.design, sampling_seed=SAMPLING_SEED,

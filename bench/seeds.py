@@ -124,6 +124,11 @@ def compare(entries, base_name, new_name):
     return "\n".join(lines)
 
 
+def figures(model, cfg):
+    """A seed's quality figures: the ablation protocol's scores and the inversion IoU."""
+    return {**score(model, cfg, seed=SAMPLING_SEED), "inversion_iou": full_inversion_iou(model, cfg)}
+
+
 def rescore(entry, name, runs, argv):
     """``entry`` with every seed's figures measured again from its checkpoint in ``runs``."""
     torch.set_num_threads(2)
@@ -132,7 +137,7 @@ def rescore(entry, name, runs, argv):
         path = runs / f"{name}_s{row['seed']}" / "checkpoint_latest.pt"
         model, cfg = load_model_from_checkpoint(path)
         kept = {k: row[k] for k in ("seed", "train_seconds", "generator_steps", "seconds_per_step", "precision")}
-        rows.append({**kept, **score(model, cfg, seed=SAMPLING_SEED), "inversion_iou": full_inversion_iou(model, cfg)})
+        rows.append({**kept, **figures(model, cfg)})
         print(f"seed {row['seed']} rescored", flush=True)
     prov = dict(entry["provenance"], rescored=provenance(argv))
     return {"provenance": prov, "per_seed": rows, "summary": summarize(rows)}
@@ -196,8 +201,7 @@ def main(argv=None):
         model, cfg = load_model_from_checkpoint(path, ckpt=ckpt)
         row = {"seed": seed, "train_seconds": seconds, "generator_steps": ckpt["global_step"],
                "seconds_per_step": median_step_seconds(run_dir, cfg),
-               "precision": cfg["training"]["precision"], **score(model, cfg, seed=SAMPLING_SEED),
-               "inversion_iou": full_inversion_iou(model, cfg)}
+               "precision": cfg["training"]["precision"], **figures(model, cfg)}
         rows.append(row)
         commands.append(command)
         print(f"seed {seed}: {row['generator_steps']} steps in {seconds:.0f} s, FD {row['cond_fd']:.3f}, "

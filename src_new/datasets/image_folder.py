@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from ..utils.io import PICTURE_CHANNELS
-from .multicomponent import (MAX_IMAGE_PIXELS, SPLITS, CachedImageDataset, ImageTooLarge, check_image_header,
-                             read_split_table)
+from .multicomponent import SPLITS, CachedImageDataset, decode_image, read_split_table
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -36,22 +35,9 @@ def fit_image(img, size_hw):
 def read_image(path, size_hw, channels):
     """Decode one image -> uint8 (channels, H, W): converted to RGB (3) or grayscale (1),
     fitted to ``size_hw``. A clear error for an unreadable file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            check_image_header(img, path)
-            img.load()
-            img = fit_image(img.convert("RGB" if channels == 3 else "L"), size_hw)
-    except ImageTooLarge:
-        raise
-    except Image.DecompressionBombError:
-        raise ImageTooLarge(f"{path}: its header announces an image far above {MAX_IMAGE_PIXELS:,} pixels; "
-                            f"not decoded (remove the file)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"{path}: cannot decode image ({err}); the file is corrupt or not an image, "
-                         f"remove it from {Path(path).parent}") from None
-    arr = np.array(img, dtype=np.uint8)
+    img = decode_image(path, "RGB" if channels == 3 else "L",
+                       f"the file is corrupt or not an image, remove it from {Path(path).parent}")
+    arr = np.array(fit_image(img, size_hw), dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 

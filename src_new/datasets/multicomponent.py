@@ -76,32 +76,33 @@ class ImageTooLarge(ValueError):
     """An image file whose header announces more than MAX_IMAGE_PIXELS pixels."""
 
 
-def check_image_header(img, path):
-    """Refuse an opened (not yet decoded) image whose header announces more than
-    MAX_IMAGE_PIXELS pixels: decoding it would exhaust memory."""
-    w, h = img.size
-    if w * h > MAX_IMAGE_PIXELS:
-        raise ImageTooLarge(f"{path}: its header announces {w} x {h} pixels, above the limit of "
-                         f"{MAX_IMAGE_PIXELS:,}; not decoded (remove the file or shrink it)")
-
-
-def read_png(path, expected_hw=None):
-    """Decode one PNG (L, LA, RGB or RGBA; converted to grayscale) -> uint8 (H, W)."""
+def decode_image(path, mode, remedy):
+    """Open, check and decode one image file -> PIL image converted to ``mode`` ("L" | "RGB").
+    A header announcing more than MAX_IMAGE_PIXELS pixels is refused before decoding (it would
+    exhaust memory); an unreadable file is a ValueError ending with ``remedy``."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            check_image_header(img, path)
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageTooLarge(f"{path}: its header announces {w} x {h} pixels, above the limit of "
+                                    f"{MAX_IMAGE_PIXELS:,}; not decoded (remove the file or shrink it)")
             img.load()
-            arr = np.array(img.convert("L"), dtype=np.uint8)
+            return img.convert(mode)
     except ImageTooLarge:
         raise
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"{path}: its header announces an image far above {MAX_IMAGE_PIXELS:,} pixels; "
                             f"not decoded (remove the file)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"{path}: cannot decode image ({err}); the file is corrupt or "
-                         f"truncated, regenerate or remove that sample") from None
+        raise ValueError(f"{path}: cannot decode image ({err}); {remedy}") from None
+
+
+def read_png(path, expected_hw=None):
+    """Decode one PNG (L, LA, RGB or RGBA; converted to grayscale) -> uint8 (H, W)."""
+    arr = np.array(decode_image(path, "L", "the file is corrupt or truncated, regenerate or remove that sample"),
+                   dtype=np.uint8)
     if expected_hw is not None and tuple(arr.shape) != tuple(expected_hw):
         raise ValueError(f"{path}: image is {arr.shape[0]}x{arr.shape[1]} (HxW) but "
                          f"model.image_size is {list(expected_hw)}; resize the data or "

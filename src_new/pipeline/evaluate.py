@@ -663,8 +663,11 @@ SUMMARY = {
 SUMMARY_REFERENCES = ("real_train", "shift_2px", "nearest_train", "real_test_own_conditions")
 
 
-def _summary_keys(modes, columns):
-    """The summary metrics of ``modes`` that some column has, in SUMMARY's order."""
+def _table_keys(modes, columns, full):
+    """The rows of a table: every metric of the columns (``full``), else the summary metrics of
+    ``modes`` that some column has, in SUMMARY's order."""
+    if full:
+        return list(dict.fromkeys(k for _, values in columns for k in values))
     keys = list(dict.fromkeys(k for m in modes for k in SUMMARY.get(m, ())))
     return [k for k in keys if any(k in values for _, values in columns)]
 
@@ -678,10 +681,8 @@ def format_table(result, full=False):
     if "raw" in result:
         cols.append(("raw (before clean)", result["raw"]))
     cols += [(name, values) for name, values in refs.items() if full or name in SUMMARY_REFERENCES]
-    if full:
-        keys = list(dict.fromkeys(k for _, values in cols for k in values))
-    else:
-        keys = _summary_keys([result["mode"]], cols)
+    keys = _table_keys([result["mode"]], cols, full)
+    if not full:
         cols = [(name, values) for name, values in cols if name == "samples" or any(k in values for k in keys)]
     rows = [["metric"] + [c for c, _ in cols]]
     rows += [[k] + [_fmt(values.get(k)) for _, values in cols] for k in keys]
@@ -716,10 +717,7 @@ def compare(paths, full=False):
     cols = [(n, r["metrics"]) for n, r in zip(names, results)]
     if "real_train" in results[0].get("references", {}):
         cols.append(("real_train" if not full else "real_train (ref of 1st)", results[0]["references"]["real_train"]))
-    if full:
-        keys = list(dict.fromkeys(k for _, values in cols for k in values))
-    else:
-        keys = _summary_keys([r.get("mode") for r in results], cols)
+    keys = _table_keys([r.get("mode") for r in results], cols, full)
     pad = [""] * (len(cols) - len(results))
     rows = [["metric"] + [n for n, _ in cols], ["mode"] + [str(r.get("mode")) for r in results] + pad,
             ["seconds_per_image"] + [_fmt(r.get("seconds_per_image")) for r in results] + pad]

@@ -90,8 +90,9 @@ def sampling_options(args, cfg):
     s, model_type = cfg["sampling"], cfg["model"]["type"]
     names = ("mode", "num_samples", "batch_sz", "guidance_scale", "components", "inpaint_steps", "inpaint_lr",
              "inpaint_loss", "restarts", "per_condition", "precision")
+    known = schema_for(model_type)["sampling"]
     for name in names + ("truncation_psi",):      # a flag's value meets the schema's type and range
-        if getattr(args, name, None) is not None and name in schema_for(model_type)["sampling"]:
+        if getattr(args, name, None) is not None and name in known:
             check_value(model_type, "sampling", name, getattr(args, name), f"--{name}")
     opts = {name: cli_or_config(args, s, name) for name in names}
     opts.update({name: s.get(name) for name in ("inpaint_prior_weight", "inpaint_lr_schedule", "inpaint_noise")})
@@ -208,7 +209,7 @@ def sample_conditional(job):
     """Conditions from --cond / --cond_csv or the test split, each repeated ``per_condition`` times."""
     if not job.columns:
         raise ValueError("this model was trained without conditions; use --mode unconditional")
-    n, bs, per_condition = job.opts["num_samples"], job.opts["batch_sz"], int(job.opts["per_condition"])
+    n, bs, per_condition = job.opts["num_samples"], job.opts["batch_sz"], job.opts["per_condition"]
     n_cond, raw_cond, extra = n // per_condition, job.raw_cond, {}
     test = _test_split(job.cfg, job.model.cond_normalizer) if raw_cond is None else None
     available = len(raw_cond) if raw_cond is not None else len(test)
@@ -278,9 +279,7 @@ def check_model_flags(cfg, args, sample_kwargs):
 
 def check_request(cfg, args, opts, raw_cond, extra_modes):
     """Clear errors before any work: the mode, its options, the conditions given."""
-    mode, names = opts["mode"], cfg["data"]["component_dirs"]
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
+    mode, names = opts["mode"], cfg["data"]["component_dirs"]     # values already meet the schema
     if mode not in MODE_RUNNERS and mode not in (extra_modes or {}):
         raise ValueError(f"mode '{mode}' is not available for model '{cfg['model']['type']}'")
     if mode == "inpainting":
@@ -289,9 +288,7 @@ def check_request(cfg, args, opts, raw_cond, extra_modes):
             raise ValueError(f"inpainting needs --components (any of {names})")
     if raw_cond is not None and mode != "conditional":
         raise ValueError("--cond/--cond_csv apply to --mode conditional only")
-    n, per_condition = opts["num_samples"], int(opts["per_condition"])
-    if per_condition < 1:
-        raise ValueError(f"--per_condition {per_condition}: use a positive number of samples per condition")
+    n, per_condition = opts["num_samples"], opts["per_condition"]
     if per_condition > 1 and mode != "conditional":
         raise ValueError(f"--per_condition applies to --mode conditional only (got mode {mode})")
     if n % per_condition:
@@ -351,7 +348,7 @@ def run_sampling(model, cfg, args, ckpt_path, extra_modes=None, sample_kwargs=No
     manifest = {
         "model": cfg["model"]["type"], "mode": mode, "checkpoint": str(ckpt_path), "seed": args.seed,
         "num_samples": int(n), "options": options, "not_applied": result.not_applied,
-        "per_condition": int(opts["per_condition"]) if mode == "conditional" else None,
+        "per_condition": opts["per_condition"] if mode == "conditional" else None,
         "postprocess": cleaned, "wall_time_s": round(elapsed, 3),
         "seconds_per_image": round(elapsed / max(n, 1), 5), "device": str(device), "precision": precision,
         "component_names": job.names, "condition_columns": job.columns, "config": cfg,

@@ -72,12 +72,17 @@ def overlay(sample, component_names, mirror="left"):
         color = np.array(COMPONENT_COLORS.get(name, _FALLBACK[c % len(_FALLBACK)]), np.float32)
         alpha = sample[c][..., None]
         rgb = rgb * (1 - alpha) + color * alpha
-    side = mirror_side(sample[None], mirror)
+    return mirrored(rgb, mirror_side(sample[None], mirror)).round().astype(np.uint8)
+
+
+def mirrored(image, side):
+    """(H, W, ...) -> (H, W or 2W, ...): the flipped half added on ``side`` ("left" | "right";
+    "none": unchanged), so the full cross-section shows."""
     if side == "left":
-        rgb = np.concatenate([rgb[:, ::-1], rgb], axis=1)
-    elif side == "right":
-        rgb = np.concatenate([rgb, rgb[:, ::-1]], axis=1)
-    return rgb.round().astype(np.uint8)
+        return np.concatenate([image[:, ::-1], image], axis=1)
+    if side == "right":
+        return np.concatenate([image, image[:, ::-1]], axis=1)
+    return image
 
 
 def make_grid(samples, component_names, ncol=8, mirror="auto", pad=2, scale=2):

@@ -111,8 +111,7 @@ def measured_columns(frames):
     """Columns that carry a measurement in at least one run: not all missing, and not all zero
     (a feature that is off, e.g. the clipping counters without clipping, logs zeros)."""
     columns = dict.fromkeys(c for f in frames for c in f.columns)
-    return [c for c in columns
-            if any(c in f.columns and f[c].notna().any() and (f[c].fillna(0) != 0).any() for f in frames)]
+    return [c for c in columns if any(c in f.columns and (f[c].fillna(0) != 0).any() for f in frames)]
 
 
 def _draw_series(ax, title, names, runs, max_points):

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import mirror_side, overlay, to_numpy
+from .io import mirror_side, mirrored, overlay, to_numpy
 
 FADE = 0.6          # kept components in the completion: blended this far toward white
 PANELS = ("given", "completed", "truth")
-
-
-def _mirrored(plane, side):
-    """(H, W) -> (H, W or 2W), mirrored about ``side`` as ``overlay`` mirrors a sample."""
-    if side == "left":
-        return np.concatenate([plane[:, ::-1], plane], axis=1)
-    if side == "right":
-        return np.concatenate([plane, plane[:, ::-1]], axis=1)
-    return plane
 
 
 def completion_tile(sample, kept, component_names, side):
@@ -25,8 +16,8 @@ def completion_tile(sample, kept, component_names, side):
     generated = sample * ~kept[:, None, None]
     strong = overlay(generated, component_names, side).astype(np.float32)
     full = overlay(sample, component_names, side).astype(np.float32)
-    on_generated = _mirrored(generated.max(0) > 0.5, side)[..., None]
-    on_kept = _mirrored(sample.max(0) > 0.5, side)[..., None] & ~on_generated
+    on_generated = mirrored(generated.max(0) > 0.5, side)[..., None]
+    on_kept = mirrored(sample.max(0) > 0.5, side)[..., None] & ~on_generated
     return np.where(on_generated, strong, np.where(on_kept, full + FADE * (255 - full), full)).round().astype(np.uint8)
 
 

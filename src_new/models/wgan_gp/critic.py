@@ -89,13 +89,7 @@ class Critic(nn.Module):
         drop_mask: (B,) bool, True = this sample's condition is dropped. Returns the score
         (B, 1), and with ``return_condition`` also the condition head's (B, cond_dim) fp32
         prediction of the image's normalized condition."""
-        check_image(x, self.channels, self.image_size, "Critic input")
-        emb = None
-        if self.cond_embed is not None:
-            cond = check_cond(cond, x.shape[0], self.cond_dim, "Critic condition")
-            emb = self.embed_condition(None if cond is None else cond.to(x.dtype), x.shape[0], drop_mask)
-        if emb is not None and self.cond_mode == "concat":
-            x = torch.cat([x, emb[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
+        x, emb = self._input(x, cond, drop_mask)
         phi, local = self._features(x)
         predicted = None
         if return_condition:
@@ -111,6 +105,18 @@ class Critic(nn.Module):
             score = score + self.patch_weight * self.patch_head(local).mean((2, 3))
         return (score, predicted) if return_condition else score
 
+    def _input(self, x, cond, drop_mask):
+        """-> (the network's input: x, with the condition map in concat mode; the condition
+        embedding (B, emb_dim) or None)."""
+        check_image(x, self.channels, self.image_size, "Critic input")
+        emb = None
+        if self.cond_embed is not None:
+            cond = check_cond(cond, x.shape[0], self.cond_dim, "Critic condition")
+            emb = self.embed_condition(None if cond is None else cond.to(x.dtype), x.shape[0], drop_mask)
+        if emb is not None and self.cond_mode == "concat":
+            x = torch.cat([x, emb[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
+        return x, emb
+
     def _features(self, x):
         """-> (pooled features phi (B, 8dim), the H/4 map the patch head reads or None)."""
         h, local = x.contiguous(memory_format=self.memory_format), None
@@ -123,11 +129,8 @@ class Critic(nn.Module):
         return h, local
 
     def patch_scores(self, x, cond=None, drop_mask=None):
-        """(B, 1, H/4, W/4) the patch head's per-location scores of x (concat mode: with the
-        condition map at the input, as in ``forward``)."""
+        """(B, 1, H/4, W/4) the patch head's per-location scores of x (its input built as in
+        ``forward``)."""
         if self.patch_head is None:
             raise ValueError("this critic has no patch head (model.critic_patch_weight = 0)")
-        if self.cond_embed is not None and self.cond_mode == "concat":
-            emb = self.embed_condition(cond, x.shape[0], drop_mask)
-            x = torch.cat([x, emb[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
-        return self.patch_head(self._features(x)[1])
+        return self.patch_head(self._features(self._input(x, cond, drop_mask)[0])[1])

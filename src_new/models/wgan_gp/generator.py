@@ -99,9 +99,13 @@ class Generator(nn.Module):
         truncation_psi in [0, 1]: w is pulled toward the per-condition mean style
         (1 = no truncation, 0 = the mean-style image). Returns (B, C, H, W) in [0, 1], or the
         pre-sigmoid logits when ``logits``."""
-        w = self.style(z, cond, drop_mask)
+        return self.from_style(self.style(z, cond, drop_mask), cond, drop_mask, truncation_psi, logits)
+
+    def from_style(self, w, cond=None, drop_mask=None, truncation_psi=1.0, logits=False):
+        """(B, w_dim) style -> (B, C, H, W) in [0, 1] (or the logits), w first pulled toward the
+        per-condition mean style by ``truncation_psi`` (1 = off)."""
         if truncation_psi != 1.0:
-            w_mean = self.mean_style(cond, drop_mask, batch_size=len(z))
+            w_mean = self.mean_style(cond, drop_mask, batch_size=len(w))
             w = w_mean + truncation_psi * (w - w_mean)
         out = full_precision(self.synthesize(w))   # fp32 logits and sigmoid under bf16 autocast
         return out if logits else torch.sigmoid(out)

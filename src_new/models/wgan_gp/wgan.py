@@ -12,7 +12,6 @@ from torch import nn
 
 from ...pipeline.config import CHOICES, defaults_for
 from ...utils.checks import check_cond, check_image, normalize_raw_condition
-from ...utils.precision import full_precision
 from ...utils.masks import create_mask  # noqa: F401  (re-exported: part of this module's API)
 from ...utils.runtime import randn
 from . import losses
@@ -263,11 +262,7 @@ class WGANGP(nn.Module):
         gen = self.sampling_generator
         dropped = torch.ones(len(z), dtype=torch.bool, device=z.device)
         w_cond, w_null = gen.style(z, cond), gen.style(z, cond, dropped)
-        w = w_null + scale * (w_cond - w_null)
-        if truncation_psi != 1.0:
-            w_mean = gen.mean_style(cond, None, batch_size=len(z))
-            w = w_mean + truncation_psi * (w - w_mean)
-        return torch.sigmoid(full_precision(gen.synthesize(w)))
+        return gen.from_style(w_null + scale * (w_cond - w_null), cond, truncation_psi=truncation_psi)
 
     @torch.no_grad()
     def log_likelihood(self, x, cond=None, prior="flow"):
