@@ -93,10 +93,12 @@ def median_step_seconds(run_dir, cfg):
 
 
 def summarize(rows):
-    """{metric: {mean, sd, n}} over the seeds' rows (sd with n - 1; 0 for one seed)."""
+    """{metric: {mean, sd, n}} over the seeds' rows (sd with n - 1; 0 for one seed); a metric
+    that is missing, not a number, or not finite (a degenerate set's NaN) in any row is left out."""
     out = {}
     for key in rows[0]:
-        values = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool)]
+        values = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool)
+                  and math.isfinite(r[key])]
         if len(values) == len(rows):
             out[key] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
                         "n": len(values)}

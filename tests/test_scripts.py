@@ -27,7 +27,7 @@ def recorded_commands(script, tmp_path):
     fake = tmp_path / "fake_python"
     fake.write_text(f'#!/usr/bin/env bash\nprintf "%q " "$@" >> {shlex.quote(str(log))}\necho >> {shlex.quote(str(log))}\n')
     fake.chmod(0o755)
-    env = dict(os.environ, PYTHON=str(fake), BUDGET="5")
+    env = dict(os.environ, PYTHON=str(fake), BUDGET="5", RESULTS=str(tmp_path / "results.json"))
     done = subprocess.run(["bash", str(ROOT / "scripts" / script)], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return [shlex.split(line) for line in log.read_text().splitlines() if line.strip()]
