@@ -166,7 +166,58 @@ def config_reference():
     return reference_table()
 
 
+# The WGAN-GP vs DDPM table: (label, WGAN-GP folder, DDPM folder, metric, better). The WGAN-GP's
+# unconditional default is `marginal`; the DDPM's unconditional mode is its null condition.
+COMPARE_ROWS = [
+    ("conditional: geometric FD", "wgan_gp_conditional", "ddpm_conditional", "geometric_fd", "lower"),
+    ("conditional: precision", "wgan_gp_conditional", "ddpm_conditional", "precision", "higher"),
+    ("conditional: recall", "wgan_gp_conditional", "ddpm_conditional", "recall", "higher"),
+    ("conditional: coverage", "wgan_gp_conditional", "ddpm_conditional", "coverage", "higher"),
+    ("conditional: condition MAE (px)", "wgan_gp_conditional", "ddpm_conditional", "condition_mae", "lower"),
+    ("conditional: same piece count as real", "wgan_gp_conditional", "ddpm_conditional", "same_pieces_fraction", "higher"),
+    ("unconditional FD (WGAN-GP `marginal`)", "wgan_gp_unconditional_marginal", "ddpm_unconditional", "geometric_fd", "lower"),
+    ("unconditional FD (WGAN-GP `null`)", "wgan_gp_unconditional_null", "ddpm_unconditional", "geometric_fd", "lower"),
+    ("inpainting: IoU of the generated components", "wgan_gp_inpainting", "ddpm_inpainting", "iou_generated", "higher"),
+    ("inpainting: same piece count as truth", "wgan_gp_inpainting", "ddpm_inpainting", "same_pieces_generated", "higher"),
+    ("time per image, conditional (ms)", "wgan_gp_conditional", "ddpm_conditional", "seconds_per_image", "lower"),
+    ("time per image, inpainting (ms)", "wgan_gp_inpainting", "ddpm_inpainting", "seconds_per_image", "lower"),
+]
+
+
+def compare_models():
+    """WGAN-GP vs DDPM, mean ± sd over training seeds (bench/results/compare_models.json)."""
+    from seeds import verdict
+    r = load("compare_models.json")
+    if "summary" not in r:
+        return "(not measured yet with several seeds: run `BUDGET=600 bash scripts/compare_models.sh`)\n"
+    prov, runs, train = r["provenance"], r["summary"]["runs"], r["summary"]["training"]
+    seeds = sorted(set(prov["training_seeds"].values()))
+    first = lambda name: next(v for k, v in r["runs"].items() if k.endswith("/" + name))
+    def fmt(s, key):
+        scale, digits = (1000, 1) if key == "seconds_per_image" else (1, 3)
+        return f"{scale * s['mean']:.{digits}f} ± {scale * s['sd']:.{digits}f}"
+    said = {"gain": "WGAN-GP better", "loss": "DDPM better", "within noise": "within noise"}
+    budget = train["wgan_gp"]["train_seconds"]["mean"]
+    inpaint = first("wgan_gp_inpainting")["options"]["components"]
+    lines = [f"`{prov['command']}` -> `bench/results/compare_models.json` ({machine_line(prov)}): each model "
+             f"trained {budget:.0f} s (wall clock, start-up included) with training seeds "
+             f"{', '.join(map(str, seeds))}, then sampled with its defaults (sampling seed "
+             f"{', '.join(map(str, prov['sampling_seeds']))}): one sample for each of the "
+             f"{first('wgan_gp_conditional')['num_samples']} test conditions, "
+             f"{first('wgan_gp_inpainting')['num_samples']} inpaintings keeping {', '.join(inpaint)}. "
+             "Mean ± sd over the seeds; a verdict needs the means apart by more than their standard errors added.",
+             "", "| | WGAN-GP | DDPM | verdict |", "|---|---|---|---|",
+             f"| training steps in the budget | {train['wgan_gp']['steps']['mean']:.0f} ± {train['wgan_gp']['steps']['sd']:.0f} "
+             f"| {train['ddpm']['steps']['mean']:.0f} ± {train['ddpm']['steps']['sd']:.0f} | |"]
+    for label, w, d, key, better in COMPARE_ROWS:
+        if key in runs.get(w, {}) and key in runs.get(d, {}):
+            a, b = runs[w][key], runs[d][key]
+            lines.append(f"| {label} | {fmt(a, key)} | {fmt(b, key)} | {said[verdict(b, a, better)]} |")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
+    "compare_models": compare_models,
     "config_reference": config_reference,
     "guidance": guidance,
     "kill_soak": kill_soak,
