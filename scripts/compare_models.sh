@@ -2,7 +2,8 @@
 # WGAN-GP vs DDPM at an equal wall-clock training budget on this machine, three training seeds each
 # (README, "WGAN-GP vs DDPM"). For each seed, each toy config trains with a huge epoch count under
 # `timeout -s TERM $BUDGET`; SIGTERM makes the trainer save checkpoint_latest.pt and stop (neither
-# config has a learning-rate schedule, so a cut run is a finished run). Each run then samples with
+# config has a learning-rate schedule, so a cut run is a finished run); progress grids and periodic
+# checkpoints are off (as in bench/seeds.py), so the budget goes to training. Each run then samples with
 # its model's defaults (guidance, unconditional mode; one sampling seed for all) and every folder
 # is evaluated against the test split; bench/collect_results.py writes the per-seed figures, their
 # mean and standard deviation per model and mode, and the provenance.
@@ -25,16 +26,23 @@ fi
 train_for_budget() {  # model seed -> trains under the budget; exit code 124 (timed out) is the normal end
     local rc=0
     timeout -s TERM "$BUDGET" $PY src_new/scripts/train.py --config "configs/$1_toy.yaml" --epochs 100000 \
-        --seed "$2" --set "paths.output_dir=outputs/compare/s$2" --run_name "$1" --overwrite || rc=$?
+        --seed "$2" --set "paths.output_dir=outputs/compare/s$2" --run_name "$1" --overwrite \
+        --set training.eval_every=100000 --set training.check_every=100000 || rc=$?
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then echo "training $1 (seed $2) failed (exit $rc)" >&2; exit "$rc"; fi
 }
 
-runs=(); folders=()
+# Every training first, so that the budgeted runs share one stretch of the machine's time.
+runs=()
 for seed in $SEEDS; do
     for model in wgan_gp ddpm; do
         train_for_budget $model "$seed"
-        run=outputs/compare/s$seed/$model; ckpt=$run/checkpoint_latest.pt; out=$OUT/s$seed
-        runs+=(--run "$run" --train_seconds "$BUDGET")
+        runs+=(--run "outputs/compare/s$seed/$model" --train_seconds "$BUDGET")
+    done
+done
+folders=()
+for seed in $SEEDS; do
+    for model in wgan_gp ddpm; do
+        ckpt=outputs/compare/s$seed/$model/checkpoint_latest.pt; out=$OUT/s$seed
         uncond=(unconditional)
         [ $model = wgan_gp ] && uncond=(unconditional_null unconditional_marginal)
         for mode in "${uncond[@]}"; do
