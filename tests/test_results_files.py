@@ -1,5 +1,7 @@
-"""Results files carry their provenance, and the documents' rendered sections match them."""
+"""Results files carry their provenance, the documents' rendered sections match them, and no measured
+figure of the documents lives outside those sections."""
 import json
+import re
 import subprocess
 import sys
 
@@ -53,6 +55,52 @@ def test_render_rewrites_a_stale_section_and_rejects_unknown_ones():
     assert render_docs.render(out) == out                         # rendering is idempotent
     with pytest.raises(ValueError, match="unknown results section 'nope'"):
         render_docs.render("<!-- results:nope -->\n<!-- /results:nope -->\n")
+
+
+from render_docs import DOCUMENTS, MARKER  # noqa: E402  (bench/ is on the path above)
+
+# A measured figure in a document sits in a rendered section, written from its results file. Outside
+# them, what reads as a measurement: a decimal number (also inside a size such as 11.84M), or a
+# number with a time unit, a percent sign or an "x". Code (fenced blocks and `inline`) is skipped:
+# commands and settings are written as code (`--guidance_scale 1.5`, `COLLAPSE_RATIO = 0.3`).
+MEASUREMENT = re.compile(r"(?<![\w.])\d+\.\d+|\b\d+(?:\.\d+)?(?: ?(?:ms|s|min|minutes|hours?)\b|%|x\b)")
+CODE = re.compile(r"```.*?```|`[^`]*`", re.S)            # inline code may wrap a line, as in Markdown
+# The prose numbers that are not measurements, each with its reason; a phrase here is skipped
+# wherever it appears, so keep each one long enough to say what it is.
+NOT_MEASUREMENTS = {
+    # README, "The WGAN-GP": the generator's size at the default config, a count of its weights.
+    "11.84M parameters",
+    # README, "Data": the threshold that defines width_px / height_px (measure_dimensions), a setting.
+    "thresholded at 0.5",
+    # README, "Data": the frames config's step time, measured once and in no results file. Another
+    # engineer owns that section; drop this entry when the sentence goes (issue #25).
+    "one generator step of batch 4 takes about 4 s",
+}
+
+
+def unrendered_measurements(text):
+    """(line, figure) for each measurement-like number of ``text`` outside its rendered sections,
+    its code and the NOT_MEASUREMENTS phrases."""
+    prose = CODE.sub("", MARKER.sub("", text))
+    for phrase in NOT_MEASUREMENTS:
+        prose = prose.replace(phrase, "")
+    return [(line.strip(), m.group()) for line in prose.splitlines() for m in MEASUREMENT.finditer(line)]
+
+
+def test_the_measurement_scan_finds_a_stray_figure():
+    doc = ("FD 1.51 in prose, 12 s, 3 % no, 7%, 2x, 64x32 no, 0.5 GB as 38.5M\n"
+           "<!-- results:precision -->\nFD 2.25, 9 ms\n<!-- /results:precision -->\n"
+           "`--inpaint_lr 0.05` and\n```bash\npython x.py --budget 400 s 0.3\n```\n11.84M parameters\n")
+    assert [m for _, m in unrendered_measurements(doc)] == ["1.51", "12 s", "7%", "2x", "0.5", "38.5"]
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS)
+def test_documents_hold_no_unrendered_measurements(doc):
+    """Every measured figure of the documents is rendered from a results file (issue #25): a
+    number outside the rendered sections goes into one, or the prose points at the table."""
+    stray = unrendered_measurements((ROOT / doc).read_text())
+    assert not stray, f"{doc}: measured figures outside rendered sections: " + "; ".join(
+        f"{figure!r} in {line[:100]!r}" for line, figure in stray)
 
 
 def test_seed_verdicts_need_the_means_apart_beyond_the_standard_errors():
