@@ -6,7 +6,9 @@ float64 numpy (pixel features: float32, see ``pixel_features``).
 Distribution metrics (between a real and a generated feature set):
   feature_statistics, frechet_distance, frechet_distance_features, kid,
   knn_radii, manifold_metrics, precision_recall, density_coverage
-Features: geometric_features (standardized with standardization/standardize), pixel_features
+Features: geometric_features (standardized with standardization/standardize), pixel_features,
+  pooled_pixel_features (pictures: average-pooled to a small size, flattened)
+Memorisation: nearest_distances (each query's distance to its nearest reference item)
 Per-sample comparisons: iou_dice, center_of_mass, center_of_mass_distance, condition_error
 Condition conventions: geometry_measurements, fit_condition_convention(s), predict_conditions
 Structure: label_components, count_pieces, connectivity
@@ -100,6 +102,20 @@ def pixel_features(images):
     """Flattened pixels (N, C*H*W) float32 (exact distances for binary masks: the dot products
     are integers below 2^24)."""
     return as_tensor(images).flatten(1).numpy()
+
+
+def pooled_pixel_features(images, size=16):
+    """Pictures (N, C, H, W) in [0, 1] average-pooled to (C, size, size) and flattened ->
+    (N, C*size*size) float64: a feature space for ordinary pictures (RGB video frames), where
+    the geometric features of masks mean nothing and full-resolution pixels are too many
+    dimensions for FD / k-NN at a few hundred samples. ``size`` (int or (h, w)) must not exceed
+    the image's size; H and W need not be multiples of it (adaptive pooling)."""
+    x = as_tensor(images)
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if not (1 <= h <= x.shape[2] and 1 <= w <= x.shape[3]):
+        raise ValueError(f"pooled_pixel_features: size {(h, w)} must be between 1 and the images' "
+                         f"{tuple(x.shape[2:])}")
+    return torch.nn.functional.adaptive_avg_pool2d(x, (h, w)).flatten(1).double().numpy()
 
 
 # ---------------------------------------------------------------- Fréchet distance, KID
@@ -222,6 +238,20 @@ def manifold_metrics(real, fake, k=3, real_radii=None, chunk=1024):
         recalled |= (d <= r_fake[i:i + len(d), None]).any(0)
     return {"precision": float(in_real.mean()), "recall": float(recalled.double().mean()),
             "density": float(counts.mean() / k), "coverage": float(covered.double().mean())}
+
+
+def nearest_distances(queries, reference, chunk=1024):
+    """(N,) distance from each query row of ``queries`` (N, d) to its nearest row of
+    ``reference`` (M, d) (chunked; M >= 1). The memorisation check: generated pictures at about
+    zero distance from a training picture are copies of it."""
+    q, ref = _features(queries, "queries"), _features(reference, "reference")
+    _same_dim(q, ref, "nearest_distances")
+    if not len(ref):
+        raise ValueError("nearest_distances: the reference set is empty")
+    out = np.empty(len(q))
+    for i, d in _chunks(q, ref, chunk):
+        out[i:i + len(d)] = d.min(1).values.double().numpy()
+    return out
 
 
 def precision_recall(real, fake, k=3):

@@ -34,6 +34,12 @@ What is computed depends on the manifest's mode:
                beside the ground truth's; the condition error of the completed designs (when
                made for conditions, through the same fitted conventions) beside the ground
                truth's; max abs change of the preserved pixels
+Pictures (``data.type: image_folder``: video frames, photographs) get figures that mean something
+for pictures instead (``evaluate_pictures``): FD, KID and precision/recall/density/coverage on the
+pictures average-pooled to PICTURE_POOL x PICTURE_POOL per channel (standardized by the real set),
+and a memorisation check (each
+sample's distance to its nearest training picture, beside the held-out test pictures' distances);
+no geometric, piece-count, IoU or condition-convention figures.
 References (each a trivial "generator" scored like the samples): real_train (real vs real:
 the best achievable), shift_2px (train shifted down 2 px: a near miss), shuffled_components
 (right parts, wrong wholes), mean_image (collapse); real test images against shuffled
@@ -68,6 +74,7 @@ KID_SUBSET_SIZE = 1000  # capped at half the smaller set, so the subsets differ 
 K = 3                   # neighbours for precision/recall/density/coverage
 MIN_REAL_PAIRS = 50     # fewer test pairs with conditions within 1 px: use the train split
 PAIR_TOLERANCE_PX = 1.0
+PICTURE_POOL = 16       # pictures: features are the images average-pooled to 16 x 16 per channel
 
 
 # ---------------------------------------------------------------- inputs
@@ -545,6 +552,141 @@ def inpainting_scores(images, arrays, names, columns, requested, conventions):
     return out
 
 
+# ---------------------------------------------------------------- pictures (data.type image_folder)
+def is_pictures(cfg):
+    """True for ordinary pictures (``data.type: image_folder``: RGB or grey video frames,
+    photographs), where the mask metrics (geometric features, piece counts, component IoU,
+    condition conventions) mean nothing."""
+    return cfg["data"].get("type", "multicomponent") == "image_folder"
+
+
+class PictureSet:
+    """What comparing pictures with the real (test) pictures needs, computed once.
+
+    images: (N, C, H, W) in [0, 1]; features: ``pooled_pixel_features`` (PICTURE_POOL)
+    standardized with their own mean and std (as the masks' geometric features: KID's cubic
+    kernel needs unit-scale features, else it reads only the mean picture and rates a collapse
+    to it better than real pictures), and their k-NN radii; diversity: the mean pairwise L1."""
+
+    def __init__(self, images, inception=None):
+        self.images = images
+        pooled = M.pooled_pixel_features(images, PICTURE_POOL)
+        self.mean, self.std = M.standardization(pooled)
+        self.features = (pooled - self.mean) / self.std
+        self.radii = M.knn_radii(self.features, K)
+        self.diversity = M.mean_pairwise_l1(images)
+        self.inception = inception
+        self.inception_features = inception(images) if inception else None
+
+
+def picture_scores(fake, real):
+    """Distribution figures of pictures ``fake`` (N, C, H, W) in [0, 1] against a PictureSet, in
+    the space of the pictures average-pooled to PICTURE_POOL x PICTURE_POOL per channel and
+    standardized by the real set: FD, KID, precision/recall/density/coverage (each ``pixel_``),
+    the diversity ratio, and the Inception FID/KID when the set has an Inception callable ->
+    flat dict."""
+    f = (M.pooled_pixel_features(fake, PICTURE_POOL) - real.mean) / real.std
+    kid_mean, kid_std = M.kid(real.features, f, num_subsets=KID_SUBSETS,
+                              subset_size=kid_subset_size(len(real.features), len(f)))
+    manifold = M.manifold_metrics(real.features, f, K, real.radii)
+    out = {"n": int(len(fake)), "pixel_fd": M.frechet_distance_features(real.features, f),
+           "pixel_kid": kid_mean, "pixel_kid_std": kid_std, **{f"pixel_{k}": v for k, v in manifold.items()},
+           "diversity_ratio": M.diversity_ratio(fake, real_diversity=real.diversity)}
+    if real.inception is not None:
+        f_fake = real.inception(fake)
+        out["inception_fid"] = M.frechet_distance_features(real.inception_features, f_fake)
+        out["inception_kid"] = M.kid(real.inception_features, f_fake, num_subsets=KID_SUBSETS,
+                                     subset_size=kid_subset_size(len(real.inception_features), len(f_fake)))[0]
+    return out
+
+
+def nearest_train(images, train_features):
+    """(N,) distance of each picture to its nearest training picture, in the pooled space as the
+    root-mean-square difference per pooled value (0 = a copy; pictures in [0, 1])."""
+    f = M.pooled_pixel_features(images, PICTURE_POOL)
+    return M.nearest_distances(f, train_features) / np.sqrt(f.shape[1])
+
+
+def memorisation(distances, test_distances):
+    """The memorisation figures of pictures at ``distances`` from their nearest training picture,
+    beside held-out test pictures at ``test_distances`` (what a picture that was not copied
+    scores) -> dict: ``nearest_train_median``, ``nearest_train_ratio`` (median / the test
+    pictures' median: about 1 for pictures as new as held-out ones, far below 1 for copies),
+    ``near_copy_fraction`` (share closer to a training picture than the nearest 5% of test
+    pictures are: 0.05 for pictures like the test ones, 1 for copies)."""
+    test_median = float(np.median(test_distances))
+    median = float(np.median(distances))
+    return {"nearest_train_median": median,
+            "nearest_train_ratio": median / test_median if test_median > 0 else float("nan"),
+            "near_copy_fraction": float(np.mean(distances < np.quantile(test_distances, 0.05)))}
+
+
+def picture_inpainting(images, arrays):
+    """Completions of pictures: the largest change of a known value (0 when kept exactly) and the
+    mean absolute error of the generated values against the ground truth."""
+    truth, known = arrays["ground_truth"], arrays["mask"] > 0.5
+    diff = np.abs(images - truth)
+    return {"preserved_max_abs_diff": float(diff[known].max()) if known.any() else 0.0,
+            "mae_generated": float(diff[~known].mean()) if (~known).any() else float("nan")}
+
+
+def evaluate_pictures(ev, references=True, inception_weights=None, inception=None):
+    """Metrics of picture samples (``data.type: image_folder``) -> result dict (as
+    ``evaluate_samples``'s, with ``data_type: image_folder``). One sample per condition and equal
+    n for the samples, the real test pictures and each reference (as for masks); figures in the
+    pooled pixel space (``picture_scores``); the memorisation check against the training
+    pictures (``memorisation``), with the held-out test pictures as the reference ``real_test``;
+    for inpainting ``picture_inpainting``; within-condition diversity for ``--per_condition``
+    folders. The mask metrics are left out."""
+    images = ev.arrays["images"]
+    rows, note = one_per_condition(condition_index_of(ev.arrays, ev.mode), ev.per_condition, len(images))
+    n_real = min(ev.max_real, len(ev.test), max(len(rows), K + 1))
+    index = np.sort(ev.rng.choice(len(ev.test), n_real, replace=False))
+    if inception is not False:
+        inception = inception or _inception_from(ev.cfg, inception_weights)
+        if not inception:
+            ev.notes.append(SKIP_MESSAGE)
+    real = PictureSet(ev.test[index], inception or None)
+    rows, n, subset_note = equal_n(rows, n_real, ev.rng, len(ev.train) if references else None)
+    ev.notes += [text for text in (note, subset_note) if text]
+    ev.notes.append(f"pictures (data.type image_folder): FD, KID, precision/recall/density/coverage on the "
+                    f"pictures average-pooled to {PICTURE_POOL} x {PICTURE_POOL} per channel (standardized by the "
+                    f"real set); nearest_train_* in root-mean-square difference per pooled value; no mask metrics")
+    train_features = M.pooled_pixel_features(ev.train, PICTURE_POOL)
+    test_distances = nearest_train(ev.test, train_features)
+
+    def scores(pictures, rows=slice(None)):
+        """picture_scores of pictures[rows] (n of them), memorisation of every picture -> (dict,
+        the distances to the nearest training pictures)."""
+        distances = nearest_train(pictures, train_features)
+        return {**picture_scores(pictures[rows], real), **memorisation(distances, test_distances)}, distances
+
+    metrics, distances = scores(images, rows)
+    if ev.mode == "inpainting":
+        metrics.update(picture_inpainting(images, ev.arrays))
+    quantiles = (0.05, 0.5, 0.95)
+    details = {"features": f"average-pooled to {PICTURE_POOL} x {PICTURE_POOL} per channel, flattened, "
+                           f"standardized by the real set's mean and std",
+               "nearest_train": {"unit": "root-mean-square difference per pooled value", "quantiles": quantiles,
+                                 "samples": np.quantile(distances, quantiles).tolist(),
+                                 "real_test": np.quantile(test_distances, quantiles).tolist()}}
+    within = within_condition_step(ev)
+    if within:
+        metrics.update(within[0])
+        details["within_condition"] = within[1]
+    result = {**run_info(ev, real, n), "data_type": "image_folder", "metrics": metrics}
+    if "images_raw" in ev.arrays:
+        result["raw"] = scores(ev.arrays["images_raw"], rows)[0]
+    refs = {}
+    if references and len(ev.train) > K:
+        refs = {name: scores(fake)[0] for name, fake in sanity_sets(ev.train, n, ev.rng).items()}
+    elif references:
+        ev.notes.append(f"references skipped: the train split has {len(ev.train)} samples (k-NN needs more than {K})")
+    refs["real_test"] = memorisation(test_distances, test_distances)     # new pictures: what not copying reads
+    result.update(references=refs, details=details, notes=ev.notes)
+    return result
+
+
 # ---------------------------------------------------------------- the entry point
 def make_inception(weights, names, device=None):
     """Callable masks (N, C, H, W) -> (N, 2048) Inception pool features (model loaded once)."""
@@ -615,8 +757,14 @@ def evaluate_samples(samples_path, cfg=None, max_real=MAX_REAL, references=True,
     inception_weights: pytorch-fid weights file for the classic FID (default: the config's
     evaluation.inception_weights; skipped with a note when neither is set). inception: a
     ready feature callable instead (tests). Result keys: metrics, references ({name: metrics}),
-    raw (the pre-postprocess figures, if images_raw exists), details, notes, and run info."""
+    raw (the pre-postprocess figures, if images_raw exists), details, notes, and run info.
+    Pictures (``data.type: image_folder``) are scored by ``evaluate_pictures`` instead."""
     ev = load_evaluation(samples_path, cfg, max_real, seed)
+    if is_pictures(ev.cfg):            # pictures: their own figures, no mask metrics
+        result = evaluate_pictures(ev, references, inception_weights, inception)
+        if write:
+            write_json(result, ev.folder / "metrics.json")
+        return result
     rows, real, n = comparison_sets(ev, references, inception_weights, inception)
     requested, conventions = condition_targets(ev)
     scores = sample_metrics(ev, ev.arrays["images"], rows, real, requested, conventions)
@@ -659,8 +807,16 @@ SUMMARY = {
     "inpainting": ("iou_generated", "dice_generated", "same_pieces_generated", "overlap_kept_generated",
                    "condition_mae"),
     "interpolate": ("geometric_fd", "precision", "recall", "coverage"),
+    "pictures": ("pixel_fd", "pixel_kid", "pixel_precision", "pixel_recall", "pixel_coverage",
+                 "nearest_train_median", "nearest_train_ratio", "mae_generated"),   # any mode
 }
 SUMMARY_REFERENCES = ("real_train", "shift_2px", "nearest_train", "real_test_own_conditions")
+PICTURE_REFERENCES = ("real_train", "shift_2px", "mean_image", "real_test")
+
+
+def _summary_kind(result):
+    """The SUMMARY entry of a result: "pictures" for picture samples, else its mode."""
+    return "pictures" if result.get("data_type") == "image_folder" else result.get("mode")
 
 
 def _table_keys(modes, columns, full):
@@ -680,8 +836,9 @@ def format_table(result, full=False):
     cols = [("samples", result["metrics"])]
     if "raw" in result:
         cols.append(("raw (before clean)", result["raw"]))
-    cols += [(name, values) for name, values in refs.items() if full or name in SUMMARY_REFERENCES]
-    keys = _table_keys([result["mode"]], cols, full)
+    shown = PICTURE_REFERENCES if _summary_kind(result) == "pictures" else SUMMARY_REFERENCES
+    cols += [(name, values) for name, values in refs.items() if full or name in shown]
+    keys = _table_keys([_summary_kind(result)], cols, full)
     if not full:
         cols = [(name, values) for name, values in cols if name == "samples" or any(k in values for k in keys)]
     rows = [["metric"] + [c for c, _ in cols]]
@@ -717,7 +874,7 @@ def compare(paths, full=False):
     cols = [(n, r["metrics"]) for n, r in zip(names, results)]
     if "real_train" in results[0].get("references", {}):
         cols.append(("real_train" if not full else "real_train (ref of 1st)", results[0]["references"]["real_train"]))
-    keys = _table_keys([r.get("mode") for r in results], cols, full)
+    keys = _table_keys([_summary_kind(r) for r in results], cols, full)
     pad = [""] * (len(cols) - len(results))
     rows = [["metric"] + [n for n, _ in cols], ["mode"] + [str(r.get("mode")) for r in results] + pad,
             ["seconds_per_image"] + [_fmt(r.get("seconds_per_image")) for r in results] + pad]
