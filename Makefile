@@ -1,7 +1,7 @@
 PYTHON ?= python3
 TOY_DATA ?= data/toy
 
-.PHONY: install test demo quality bench clean-demo
+.PHONY: install test demo quality frames bench clean-demo
 
 # Idempotent and fast: the requirements plus this package as an editable install (`import src_new`
 # from any folder). The stamp skips pip (~10 s) while requirements.txt and pyproject.toml are
@@ -27,6 +27,11 @@ demo: install $(TOY_DATA)/dimensions.csv
 # the quality run of docs/results.md: 2000 generator steps (~22 min on 2 cores), sampling, evaluation
 quality: install $(TOY_DATA)/dimensions.csv
 	bash scripts/quality.sh
+
+# the picture path (scripts/frames.sh): a synthetic clip -> 64 x 64 frames -> 8 minutes of WGAN-GP training
+# (BUDGET=480 s) -> samples, picture metrics, docs/frames_grid.png, bench/results/frames.json
+frames: install
+	bash scripts/frames.sh
 
 bench: install
 	$(PYTHON) bench/bench_wgan.py --device cpu

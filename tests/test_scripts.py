@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src_new" / "scripts"))   # the CLIs' `import _bootstrap`
-SHELL_SCRIPTS = ["demo.sh", "quality.sh", "compare_models.sh"]
+SHELL_SCRIPTS = ["demo.sh", "quality.sh", "compare_models.sh", "frames.sh"]
 
 
 def load_cli(name, folder=ROOT / "src_new" / "scripts"):
@@ -36,7 +36,8 @@ def recorded_commands(script, tmp_path):
 @pytest.mark.parametrize("script", SHELL_SCRIPTS)
 def test_shell_script_flags_exist(script, tmp_path):
     commands = recorded_commands(script, tmp_path)
-    clis = {name: load_cli(name) for name in ("train", "sample", "evaluate")}
+    clis = {name: load_cli(name) for name in ("train", "sample", "evaluate", "make_toy_video", "video_to_frames",
+                                              "frames_grid")}
     clis["collect_results"] = load_cli("collect_results", ROOT / "bench")   # writes the results JSON
     used = set()
     for argv in commands:
