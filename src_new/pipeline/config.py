@@ -199,7 +199,7 @@ MODEL_SCHEMA = {
                 "Koyama) or `concat` (an embedding map concatenated to the input)"),
             "minibatch_std_group": _int(4,
                 "critic minibatch-std feature over groups of this many samples (0 = off; must divide "
-                "`training.batch_size`): FD 4.81 -> 1.44 at the quality budget (docs/results.md, D3)", min=0),
+                "`training.batch_size`): the largest FD gain of the ablation (docs/results.md, row D3)", min=0),
             "critic_null_condition": Key(True, "bool",
                 "a dropped condition is a learned null token in the critic too, with the generator's per-sample"
                 " mask (joint conditional / unconditional training); false: the critic always sees the true "
@@ -276,7 +276,7 @@ MODEL_SCHEMA = {
                 "mean image)", min=0, max=1),
             "guidance_scale": _float(1.5,
                 "guidance scale s: `G(z,∅) + s (G(z,c) - G(z,∅))` in `guidance_space` (0 = plain conditional); "
-                "style at 1.5: condition error 0.91 -> 0.78 px, FD within noise, coverage 0.60 -> 0.56 "
+                "style at 1.5: a lower condition error, FD within noise, a little coverage lost "
                 "(docs/results.md, guidance)"),
             "guidance_space": _choice("style", "guidance_space",
                 "WGAN-GP: where guidance extrapolates: `style` (the generator's input w, one pass), `pixels` "
@@ -437,6 +437,10 @@ def load_config(path):
     if not isinstance(cfg, dict):
         raise ValueError(f"{resolved}: expected a mapping of sections (model:, data:, ...), "
                          f"got {type(cfg).__name__}")
+    for section, body in cfg.items():
+        if not isinstance(body, dict):
+            raise ValueError(f"{resolved}: section '{section}' must be a mapping of keys (e.g. {section}:\n"
+                             f"  key: value), got {type(body).__name__} {body!r:.40}")
     cfg = _parse_value(cfg)
     refuse_removed_keys(cfg, str(resolved))
     cfg.setdefault("_meta", {})["config_path"] = str(resolved)
@@ -479,6 +483,8 @@ def auto_complete_config(cfg, verbose=True):
     """Fill defaults and derived keys (channels, cond_dim, total_latent_dim); prints derived ones."""
     cfg = copy.deepcopy(cfg)
     model_type = cfg["model"].get("type") if isinstance(cfg.get("model"), dict) else None
+    if model_type is not None and not isinstance(model_type, str):
+        raise ValueError(f"model.type = {model_type!r:.40} must be one of {sorted(MODEL_SCHEMA)}")
     for (section, old), (new, convert) in RENAMED_KEYS.items():
         sec = cfg.get(section)
         if isinstance(sec, dict) and old in sec:

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ..evaluation.postprocess import clean
+from ..utils.resources import check_sampling_memory
 from .config import CHOICES, check_value, schema_for
 from ..utils.io import mirror_side, prepare_output_dir, save_component_images, write_json
 from ..utils.masks import component_indices, create_mask
@@ -294,6 +295,7 @@ def check_request(cfg, args, opts, raw_cond, extra_modes):
     if n % per_condition:
         raise ValueError(f"--num_samples {n} is not a multiple of --per_condition {per_condition}: "
                          f"use e.g. --num_samples {n - n % per_condition or per_condition}")
+    check_sampling_memory(n, len(names), *cfg["model"]["image_size"])
 
 
 def postprocess(result, cfg, args):

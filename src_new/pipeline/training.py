@@ -228,7 +228,8 @@ class Trainer:
     end), exact resume, SIGINT/SIGTERM handling and divergence stop/rollback.
 
     A model's trainer subclasses it and provides:
-      model_type, log_fields, build(cfg) (``self.model``, EMA, ``self.optimizers``),
+      model_type, build_network (cfg -> model), log_fields, build(cfg) (``self.model``, EMA,
+      ``self.optimizers``),
       train_step(real, cond) -> dict of floats (incl. the keys in ``finite_keys``); it gets
       ``batches_per_step`` minibatches concatenated (set it in build()),
       model_state() / load_model_state(ckpt, path), snapshot() (progress grid).
@@ -237,6 +238,9 @@ class Trainer:
     """
 
     model_type = None
+    # cfg -> the model (an nn.Module whose ``model(img, cond=cond)`` is a training loss); the
+    # memory estimate traces it with fake tensors before anything is allocated
+    build_network = None
     batches_per_step = 1          # minibatches of training.batch_size that one train_step consumes
     log_fields = ["step", "epoch"]
     log_file = "losses.csv"
@@ -267,6 +271,7 @@ class Trainer:
         from ..datasets.factory import build_datasets
         from ..utils.checkpoint import remove_stale_temp_files
         from ..utils.precision import autocast, resolve_precision
+        from ..utils.resources import check_training_memory
         from ..utils.runtime import resolve_device, seed_everything
 
         self.device = self.dist.device(resolve_device(self.tcfg["device"]))
@@ -275,6 +280,7 @@ class Trainer:
         seed_everything(seed)                       # identical initial weights on every rank
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
+        check_training_memory(self.build_network, cfg, self.device)   # refuse before allocating
         self.data = build_datasets(cfg, ("train", "test"), verbose=self.verbose)
         self.train_set = self.data["train"]
         self.optimizers, self.halve_on_rollback = {}, set()

@@ -19,6 +19,7 @@ from .sample import CHECKPOINT_ENTRIES
 
 class DDPMTrainer(Trainer):
     model_type = "ddpm"
+    build_network = staticmethod(build_ddpm)
     log_fields = ["step", "epoch", "loss", "grad_norm", "grad_clipped", "lr", "images_per_s"]
     finite_keys = ("loss",)
     grad_norm_keys = ("grad_norm",)
@@ -27,7 +28,7 @@ class DDPMTrainer(Trainer):
 
     def build(self, cfg):
         t = self.tcfg
-        self.model = build_ddpm(cfg).to(self.device)
+        self.model = self.build_network(cfg).to(self.device)
         self.model.ema_unet = copy.deepcopy(self.model.unet)
         self.ema = EMA(self.model.unet, t["ema_decay"], t["ema_update_every"], ema_model=self.model.ema_unet)
         self.opt = torch.optim.Adam(self.model.unet.parameters(), t["lr"], betas=(float(t["beta1"]), float(t["beta2"])),

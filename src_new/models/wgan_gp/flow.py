@@ -47,13 +47,14 @@ def _reset_mlp(net):
 class AffineCoupling(nn.Module):
     """z[free] = x[free] * exp(s) + t with (s, t) = net(x[kept], c); z[kept] = x[kept].
 
-    mask: (dim,) bool, True = kept (conditioner input). A layer with no free coordinate
-    (dim 1, every other layer) is the identity."""
+    The kept coordinates (conditioner input) are those of parity ``kept_parity`` (0 or 1) among
+    ``dim``. A layer with no free coordinate (dim 1, every other layer) is the identity."""
 
-    def __init__(self, mask, cond_dim, hidden, scale_bound):
+    def __init__(self, dim, kept_parity, cond_dim, hidden, scale_bound):
         super().__init__()
-        self.register_buffer("kept", mask.nonzero().flatten(), persistent=False)
-        self.register_buffer("free", (~mask).nonzero().flatten(), persistent=False)
+        # index ranges, not mask.nonzero(): data-independent, so the flow builds on the meta device
+        self.register_buffer("kept", torch.arange(kept_parity, dim, 2), persistent=False)
+        self.register_buffer("free", torch.arange(1 - kept_parity, dim, 2), persistent=False)
         self.scale_bound = float(scale_bound)
         n_free = len(self.free)
         self.net = _mlp(len(self.kept) + cond_dim, 2 * n_free, hidden) if n_free else None
@@ -102,8 +103,7 @@ class ConditionalFlowPrior(nn.Module):
             self.prior_params = nn.Parameter(torch.zeros(2 * dim))
         # A bias added to the prior's (mu, log_sigma): set from data by ``initialize``.
         self.prior_bias = nn.Parameter(torch.zeros(2 * dim))
-        parity = torch.arange(dim) % 2
-        self.couplings = nn.ModuleList(AffineCoupling(parity == (k % 2), cond_dim, hidden, scale_bound)
+        self.couplings = nn.ModuleList(AffineCoupling(dim, k % 2, cond_dim, hidden, scale_bound)
                                        for k in range(num_layers))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.long))
 

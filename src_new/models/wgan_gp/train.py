@@ -94,6 +94,7 @@ def make_optimizers(model, tcfg):
 
 class WGANGPTrainer(Trainer):
     model_type = "wgan_gp"
+    build_network = staticmethod(build_wgan_gp)
     default_phase = "gan"
     log_file, log_fields, finite_keys, grad_norm_keys = PHASE_LOGS["gan"]
     healthy_ranges = HEALTHY_RANGES
@@ -102,7 +103,7 @@ class WGANGPTrainer(Trainer):
 
     def build(self, cfg):
         t = self.tcfg
-        self.model = build_wgan_gp(cfg).to(self.device)
+        self.model = self.build_network(cfg).to(self.device)
         self.phase = t["phase"]
         # Algorithm 1 of Gulrajani et al.: a fresh real minibatch for each critic iteration.
         self.batches_per_step = self.model.n_critic if t["fresh_critic_batches"] and self.phase == "gan" else 1
