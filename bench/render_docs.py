@@ -594,7 +594,37 @@ def recall_diagnosis():
                         f"{x['coverage']:.2f}", f"{x['condition_mae']:.2f}"] for x in r["rows"]]))
 
 
+def frames():
+    """The picture path's run (bench/results/frames.json, written by `make frames`)."""
+    if not (ROOT / "bench" / "results" / "frames.json").is_file():
+        return "(not measured yet: run `make frames`)\n"
+    r = load("frames.json")
+    (run, train), = r["training"].items()
+    sample = r["runs"]["unconditional"]
+    m, refs = sample["metrics"], sample["references"]
+    columns = [("generated", m), ("real train frames", refs["real_train"]), ("2-px shift", refs["shift_2px"]),
+               ("mean picture", refs["mean_image"])]
+    rows = [("pixel FD (pooled 16 x 16)", "pixel_fd", ".1f"), ("pixel KID", "pixel_kid", ".3f"),
+            ("precision", "pixel_precision", ".2f"), ("recall", "pixel_recall", ".2f"),
+            ("coverage", "pixel_coverage", ".2f")]
+    lines = [f"`make frames` -> `bench/results/frames.json` ({machine_line(r['provenance'])}): "
+             f"{train['train_seconds']:.0f} s of training, {train['steps']} generator steps "
+             f"({train['precision']}), then {m['n']} samples scored against {sample['num_real']} held-out test "
+             f"frames, each reference at the same n; {1000 * sample['seconds_per_image']:.1f} ms per sample.", "",
+             "| | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for label, key, spec in rows:
+        lines.append(f"| {label} | " + " | ".join(format(c[key], spec) for _, c in columns) + " |")
+    test = refs["real_test"]
+    lines += ["", f"Memorisation: the median distance to the nearest training frame is "
+                  f"{m['nearest_train_median']:.3f} for the samples and {test['nearest_train_median']:.3f} for "
+                  f"held-out test frames (ratio {m['nearest_train_ratio']:.2f}; copies would read 0); "
+                  f"{pct(m['near_copy_fraction'])} of the samples are closer to a training frame than the nearest "
+                  f"5% of test frames are.", "", "![real training frames beside generated ones](docs/frames_grid.png)"]
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
+    "frames": frames,
     "compare_models": compare_models,
     "config_reference": config_reference,
     "guidance": guidance,

@@ -72,9 +72,6 @@ NOT_MEASUREMENTS = {
     "11.84M parameters",
     # README, "Data": the threshold that defines width_px / height_px (measure_dimensions), a setting.
     "thresholded at 0.5",
-    # README, "Data": the frames config's step time, measured once and in no results file. Another
-    # engineer owns that section; drop this entry when the sentence goes (issue #25).
-    "one generator step of batch 4 takes about 4 s",
 }
 
 

@@ -32,7 +32,7 @@ def main(argv=None):
         paths = extract_frames(args.video, args.out, args.every, args.size, args.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
         sys.exit(f"error: {err}")
-    print(f"wrote {len(paths)} frames (every {args.every}th) to {args.out}; train on them with "
+    print(f"wrote {len(paths)} frames (one in {args.every}) to {args.out}; train on them with "
           f"data.type: image_folder, data.root_dir: {args.out} (see configs/wgan_gp_frames.yaml)")
 
 
