@@ -199,7 +199,8 @@ def compare_models():
     said = {"gain": "WGAN-GP better", "loss": "DDPM better", "within noise": "within noise"}
     budget = train["wgan_gp"]["train_seconds"]["mean"]
     inpaint = first("wgan_gp_inpainting")["options"]["components"]
-    lines = [f"`{prov['command']}` -> `bench/results/compare_models.json` ({machine_line(prov)}): each model "
+    lines = [f"`{prov.get('command_of_measurement') or prov['command']}` -> `bench/results/compare_models.json` "
+             f"({machine_line(prov)}): each model "
              f"trained {budget:.0f} s (wall clock, start-up included) with training seeds "
              f"{', '.join(map(str, seeds))}, then sampled with its defaults (sampling seed "
              f"{', '.join(map(str, prov['sampling_seeds']))}): one sample for each of the "
