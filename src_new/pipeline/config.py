@@ -56,6 +56,8 @@ CHOICES = {
     "objective": ("pred_v", "pred_noise"),
     "sampler": ("ddim", "ddpm"),
     "postprocess": ("none", "clean"),
+    "critic_input": ("soft", "binary"),
+    "augment": ("translation", "cutout"),       # src_new/models/wgan_gp/augment.py
 }
 
 # Documented ceilings on sizes (beyond them a model or a request does not fit a machine anyway).
@@ -219,6 +221,16 @@ MODEL_SCHEMA = {
             "lambda_latent_kl": _float(0.0,
                 "with `lambda_rec`: KL of the batch's E(x) moments to N(0, I), so reached latents stay where "
                 "sampling draws z", min=0),
+            "critic_input": _choice("soft", "critic_input",
+                "what the critic scores of a fake: `soft` (the [0, 1] output) or `binary` (thresholded at 0.5, "
+                "the image a user gets; straight-through gradients), so that thresholding specks cost score"),
+            "augment_p": _float(0.0,
+                "DiffAugment: probability that a critic input (real and fake alike) is augmented (0 = off)",
+                min=0, max=1),
+            "augment_policy": Key(["translation"], "strs",
+                "DiffAugment's transformations: `translation` (whole pixels, never cutting the real design: its "
+                "extent stays) and/or `cutout` (hides half of each side: the measured size can change)",
+                choices="augment"),
             "flow_layers": _int(6, "WGAN-GP flow prior p(z \\| c): affine coupling layers", min=0, max=256),
             "flow_hidden": _int(64, "width of the flow's coupling and prior MLPs", min=1, max=MAX_WIDTH),
         },

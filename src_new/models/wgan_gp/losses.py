@@ -1,6 +1,7 @@
 """The WGAN-GP's losses, as functions of a ``WGANGP`` (which holds the networks and the weights).
 
 critic_loss     -W + lambda_gp * GP (+ lambda_cond * condition regression on real images)
+critic_view     what the critic sees: thresholded fakes, DiffAugment (both optional)
 generator_loss  -mean D(G(z)) (+ condition regression on fakes, mode seeking, reach)
 encoder_loss    GAN inversion of the frozen sampling generator (the inpainting initialiser)
 
@@ -16,6 +17,8 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+
+from . import augment
 
 
 @contextlib.contextmanager
@@ -53,12 +56,27 @@ def critic_scores(critic, real, fake, cond, critic_drop=None, real_condition=Fal
     return scores[: len(real)], scores[len(real):], None if predicted is None else predicted[: len(real)]
 
 
+def critic_view(m, fake, real=None):
+    """(real, fake) as the critic scores them: ``fake`` thresholded at 0.5 when
+    ``m.critic_input == "binary"`` (the image a user receives; straight-through gradients,
+    Dong & Yang 2018), then both through one DiffAugment draw (``m.augment_p``; its
+    parameters read from the real batch, or from the fake one when it comes alone)."""
+    if m.critic_input == "binary":
+        fake = fake + ((fake > 0.5).to(fake.dtype) - fake).detach()
+    if m.augment_p > 0:
+        params = augment.draw(real if real is not None else fake, m.augment_policy, m.augment_p)
+        fake = augment.apply(fake, params)
+        real = None if real is None else augment.apply(real, params)
+    return real, fake
+
+
 def critic_loss(m, real, cond, noise):
     """{critic_loss, wasserstein_distance, gradient_penalty (, cond_loss_real)} of one critic
     update; the generator runs without gradients. noise: ``m.draw_noise`` output."""
     critic_drop = m.critic_drop(noise["drop_mask"])
     with torch.no_grad():
         fake = m.compiled("generator")(noise["z"], cond, noise["drop_mask"])
+    real, fake = critic_view(m, fake, real)
     head = m.condition_head_on(cond)
     d_real, d_fake, predicted = critic_scores(m.critic, real, fake, cond, critic_drop, real_condition=head)
     wasserstein = d_real.float().mean() - d_fake.float().mean()
@@ -89,7 +107,8 @@ def generator_loss(m, real, cond, noise):
     fake = m.generator(noise["z"], cond, drop)
     head = m.condition_head_on(cond)
     with frozen(m.critic):
-        scored = m.critic(fake, cond, m.critic_drop(drop), **({"return_condition": True} if head else {}))
+        scored = m.critic(critic_view(m, fake)[1], cond, m.critic_drop(drop),
+                          **({"return_condition": True} if head else {}))
     d_fake, predicted = scored if head else (scored, None)
     g_loss = -d_fake.float().mean()
     out = {}

@@ -66,6 +66,11 @@ class WGANGP(nn.Module):
     lambda_latent_kl: weight of KL(N(mean, var) || N(0, I)) of a diagonal Gaussian fitted to
     the batch's E(x), keeping the reached latents where the sampler draws z from.
 
+    critic_input: ``soft`` (the generator's [0, 1] output) or ``binary`` (thresholded at 0.5,
+    the image a user receives, with straight-through gradients): the critic then scores the
+    specks that thresholding creates. augment_p / augment_policy: DiffAugment of every
+    critic input (augment.py), each sample with probability augment_p (0 = off).
+
     The generators and the critic run with channels_last activations and weights (oneDNN's
     faster convolutions; values and state dicts unchanged); ``bench/bench_wgan.py`` keeps a
     plain, unfused reference of the losses and checks that it agrees.
@@ -74,7 +79,8 @@ class WGANGP(nn.Module):
     def __init__(self, encoder, generator, critic, *, image_size, latent_dim, lambda_gp, n_critic,
                  cond_drop_prob=_MODEL["cond_drop_prob"], critic_null_condition=_MODEL["critic_null_condition"],
                  lambda_ms=_MODEL["lambda_ms"], lambda_cond=_MODEL["lambda_cond"], lambda_rec=_MODEL["lambda_rec"],
-                 lambda_latent_kl=_MODEL["lambda_latent_kl"]):
+                 lambda_latent_kl=_MODEL["lambda_latent_kl"], critic_input=_MODEL["critic_input"],
+                 augment_p=_MODEL["augment_p"], augment_policy=_MODEL["augment_policy"]):
         super().__init__()
         self.encoder, self.generator, self.critic = encoder, generator, critic
         self.ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
@@ -83,6 +89,13 @@ class WGANGP(nn.Module):
         self.cond_drop_prob = cond_drop_prob
         self.critic_null_condition, self.lambda_ms, self.lambda_cond = critic_null_condition, lambda_ms, lambda_cond
         self.lambda_rec, self.lambda_latent_kl = lambda_rec, lambda_latent_kl
+        if critic_input not in CHOICES["critic_input"]:
+            raise ValueError(f"critic_input must be one of {CHOICES['critic_input']}, got {critic_input!r}")
+        unknown = sorted(set(augment_policy) - set(CHOICES["augment"]))
+        if unknown or not 0 <= augment_p <= 1:
+            raise ValueError(f"augment_policy must list {CHOICES['augment']} (got {unknown}) and augment_p be in "
+                             f"[0, 1] (got {augment_p})")
+        self.critic_input, self.augment_p, self.augment_policy = critic_input, augment_p, tuple(augment_policy)
         # Raw (unnormalized) training-split conditions (N, cond_dim), set by training and stored
         # in checkpoints: ``sample(unconditional="marginal")`` draws conditions from them.
         self.train_conditions = None
