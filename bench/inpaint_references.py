@@ -32,7 +32,9 @@ from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.datasets.synthetic import COMPONENTS, PARAM_RANGES, _sample_params, render_sample  # noqa: E402
 from src_new.pipeline.evaluate import inpainting_metrics, nearest_train_inpainting  # noqa: E402
 from src_new.pipeline.config import auto_complete_config, load_config, validate_config  # noqa: E402
+from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
+from src_new.utils.provenance import provenance  # noqa: E402
 
 
 def redraw_tread_belt(q, rng):
@@ -97,7 +99,7 @@ def synthetic_params(cfg, test_truth, seed, n):
     return chosen if same else None
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/wgan_gp_toy.yaml")
     p.add_argument("--n", type=int, default=160, help="the first n test samples (as inpaint_curve.py)")
@@ -106,7 +108,11 @@ def main():
     p.add_argument("--synthetic_seed", type=int, default=0, help="make_toy_data.py's --seed for the data")
     p.add_argument("--synthetic_n", type=int, default=4000, help="make_toy_data.py's --n for the data")
     p.add_argument("--out", default="bench/results/inpaint_references.json")
-    args = p.parse_args()
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        p.error(f"{out} exists: pass --overwrite to replace it, or --out another path")
     cfg = validate_config(auto_complete_config(load_config(args.config), verbose=False))
     names = cfg["data"]["component_dirs"]
     sets = build_datasets(cfg, ("train", "test"), verbose=False)
@@ -130,9 +136,9 @@ def main():
                                 "draws": args.draws, "fallbacks": fallbacks}
         rows.append(row)
         print(json.dumps(row))
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"config": args.config, "n": len(truth), "train_size": len(train), "rows": rows}, indent=1))
+    write_json({"provenance": provenance(argv, seeds={"posterior_draws": 1}, config_file=args.config),
+                "config": args.config, "n": len(truth), "train_size": len(train), "rows": rows}, out)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,9 @@ def provenance(argv=None, device="cpu", **extra):
     """{commit, dirty, command, date, machine, **extra} for a results file. ``extra`` holds what
     the measurement depends on: seeds, the resolved config (or its hash), training wall time and
     steps. ``dirty`` lists the changed tracked files when the tree differs from the commit."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": _git("rev-parse", "HEAD"), "dirty": sorted(line[3:] for line in status.splitlines())
-            if status else [], "command": " ".join([Path(sys.executable).name, *(argv if argv is not None
+    changed = _git("diff", "--name-only", "HEAD")      # tracked files that differ from the commit
+    return {"commit": _git("rev-parse", "HEAD"), "dirty": sorted(changed.splitlines()) if changed else [],
+            "command": " ".join([Path(sys.executable).name, *(argv if argv is not None
                                                                                   else sys.argv)]),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine(device), **extra}
