@@ -38,7 +38,7 @@ CONFIGS = {
     "wgan_gp": {
         "model": {"type": "wgan_gp", "latent_dim_per_component": 2, "dim": 8, "res_blocks": [1, 1, 1],
                   "critic_dim": 8, "encoder_dim": 8, "lambda_gp": 10, "n_critic": 2,
-                  "minibatch_std_group": 4},
+                  "minibatch_std_group": 4, "lambda_rec": 20, "lambda_latent_kl": 0.1},   # as shipped
         "training": {"epochs": 15, "batch_size": 8, "lr_generator": 2e-4, "lr_critic": 2e-4,
                      "ema_decay": 0.9, "ema_update_every": 1, "eval_every": 15, "check_every": 15,
                      "device": "cpu", "precision": "fp32"},

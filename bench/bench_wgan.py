@@ -63,6 +63,9 @@ from src_new.utils.masks import create_mask  # noqa: E402
 from src_new.utils.precision import autocast  # noqa: E402
 from src_new.utils.provenance import provenance  # noqa: E402
 
+# The plan's training step has no reach term (the shipped configs' model.lambda_rec): both paths time
+# the same computation, the plan's WGAN-GP step.
+PLAN_OVERRIDES = ["model.lambda_rec=0", "model.lambda_latent_kl=0"]
 QUICK_OVERRIDES = ["model.dim=8", "model.critic_dim=8", "model.encoder_dim=8", "model.res_blocks=[1,1,1]",
                    "model.n_critic=2"]
 
@@ -683,13 +686,14 @@ def parse_args(argv):
 
 def setup(args):
     """Threads, device (deterministic kernels on CPU, as the trainer sets them) and the resolved
-    config (``QUICK_OVERRIDES`` in quick mode) -> (device, cfg)."""
+    config (``PLAN_OVERRIDES``, and ``QUICK_OVERRIDES`` in quick mode) -> (device, cfg)."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     cfg = load_config(args.config)
+    apply_overrides(cfg, PLAN_OVERRIDES)
     if args.quick:
         apply_overrides(cfg, QUICK_OVERRIDES)
     return device, validate_config(auto_complete_config(cfg, verbose=False))

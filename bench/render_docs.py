@@ -642,6 +642,18 @@ RENDERERS = {
     "seeds_reach": lambda: seeds_table("toy_fp32_400s", "toy_fp32_rec1_400s",
                                        "python bench/seeds.py --name toy_fp32_rec1_400s --budget 400 --seeds 0 --set "
                                        "training.precision=fp32 --set model.lambda_rec=1 --set model.lambda_latent_kl=0.1"),
+    "seeds_binary": lambda: seeds_table("base_400s", "binary_400s", "python bench/seeds.py --name binary_400s "
+                                        "--budget 400 --set model.critic_input=binary"),
+    "seeds_augment": lambda: seeds_table("base_400s", "augment05_400s", "python bench/seeds.py --name "
+                                         "augment05_400s --budget 400 --set model.augment_p=0.5"),
+    "seeds_reach1": lambda: seeds_table("base_400s", "reach1_400s", "python bench/seeds.py --name reach1_400s "
+                                        "--budget 400 --set model.lambda_rec=1 --set model.lambda_latent_kl=0.1"),
+    "seeds_reach5": lambda: seeds_table("base_400s", "reach5_400s", "python bench/seeds.py --name reach5_400s "
+                                        "--budget 400 --set model.lambda_rec=5 --set model.lambda_latent_kl=0.1"),
+    "seeds_reach20": lambda: seeds_table("base_400s", "reach20_400s", "python bench/seeds.py --name reach20_400s "
+                                         "--budget 400 --set model.lambda_rec=20 --set model.lambda_latent_kl=0.1"),
+    "seeds_reach50": lambda: seeds_table("base_400s", "reach50_400s", "python bench/seeds.py --name reach50_400s "
+                                         "--budget 400 --seeds 0 --set model.lambda_rec=50 --set model.lambda_latent_kl=0.1"),
     "quality_headline": quality_headline,
     "quality": quality,
     "quality_trajectory": quality_trajectory,

@@ -217,7 +217,8 @@ MODEL_SCHEMA = {
                 "projection` (0 = off)", min=0),
             "lambda_rec": _float(0.0,
                 "reach term: BCE between G(E(x, c), c)'s logits and the real image in the generator loss; "
-                "trains the generator and the encoder (0 = off)", min=0),
+                "trains the generator and the encoder (0 = off; the shipped configs use 20: more recall, "
+                "coverage and reach at equal wall clock, in slower steps; docs/results.md, reach)", min=0),
             "lambda_latent_kl": _float(0.0,
                 "with `lambda_rec`: KL of the batch's E(x) moments to N(0, I), so reached latents stay where "
                 "sampling draws z", min=0),
