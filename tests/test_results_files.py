@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 RESULTS = ROOT / "bench" / "results"
 # Written before results carried a provenance block (each names its command in docs/results.md);
 # a file leaves this list when the script that writes it is run again.
-LEGACY = {"ablation.json", "inpaint_curve.json", "inpaint_references.json", "inversion.json",
+LEGACY = {"ablation.json", "inpaint_curve.json", "inversion.json",
           "quality.json", "quality_no_mbstd.json", "quality_trajectory.json", "recall_diagnosis.json"}
 PROVENANCE_KEYS = {"commit", "dirty", "command", "date", "machine"}
 
