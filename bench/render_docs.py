@@ -654,6 +654,8 @@ RENDERERS = {
                                          "--budget 400 --set model.lambda_rec=20 --set model.lambda_latent_kl=0.1"),
     "seeds_reach50": lambda: seeds_table("base_400s", "reach50_400s", "python bench/seeds.py --name reach50_400s "
                                          "--budget 400 --seeds 0 --set model.lambda_rec=50 --set model.lambda_latent_kl=0.1"),
+    "seeds_reach_cond": lambda: seeds_table("reach20_400s", "reach20_cond1_400s", "python bench/seeds.py --name "
+                                            "reach20_cond1_400s --budget 400 --set model.lambda_cond=1"),
     "quality_headline": quality_headline,
     "quality": quality,
     "quality_trajectory": quality_trajectory,
