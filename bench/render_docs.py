@@ -99,9 +99,20 @@ def precision():
     return "\n".join(lines) + "\n"
 
 
-def seeds_table(base_name, new_name, command):
+def seeds_command(name, prov):
+    """The ``bench/seeds.py`` command line of entry ``name``, from its provenance."""
+    parts = ["python bench/seeds.py --name", name, f"--budget {prov['budget_seconds']:g}"]
+    if prov["config_file"] != "configs/wgan_gp_toy.yaml":
+        parts.append(f"--config {prov['config_file']}")
+    if sorted(prov["seeds"]) != [0, 1, 2]:
+        parts.append("--seeds " + " ".join(map(str, prov["seeds"])))
+    return " ".join(parts + [f"--set {item}" for item in prov["overrides"]])
+
+
+def seeds_table(base_name, new_name, command=None):
     """Mean ± sd of two designs' seeds (bench/results/seeds.json) with the verdict per figure
-    (none for a one-seed screening row)."""
+    (none for a one-seed screening row); ``command``: what produced the new entry (default: its
+    ``bench/seeds.py`` command, from its provenance)."""
     from seeds import HEADLINE, verdict
     entries = load("seeds.json")
     missing = [n for n in (base_name, new_name) if n not in entries]
@@ -109,6 +120,7 @@ def seeds_table(base_name, new_name, command):
         return f"(not measured yet: {', '.join(missing)} missing from bench/results/seeds.json)\n"
     base, new = entries[base_name], entries[new_name]
     prov = new["provenance"]
+    command = command or seeds_command(new_name, prov)
     screening = len(new["per_seed"]) == 1
     fmt = lambda s: f"{s['mean']:.3f}" if s["n"] == 1 else f"{s['mean']:.3f} ± {s['sd']:.3f}"
     steps = lambda e: e["summary"]["generator_steps"]
@@ -633,29 +645,16 @@ RENDERERS = {
     "bench_cpu": bench_cpu,
     "precision": precision,
     "seeds_precision": lambda: seeds_table("toy_fp32_400s", "toy_bf16_400s", "BUDGET=400 bash scripts/seeds_precision.sh"),
-    "seeds_cond_head": lambda: seeds_table("toy_fp32_400s", "toy_fp32_cond1_400s",
-                                           "python bench/seeds.py --name toy_fp32_cond1_400s --budget 400 --set "
-                                           "training.precision=fp32 --set model.lambda_cond=1"),
-    "seeds_patch": lambda: seeds_table("toy_bf16_400s", "toy_bf16_patch1_400s",
-                                       "python bench/seeds.py --name toy_bf16_patch1_400s --budget 400 --set "
-                                       "model.critic_patch_weight=1"),
-    "seeds_reach": lambda: seeds_table("toy_fp32_400s", "toy_fp32_rec1_400s",
-                                       "python bench/seeds.py --name toy_fp32_rec1_400s --budget 400 --seeds 0 --set "
-                                       "training.precision=fp32 --set model.lambda_rec=1 --set model.lambda_latent_kl=0.1"),
-    "seeds_binary": lambda: seeds_table("base_400s", "binary_400s", "python bench/seeds.py --name binary_400s "
-                                        "--budget 400 --set model.critic_input=binary"),
-    "seeds_augment": lambda: seeds_table("base_400s", "augment05_400s", "python bench/seeds.py --name "
-                                         "augment05_400s --budget 400 --set model.augment_p=0.5"),
-    "seeds_reach1": lambda: seeds_table("base_400s", "reach1_400s", "python bench/seeds.py --name reach1_400s "
-                                        "--budget 400 --set model.lambda_rec=1 --set model.lambda_latent_kl=0.1"),
-    "seeds_reach5": lambda: seeds_table("base_400s", "reach5_400s", "python bench/seeds.py --name reach5_400s "
-                                        "--budget 400 --set model.lambda_rec=5 --set model.lambda_latent_kl=0.1"),
-    "seeds_reach20": lambda: seeds_table("base_400s", "reach20_400s", "python bench/seeds.py --name reach20_400s "
-                                         "--budget 400 --set model.lambda_rec=20 --set model.lambda_latent_kl=0.1"),
-    "seeds_reach50": lambda: seeds_table("base_400s", "reach50_400s", "python bench/seeds.py --name reach50_400s "
-                                         "--budget 400 --seeds 0 --set model.lambda_rec=50 --set model.lambda_latent_kl=0.1"),
-    "seeds_reach_cond": lambda: seeds_table("reach20_400s", "reach20_cond1_400s", "python bench/seeds.py --name "
-                                            "reach20_cond1_400s --budget 400 --set model.lambda_cond=1"),
+    "seeds_cond_head": lambda: seeds_table("toy_fp32_400s", "toy_fp32_cond1_400s"),
+    "seeds_patch": lambda: seeds_table("toy_bf16_400s", "toy_bf16_patch1_400s"),
+    "seeds_reach": lambda: seeds_table("toy_fp32_400s", "toy_fp32_rec1_400s"),
+    "seeds_binary": lambda: seeds_table("base_400s", "binary_400s"),
+    "seeds_augment": lambda: seeds_table("base_400s", "augment05_400s"),
+    "seeds_reach1": lambda: seeds_table("base_400s", "reach1_400s"),
+    "seeds_reach5": lambda: seeds_table("base_400s", "reach5_400s"),
+    "seeds_reach20": lambda: seeds_table("base_400s", "reach20_400s"),
+    "seeds_reach50": lambda: seeds_table("base_400s", "reach50_400s"),
+    "seeds_reach_cond": lambda: seeds_table("reach20_400s", "reach20_cond1_400s"),
     "quality_headline": quality_headline,
     "quality": quality,
     "quality_trajectory": quality_trajectory,
