@@ -82,9 +82,10 @@ def score(model, cfg, seed=0):
                               for i in range(0, n, 256)])
         out.update({f"uncond_{how}_{k}": v for k, v in measure(unc, cfg, sets, seed=seed)[0].items()})
     # Within-condition spread over z, vs real pairs of nearly equal conditions.
-    c = test.conditions[:COND].repeat_interleave(DRAWS, 0)
+    n_cond = min(COND, n)         # the first COND test conditions (all of a smaller split)
+    c = test.conditions[:n_cond].repeat_interleave(DRAWS, 0)
     z = torch.randn(len(c), model.latent_dim, generator=gen)
-    groups = model.sample(z=z, cond=c).view(COND, DRAWS, *real.shape[1:])
+    groups = model.sample(z=z, cond=c).view(n_cond, DRAWS, *real.shape[1:])
     real_spread = M.real_pair_diversity(train.images_float, train.raw_conditions.numpy(), max_pairs=2000)[0]
     out["within_condition_spread"] = M.within_condition_diversity(groups)
     out["real_near_condition_spread"] = real_spread

@@ -2,12 +2,15 @@
 against the guidance scale, for each guidance space (pixels, logits, style), on the checkpoints
 of a multi-seed design (bench/seeds.py), one fixed sampling seed.
 
-    python bench/guidance.py --design toy_bf16_400s --scales 0 1.5 2 3
+    python bench/guidance.py --design toy_bf16_400s --scales 1.5 2 3
+    python bench/guidance.py --design reach20_400s --truncations 0.9 0.7 --out bench/results/guidance_reach20.json
 
 Every checkpoint samples the whole test split at its own conditions (the README protocol), for
-every (space, scale); scale 0 is the unguided sampler. Writes bench/results/guidance.json:
-per seed and per setting {fd, precision, recall, coverage, condition_mae}, and the mean and sd
-over seeds; a setting is better than unguided only where the means differ by more than their
+every (space, scale) and every truncation psi (``truncation@psi``, unguided: each style pulled
+toward its condition's mean, the alternative to guidance); ``none@0`` is the plain sampler.
+Writes --out (refused when it exists, unless --overwrite): per seed and per setting {fd,
+precision, recall, coverage, condition_mae, same_pieces_fraction}, and the mean and sd over
+seeds; a setting is better than unguided only where the means differ by more than their
 standard errors added (bench/seeds.py's verdict).
 """
 from __future__ import annotations
@@ -32,20 +35,21 @@ from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.provenance import provenance  # noqa: E402
 
 FIGURES = {"fd": "lower", "precision": "higher", "recall": "higher", "coverage": "higher",
-           "condition_mae": "lower"}
+           "condition_mae": "lower", "same_pieces_fraction": "higher"}
 SAMPLING_SEED = 0
 
 
 @torch.no_grad()
-def guided_figures(model, cfg, sets, space, scale, batch=256):
-    """{fd, precision, recall, coverage, condition_mae} of one sample per test condition."""
+def guided_figures(model, cfg, sets, space, scale, truncation_psi=1.0, batch=256):
+    """FIGURES of one sample per test condition (the figures ``measure`` gives that a checkpoint
+    written before one of them existed lacks are left out)."""
     test = sets["test"]
     gen = torch.Generator().manual_seed(SAMPLING_SEED)
     images = torch.cat([model.sample(cond=test.conditions[i:i + batch], guidance_scale=scale,
-                                     guidance_space=space, generator=gen)
+                                     guidance_space=space, truncation_psi=truncation_psi, generator=gen)
                         for i in range(0, len(test), batch)]).numpy()
     figures, _ = measure(images, cfg, sets, test.raw_conditions.numpy(), seed=SAMPLING_SEED)
-    return {k: figures[k] for k in FIGURES}
+    return {k: figures[k] for k in FIGURES if k in figures}
 
 
 def summarize_settings(per_seed):
@@ -61,23 +65,32 @@ def main(argv=None):
     parser.add_argument("--scales", type=float, nargs="+", default=[1.5, 2.0, 3.0])
     parser.add_argument("--spaces", nargs="+", default=list(CHOICES["guidance_space"]),
                         choices=CHOICES["guidance_space"])
+    parser.add_argument("--truncations", type=float, nargs="*", default=[],
+                        help="truncation psi values in [0, 1) to measure unguided beside the guidance settings")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "guidance.json"))
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    settings = [("none", 0.0)] + [(space, scale) for space in args.spaces for scale in args.scales]
+    if Path(args.out).exists() and not args.overwrite:
+        parser.error(f"{args.out} exists: pass --overwrite to replace it, or --out another path")
+    if any(not 0 <= psi < 1 for psi in args.truncations):
+        parser.error(f"--truncations must lie in [0, 1) (1 is the plain sampler), got {args.truncations}")
+    # (label, guidance space, scale, truncation psi)
+    settings = ([("none@0", "pixels", 0.0, 1.0)]
+                + [(f"{space}@{scale:g}", space, scale, 1.0) for space in args.spaces for scale in args.scales]
+                + [(f"truncation@{psi:g}", "pixels", 0.0, psi) for psi in args.truncations])
     per_seed = []
     for seed in args.seeds:
         ckpt = ROOT / args.runs / f"{args.design}_s{seed}" / "checkpoint_latest.pt"
         model, cfg = load_model_from_checkpoint(str(ckpt))
         sets = build_datasets(cfg, ("train", "test"), verbose=False)
-        row = {"seed": seed, "checkpoint": str(ckpt.relative_to(ROOT)), "settings": {}}
-        for space, scale in tqdm(settings, desc=f"seed {seed}"):
-            row["settings"][f"{space}@{scale:g}"] = guided_figures(model, cfg, sets, "pixels" if space == "none"
-                                                                   else space, scale)
+        row = {"seed": seed, "checkpoint": str(ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt), "settings": {}}
+        for label, space, scale, psi in tqdm(settings, desc=f"seed {seed}"):
+            row["settings"][label] = guided_figures(model, cfg, sets, space, scale, psi)
         per_seed.append(row)
     summary = summarize_settings(per_seed)
     verdicts = {setting: {k: verdict(summary["none@0"][k], summary[setting][k], better)
                           for k, better in FIGURES.items()} for setting in summary if setting != "none@0"}
-    write_json({"provenance": provenance(sys.argv, "cpu", design=args.design, sampling_seed=SAMPLING_SEED,
+    write_json({"provenance": provenance(argv, "cpu", design=args.design, sampling_seed=SAMPLING_SEED,
                                          training_seeds=args.seeds),
                 "per_seed": per_seed, "summary": summary, "verdicts_vs_unguided": verdicts}, args.out)
     for setting, figures in summary.items():

@@ -138,13 +138,14 @@ def seeds_table(base_name, new_name, command=None):
     return "\n".join(lines) + "\n"
 
 
-def guidance():
-    """Guidance scale x space vs unguided (bench/results/guidance.json)."""
-    r = load("guidance.json")
+def guidance(name="guidance.json"):
+    """Guidance scale x space (and truncation) vs unguided (bench/results/<name>, bench/guidance.py)."""
+    r = load(name)
     prov, summary, verdicts = r["provenance"], r["summary"], r["verdicts_vs_unguided"]
     fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
     figures = list(next(iter(summary.values())))
-    lines = [f"`python bench/guidance.py --design {prov['design']}` -> `bench/results/guidance.json` "
+    command = "python " + prov["command"].split(" ", 1)[1]
+    lines = [f"`{command}` -> `bench/results/{name}` "
              f"({machine_line(prov)}); the checkpoints of design `{prov['design']}` (training seeds "
              f"{', '.join(map(str, prov['training_seeds']))}), one sample per test condition, sampling seed "
              f"{prov['sampling_seed']}; mean ± sd over the seeds, verdict vs unguided per figure:", "",
@@ -155,6 +156,59 @@ def guidance():
                  for k in figures]
         lines.append(f"| {'unguided' if setting == 'none@0' else setting} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def flow_vs_normal(name):
+    """Flow-prior vs N(0, I) samples of the same checkpoints (seeds.json entry ``name``, trained
+    with ``training.flow_every``): the conditional figures side by side, and the flow's AUROCs."""
+    from seeds import verdict
+    entries = load("seeds.json")
+    if name not in entries:
+        return f"(not measured yet: {name} missing from bench/results/seeds.json)\n"
+    entry = entries[name]
+    summary, prov = entry["summary"], entry["provenance"]
+    fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
+    rows = []
+    for key, better in (("fd", "lower"), ("precision", "higher"), ("recall", "higher"), ("coverage", "higher"),
+                        ("condition_mae", "lower"), ("same_pieces_fraction", "higher")):
+        normal, flow = summary[f"cond_{key}"], summary[f"flow_cond_{key}"]
+        rows.append([key, fmt(normal), fmt(flow), verdict(normal, flow, better)])
+    auroc = lambda k: fmt(summary[f"flow_auroc_{k}"])
+    fitted = {r.get("flow_phase_epochs") for r in entry["per_seed"]}
+    if fitted == {None}:
+        how = "the flow trained along (`training.flow_every`)"
+    else:
+        epochs = " / ".join(str(e) for e in sorted(fitted, key=str))
+        how = (f"the flow fitted afterwards, {epochs} epochs of `training.phase=flow` on each checkpoint, "
+               f"then `python bench/seeds.py --rescore {name}`")
+    return join(f"`{seeds_command(name, prov)}` -> `bench/results/seeds.json` entry `{name}` ({machine_line(prov)}); "
+                f"{prov['budget_seconds']:.0f} s of training per seed, {how}; mean ± sd over training seeds "
+                f"{', '.join(str(r['seed']) for r in entry['per_seed'])}; the same checkpoints sampled with z from "
+                f"N(0, I) and from the flow (sampling seed {prov['sampling_seed']}), one sample per "
+                "test condition:", "",
+                table(["conditional", "prior normal", "prior flow", "flow vs normal"], rows), "",
+                f"AUROC of the flow likelihood log p(E(x) | c) of the test designs against the same designs with "
+                f"shuffled conditions: {auroc('shuffled_conditions')}; against the designs with one component "
+                f"shifted 3 px: {auroc('corrupted')}.")
+
+
+def condition_error():
+    """Where the condition error comes from (bench/results/condition_error.json)."""
+    if not (ROOT / "bench" / "results" / "condition_error.json").is_file():
+        return "(not measured yet: run bench/condition_error.py)\n"
+    r = load("condition_error.json")
+    prov = r["provenance"]
+    rows = []
+    for folder, f in r["folders"].items():
+        for col, raw in f["raw"].items():
+            rows.append([f"`{folder}`", col, f"{raw['mean']:.3f}", f"{raw['median']:.2f}", f"{raw['p90']:.2f}",
+                         f"{raw['p99']:.2f}", pct(raw["share_above_2px"]), f"{f['cleaned'][col]['mean']:.3f}"])
+    command = "python " + prov["command"].split(" ", 1)[1]
+    return join(f"`{command}` -> `bench/results/condition_error.json` ({machine_line(prov)}): the absolute "
+                "error per condition column in px, through the conventions fitted on the train split "
+                "(evaluate.py's), on the raw samples and after `clean` (the mirror side read from the data):", "",
+                table(["samples", "column", "mean (the MAE)", "median", "p90", "p99", "> 2 px", "mean after clean"],
+                      rows))
 
 
 def kill_soak():
@@ -641,6 +695,11 @@ RENDERERS = {
     "compare_models": compare_models,
     "config_reference": config_reference,
     "guidance": guidance,
+    "guidance_reach20": lambda: guidance("guidance_reach20.json"),
+    "condition_error": condition_error,
+    "seeds_flow": lambda: seeds_table("reach20_400s", "reach20_flow_400s"),
+    "flow_vs_normal": lambda: flow_vs_normal("reach20_flow_400s"),
+    "flow_vs_normal_fitted": lambda: flow_vs_normal("reach20_400s"),
     "kill_soak": kill_soak,
     "bench_cpu": bench_cpu,
     "precision": precision,

@@ -6,14 +6,17 @@ per-seed figures with their mean and standard deviation.
     python bench/seeds.py --name toy_bf16 --budget 600 --set training.precision=bf16
     python bench/seeds.py --compare toy_fp32 toy_bf16                         # gain / loss / within noise
 
-Every seed also gets the inversion IoU of G(E(x)) on the full test images (bench/inversion.py).
+Every seed also gets the inversion IoU of G(E(x)) on the full test images (bench/inversion.py)
+and, when its flow prior is fitted (``training.flow_every``), the figures of flow-prior samples
+and the flow likelihood's AUROC (``flow_figures``).
 Each seed trains through the CLI (``train.py``) for ``--budget`` seconds of wall clock, then
 gets SIGTERM (the trainer saves a checkpoint at the step it is on and stops), so a faster
 design gets more steps in the same time. Results go to ``--out`` (bench/results/seeds.json),
 one entry per ``--name`` with its provenance; an existing entry is replaced only with
 ``--replace`` (rows of the seeds named are measured again; the entry starts anew when the
 design differs); ``--rescore NAME`` scores an entry's checkpoints again after the scoring
-protocol changed (no training: the steps and times are kept); running new ``--seeds`` of an existing entry with the same config and overrides
+protocol changed or a flow prior was fitted to them afterwards (``training.phase=flow``; its
+epochs are recorded; no training: the steps and times are kept); running new ``--seeds`` of an existing entry with the same config and overrides
 adds them to it (so two designs can be run seed by seed, alternately, and share the machine's
 drift). A difference counts as a gain or a loss only when the two means differ by more
 than their standard errors added (sd / sqrt(n) each); otherwise it is "within noise".
@@ -36,9 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ablation import score  # noqa: E402
+from ablation import measure, score  # noqa: E402
 from inversion import inversion_iou  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
+from src_new.evaluation.likelihood import likelihood_report  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
@@ -48,32 +52,39 @@ from src_new.utils.provenance import provenance  # noqa: E402
 HEADLINE = {"cond_fd": "lower", "cond_precision": "higher", "cond_recall": "higher", "cond_coverage": "higher",
             "cond_condition_mae": "lower", "cond_same_pieces_fraction": "higher", "uncond_null_fd": "lower",
             "uncond_marginal_fd": "lower", "within_condition_ratio": "higher", "inversion_iou": "higher",
-            "seconds_per_step": "lower"}
+            "seconds_per_step": "lower", "flow_cond_fd": "lower", "flow_cond_recall": "higher",
+            "flow_cond_coverage": "higher", "flow_cond_condition_mae": "lower",
+            "flow_auroc_shuffled_conditions": "higher"}
 SAMPLING_SEED = 0
 
 
 def train_for(config, run_dir, seed, budget, overrides):
-    """Train ``config`` with ``seed`` for ``budget`` seconds (then SIGTERM) -> (seconds, log)."""
+    """Train ``config`` with ``seed`` for ``budget`` seconds (then SIGTERM) -> (seconds, command line)."""
     cmd = [sys.executable, str(ROOT / "src_new" / "scripts" / "train.py"), "--config", str(config),
            "--run_name", run_dir.name, "--overwrite", "--seed", str(seed), "--epochs", "100000",
            "--set", f"paths.output_dir={run_dir.parent}", "--set", "training.eval_every=100000",
            "--set", "training.check_every=100000"]
     for item in overrides:
         cmd += ["--set", item]
+    return run_for(cmd, budget, run_dir.parent / f"{run_dir.name}.log", f"seed {seed}"), " ".join(cmd)
+
+
+def run_for(cmd, budget, log_path, what):
+    """Run the training command ``cmd`` for ``budget`` seconds of wall clock, then SIGTERM (the
+    trainer saves a checkpoint at the step it is on and exits 130), its output to ``log_path``
+    -> seconds it ran. SystemExit naming ``what`` with the log's tail if it failed."""
     start = time.perf_counter()
-    log = open(run_dir.parent / f"{run_dir.name}.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        proc.wait(timeout=budget)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)            # the trainer saves a checkpoint and exits 130
-        proc.wait(timeout=600)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=budget)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=600)
     seconds = time.perf_counter() - start
-    log.close()
     if proc.returncode not in (0, 130):
-        tail = (run_dir.parent / f"{run_dir.name}.log").read_text()[-2000:]
-        raise SystemExit(f"seed {seed}: training failed (exit {proc.returncode}):\n{tail}")
-    return seconds, " ".join(cmd)
+        raise SystemExit(f"{what}: training failed (exit {proc.returncode}):\n{Path(log_path).read_text()[-2000:]}")
+    return seconds
 
 
 def full_inversion_iou(model, cfg):
@@ -126,9 +137,40 @@ def compare(entries, base_name, new_name):
     return "\n".join(lines)
 
 
+@torch.no_grad()
+def flow_figures(model, cfg, batch=256):
+    """With a fitted flow prior: ``flow_cond_*``, the conditional figures of samples whose z the
+    flow draws (one per test condition, the same sampling seed: compare with the ``cond_*``
+    figures of z ~ N(0, I) from the same checkpoint), and the AUROC of the flow likelihood
+    log p(E(x) | c) of the test designs against the same designs with shuffled conditions
+    (``flow_auroc_shuffled_conditions``) and with one component shifted (``flow_auroc_corrupted``)."""
+    sets = build_datasets(cfg, ("train", "test"), verbose=False)
+    test = sets["test"]
+    cond = test.conditions if model.cond_dim else None
+    part = lambda t, i: None if t is None else t[i:i + batch]
+    gen = torch.Generator().manual_seed(SAMPLING_SEED)
+    images = torch.cat([model.sample(cond=part(cond, i), batch_size=min(batch, len(test) - i), prior="flow",
+                                     generator=gen) for i in range(0, len(test), batch)]).numpy()
+    raw = test.raw_conditions.numpy() if model.cond_dim else None
+    out = {f"flow_cond_{k}": v for k, v in measure(images, cfg, sets, raw, SAMPLING_SEED)[0].items()}
+
+    def log_likelihood(x, c):
+        x, c = torch.from_numpy(x), None if c is None else torch.from_numpy(c)
+        return torch.cat([model.log_likelihood(x[i:i + batch], part(c, i)) for i in range(0, len(x), batch)]).numpy()
+    report = likelihood_report({"flow": log_likelihood}, test.images_float.numpy(),
+                               None if cond is None else cond.numpy(), dims=model.latent_dim, seed=SAMPLING_SEED)
+    out.update({f"flow_{k}": report["flow"][k] for k in ("auroc_shuffled_conditions", "auroc_corrupted")
+                if k in report["flow"]})
+    return out
+
+
 def figures(model, cfg):
-    """A seed's quality figures: the ablation protocol's scores and the inversion IoU."""
-    return {**score(model, cfg, seed=SAMPLING_SEED), "inversion_iou": full_inversion_iou(model, cfg)}
+    """A seed's quality figures: the ablation protocol's scores and the inversion IoU (and
+    ``flow_figures`` when the checkpoint's flow prior is fitted)."""
+    out = {**score(model, cfg, seed=SAMPLING_SEED), "inversion_iou": full_inversion_iou(model, cfg)}
+    if model.flow is not None and int(model.flow.fitted):
+        out.update(flow_figures(model, cfg))
+    return out
 
 
 def rescore(entry, name, runs, argv):
@@ -137,8 +179,12 @@ def rescore(entry, name, runs, argv):
     rows = []
     for row in entry["per_seed"]:
         path = runs / f"{name}_s{row['seed']}" / "checkpoint_latest.pt"
-        model, cfg = load_model_from_checkpoint(path)
+        ckpt = load_checkpoint(path)
+        model, cfg = load_model_from_checkpoint(path, ckpt=ckpt)
         kept = {k: row[k] for k in ("seed", "train_seconds", "generator_steps", "seconds_per_step", "precision")}
+        phase = ckpt.get("phase") or {}
+        if phase.get("name") == "flow":    # a flow fitted afterwards (training.phase=flow): how long
+            kept["flow_phase_epochs"] = ckpt["epoch"] - phase["start_epoch"]
         rows.append({**kept, **figures(model, cfg)})
         print(f"seed {row['seed']} rescored", flush=True)
     prov = dict(entry["provenance"], rescored=provenance(argv))

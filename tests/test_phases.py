@@ -235,10 +235,43 @@ def test_cli_flow_phase_sample_and_likelihood(toy_root, gan_checkpoint, tmp_path
     assert "auroc_corrupted" in proc.stdout
 
 
+def test_joint_flow_tracks_the_encoder(toy_root, tmp_path):
+    """training.flow_every: the gan phase updates the flow by the NLL of the encoder's latents
+    of the step's first minibatch (the gradient reaches the flow, never the encoder or the
+    generator), and the flow stays fitted although the reach term moves the encoder."""
+    cfg = make_cfg(toy_root, tmp_path, model={"lambda_rec": 1.0}, training={"flow_every": 1})
+    trainer = WGANGPTrainer(cfg, verbose=False)
+    m = trainer.model
+    real, cond = next(iter(trainer.loader))
+    encoder_before = {k: v.clone() for k, v in m.encoder.state_dict().items()}
+    row = trainer.train_step(real, cond)
+    assert int(m.flow.fitted) == 1 and np.isfinite(row["flow_nll"]) and "flow_grad_norm" in row
+    assert any(not torch.equal(encoder_before[k], v) for k, v in m.encoder.state_dict().items())
+    # one more flow update, checked by hand: its NLL is the flow's on E(x) of the first minibatch
+    x0, c0 = real.chunk(trainer.batches_per_step)[0], cond.chunk(trainer.batches_per_step)[0]
+    with torch.no_grad():
+        z = m.encoder(x0, None, c0)
+        u, logdet = m.flow.inverse(z, c0)
+        nll = -(-0.5 * (u.pow(2) + np.log(2 * np.pi)).sum(1) + logdet).mean() / m.flow.dim
+    flow_before = {k: v.clone() for k, v in m.flow.state_dict().items()}
+    for net in (m.encoder, m.generator):
+        net.zero_grad(set_to_none=True)
+    out = trainer.flow_step(real, cond)
+    assert out["flow_nll"] == pytest.approx(nll.item(), rel=1e-5)
+    assert any(not torch.equal(flow_before[k], v) for k, v in m.flow.state_dict().items())
+    assert all(p.grad is None for net in (m.encoder, m.generator) for p in net.parameters())
+    # without flow_every the encoder's move marks the flow stale (it must be refitted)
+    trainer.tcfg["flow_every"] = 0
+    trainer.train_step(real, cond)
+    assert int(m.flow.fitted) == 0
+    trainer.dist.close()
+
+
 @pytest.mark.parametrize("key,value,match", [
     ("training.phase", "flows", r"training.phase = 'flows': expected one of \['gan', 'encoder', 'flow'\]"),
     ("training.grad_clip_norm", -1, "training.grad_clip_norm = -1: expected a finite number > 0"),
     ("training.lr_flow", 0, "lr_flow = 0: expected a finite number > 0"),
+    ("training.flow_every", -1, "training.flow_every = -1: expected"),
     ("model.flow_layers", 1.5, "model.flow_layers = 1.5: expected a whole number"),
     ("logging.tensorboard", "yes", "logging.tensorboard = 'yes': expected true or false"),
 ])

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import ROOT
 
@@ -109,6 +110,73 @@ def test_seed_verdicts_need_the_means_apart_beyond_the_standard_errors():
     far = {"mean": 1.0, "sd": 0.3, "n": 3}
     assert verdict(base, close, "lower") == "within noise"
     assert verdict(base, far, "lower") == "gain" and verdict(base, far, "higher") == "loss"
+
+
+def test_seed_figures_add_the_flow_prior_when_it_is_fitted(toy_root, tmp_path):
+    """bench/seeds.py scores flow-prior samples and the flow likelihood's AUROC for a checkpoint
+    whose flow is fitted (here jointly: training.flow_every), and leaves them out otherwise."""
+    from seeds import figures
+    from conftest import make_cfg
+    from src_new.models.wgan_gp.sample import load_model_from_checkpoint
+    from src_new.models.wgan_gp.train import WGANGPTrainer
+
+    cfg = make_cfg(toy_root, tmp_path, model={"lambda_rec": 1.0}, training={"flow_every": 1})
+    run_dir = WGANGPTrainer(cfg, verbose=False).run()
+    model, cfg = load_model_from_checkpoint(run_dir / "checkpoint_latest.pt")
+    assert int(model.flow.fitted) == 1
+    out = figures(model, cfg)
+    assert {"flow_cond_fd", "flow_cond_recall", "flow_cond_coverage", "flow_cond_condition_mae"} <= set(out)
+    assert 0 <= out["flow_auroc_shuffled_conditions"] <= 1 and 0 <= out["flow_auroc_corrupted"] <= 1
+    model.flow.fitted.zero_()
+    assert not any(key.startswith("flow_") for key in figures(model, cfg))
+
+
+def test_condition_error_profile_separates_specks_from_the_typical_sample(tiny_cfg, tmp_path):
+    """bench/condition_error.py: real test designs requested at their own conditions are off
+    by 0 px; one stray speck far from a design stretches its measured extent (raw error) and
+    the clean-up removes it; the profile's mean, median and tail are those of the errors."""
+    from condition_error import error_profile, main as profile
+    from src_new.datasets.factory import build_datasets
+    from src_new.utils.io import save_component_images, write_json
+
+    e = error_profile([0.0, 0.0, 1.0, 3.0])
+    assert (e["mean"], e["median"], e["share_above_2px"]) == (1.0, 0.5, 0.25)
+    test = build_datasets(tiny_cfg, ("test",), verbose=False)["test"]
+    images = test.images_float.clone()
+    first = int(torch.nonzero(images[0].amax(dim=(0, 2)) > 0.5)[0])         # the design's top row
+    column = int(torch.nonzero(images[0].amax(dim=(0, 1)) > 0.5)[0])        # inside its width
+    assert first >= 3, "the test design must leave room above it for the speck"
+    images[0, 0, 0:2, column] = 1.0                                            # a 2-pixel speck at the top
+    folder = tmp_path / "samples" / "conditional"
+    save_component_images(images, folder, tiny_cfg["data"]["component_dirs"], conditions=test.raw_conditions)
+    write_json({"model": "wgan_gp", "mode": "conditional", "seed": 0, "options": {}, "config": tiny_cfg},
+               folder / "manifest.json")
+    out = tmp_path / "condition_error.json"
+    result = profile([str(folder), "--out", str(out)])["folders"][str(folder)]
+    assert result["raw"]["height_px"]["mean"] == pytest.approx(first / len(images), abs=1e-6)
+    assert result["cleaned"]["height_px"]["mean"] == 0 and result["raw"]["width_px"]["mean"] == 0
+    assert json.loads(out.read_text())["provenance"]["commit"]
+    with pytest.raises(SystemExit):
+        profile([str(folder), "--out", str(out)])                             # no silent overwrite
+
+
+def test_guidance_bench_measures_truncation_beside_guidance_and_never_overwrites(toy_root, tmp_path):
+    from guidance import main as guidance
+    from conftest import make_cfg
+    from src_new.models.wgan_gp.train import WGANGPTrainer
+
+    run_dir = WGANGPTrainer(make_cfg(toy_root, tmp_path / "runs", training={"run_name": "tiny_s0"}), verbose=False).run()
+    out = tmp_path / "guidance.json"
+    args = ["--design", "tiny", "--runs", str(run_dir.parent), "--seeds", "0", "--scales", "2", "--spaces", "logits",
+            "--truncations", "0.5", "--out", str(out)]
+    guidance(args)
+    r = json.loads(out.read_text())
+    assert list(r["summary"]) == ["none@0", "logits@2", "truncation@0.5"]
+    assert set(r["verdicts_vs_unguided"]) == {"logits@2", "truncation@0.5"}
+    for figures in r["summary"].values():
+        assert 0 <= figures["same_pieces_fraction"]["mean"] <= 1 and figures["condition_mae"]["mean"] >= 0
+    with pytest.raises(SystemExit):
+        guidance(args)                                                         # no silent overwrite
 
 
 def test_collect_results_writes_provenance_and_training_facts(tiny_cfg, tmp_path):

@@ -259,6 +259,10 @@ MODEL_SCHEMA = {
                 "WGAN-GP: what a run trains: `gan`, `encoder` (encoder only) or `flow` (flow prior only); "
                 "`training.epochs` counts the phase's epochs"),
             "lr_flow": _float(1.0e-3, "WGAN-GP flow prior Adam learning rate", gt=0),
+            "flow_every": _int(0,
+                "WGAN-GP gan phase: one flow-prior update (NLL of the minibatch's E(x), the encoder only read) "
+                "every k generator steps, so the flow tracks the encoder and `prior: flow` works from any "
+                "checkpoint (0 = never: fit it afterwards with `training.phase=flow`)", min=0),
             "grad_clip_norm": _float(None,
                 "WGAN-GP: clip the generator's, critic's, encoder's and flow's gradient norm (null = off); "
                 "`*_clipped` columns count clipped updates", nullable=True, gt=0),
@@ -300,7 +304,7 @@ MODEL_SCHEMA = {
                 "in the checkpoint; `null` = G(z, null token); marginal measured better (docs/results.md)"),
             "prior": _choice("normal", "prior",
                 "WGAN-GP latent prior: `normal` N(0, I) or `flow` (the fitted p(z \\| c), after "
-                "`training.phase=flow`); `--prior` overrides"),
+                "`training.phase=flow` or trained along, `training.flow_every`); `--prior` overrides"),
             "precision": _choice("fp32", "precision",
                 "`fp32` or `bf16` for sampling and inpainting (`--precision`); any checkpoint samples in either"),
         },

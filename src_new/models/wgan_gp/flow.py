@@ -89,7 +89,8 @@ class ConditionalFlowPrior(nn.Module):
     dim: latent size (``model.total_latent_dim``); num_layers: coupling layers K; hidden:
     width of the coupling and prior MLPs; scale_bound: |log-scale| bound of each coupling.
     The buffer ``fitted`` (saved with the state dict) is 1 once the flow phase has fitted it,
-    back to 0 when the encoder trains again (the latents it describes change)."""
+    back to 0 when the encoder trains again (the latents it describes change), unless the gan
+    phase updates the flow along with the encoder (``training.flow_every``)."""
 
     def __init__(self, dim, cond_dim=0, num_layers=_M["flow_layers"], hidden=_M["flow_hidden"], scale_bound=2.0):
         super().__init__()

@@ -3,7 +3,8 @@ The epoch loop, checkpoints, resume, logging and fault handling are the shared
 ``src_new.pipeline.training.Trainer``.
 
 ``training.phase`` picks what a run trains; the other networks stay bit-identical:
-  gan      critic, generator (+ EMA), and the encoder every ``encoder_every`` steps
+  gan      critic, generator (+ EMA), the encoder every ``encoder_every`` steps and the
+           flow prior every ``flow_every`` steps (the joint flow: it tracks the encoder)
   encoder  the encoder only (``WGANGP.encoder_loss``)     -> losses_encoder.csv
   flow     the flow prior p(z | c) only, by NLL on E(x)    -> losses_flow.csv
 ``training.epochs`` counts the epochs of the current phase (a new phase starts at the
@@ -47,7 +48,8 @@ PHASE_LOGS = {
             ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
              "mode_seeking_loss", "cond_loss_real", "cond_loss_fake", "reconstruction_loss", "latent_kl",
              "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
-             "critic_clipped", "generator_clipped", "encoder_clipped", "lr_generator", "lr_critic", "lr_encoder", "images_per_s"],
+             "flow_nll", "flow_grad_norm", "critic_clipped", "generator_clipped", "encoder_clipped", "flow_clipped",
+             "lr_generator", "lr_critic", "lr_encoder", "lr_flow", "images_per_s"],
             ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"),
             ("critic_grad_norm", "generator_grad_norm")),
     "encoder": ("losses_encoder.csv",
@@ -164,7 +166,8 @@ class WGANGPTrainer(Trainer):
 
     def train_step(self, real, cond):
         """One step of the phase: gan = n_critic critic updates, one generator update, EMA,
-        maybe an encoder update; encoder = one encoder update; flow = one flow update."""
+        maybe an encoder update and a flow update; encoder = one encoder update; flow = one
+        flow update."""
         if self.phase == "encoder":
             return self.encoder_step(real, cond)
         if self.phase == "flow":
@@ -173,6 +176,8 @@ class WGANGPTrainer(Trainer):
         t = self.tcfg
         if t["encoder_every"] and self.epoch >= t["encoder_start_epoch"] and self.step % t["encoder_every"] == 0:
             row.update(self.encoder_step(real, cond))
+        if t["flow_every"] and self.step % t["flow_every"] == 0:
+            row.update(self.flow_step(real, cond))   # after the encoder moved: the flow follows it
         return row
 
     def clip(self, params):
@@ -210,7 +215,7 @@ class WGANGPTrainer(Trainer):
             self.dist.average_gradients(m.encoder.parameters())
             self.clip(m.encoder.parameters())
             self.opt_e.step()
-            m.flow.fitted.zero_()   # a new encoder makes the flow (fitted on E(x)) stale
+            self.encoder_moved()
         self.ema.update()
         row = {"critic_loss": out_c["critic_loss"].item(), "generator_loss": out_g["generator_loss"].item(),
                "wasserstein_distance": out_c["wasserstein_distance"].item(),
@@ -236,10 +241,16 @@ class WGANGPTrainer(Trainer):
         self.dist.average_gradients(m.encoder.parameters())
         e_norm, e_clipped = self.clip(m.encoder.parameters())
         self.opt_e.step()
-        m.flow.fitted.zero_()   # the flow describes E(x): a new encoder makes it stale until refitted
+        self.encoder_moved()
         return {"encoder_loss": out_e["encoder_loss"].item(), "latent_loss": out_e["latent_loss"].item(),
                 "image_loss": out_e["image_loss"].item(), "encoder_grad_norm": e_norm,
                 "encoder_clipped": float(e_clipped)}
+
+    def encoder_moved(self):
+        """The flow describes E(x): a new encoder makes it stale until refitted, unless the gan
+        phase updates it along (``flow_every``), so that it tracks the encoder."""
+        if not (self.phase == "gan" and self.tcfg["flow_every"]):
+            self.model.flow.fitted.zero_()
 
     @torch.no_grad()
     def encode(self, images, cond=None, batch=256):
@@ -253,6 +264,8 @@ class WGANGPTrainer(Trainer):
         dimension); the encoder, generator and critic are only read. An unfitted (or stale)
         flow first restarts from the mean and scale of the train split's latents (``initialize``)."""
         m, flow = self.model, self.model.flow
+        real = real.chunk(self.batches_per_step)[0]       # one minibatch, as the encoder step
+        cond = None if cond is None else cond.chunk(self.batches_per_step)[0]
         if not int(flow.fitted):
             flow.initialize(self.encode(self.train_set.images_float,
                                         self.train_set.conditions if m.cond_dim > 0 else None))
