@@ -138,6 +138,27 @@ def seeds_table(base_name, new_name, command=None):
     return "\n".join(lines) + "\n"
 
 
+def compare_reach():
+    """The WGAN-GP column of the headline before the reach term (compare_models_before_reach.json,
+    the headline file as committed at 072e4a7) and now (compare_models.json), with verdicts."""
+    from seeds import verdict
+    before, now = load("compare_models_before_reach.json"), load("compare_models.json")
+    fmt = lambda s, key: (f"{1000 * s['mean']:.1f} ± {1000 * s['sd']:.1f}" if key == "seconds_per_image"
+                          else f"{s['mean']:.3f} ± {s['sd']:.3f}")
+    steps = lambda r: r["summary"]["training"]["wgan_gp"]["steps"]
+    rows = [["training steps in the budget", f"{steps(before)['mean']:.0f} ± {steps(before)['sd']:.0f}",
+             f"{steps(now)['mean']:.0f} ± {steps(now)['sd']:.0f}", ""]]
+    for label, w, _, key, better in COMPARE_ROWS:
+        a, b = before["summary"]["runs"].get(w, {}).get(key), now["summary"]["runs"].get(w, {}).get(key)
+        if a and b:
+            rows.append([label, fmt(a, key), fmt(b, key), verdict(a, b, better)])
+    return join(f"The WGAN-GP column of `bench/results/compare_models_before_reach.json` (the headline file as "
+                f"committed before the reach term, {machine_line(before['provenance'])}) and of "
+                f"`bench/results/compare_models.json` ({machine_line(now['provenance'])}); the same command, "
+                "three training seeds each, measured in two sessions:", "",
+                table(["WGAN-GP", "reach term off", "reach term on (shipped)", "verdict"], rows))
+
+
 def guidance(name="guidance.json"):
     """Guidance scale x space (and truncation) vs unguided (bench/results/<name>, bench/guidance.py)."""
     r = load(name)
@@ -693,6 +714,7 @@ def frames():
 RENDERERS = {
     "frames": frames,
     "compare_models": compare_models,
+    "compare_reach": compare_reach,
     "config_reference": config_reference,
     "guidance": guidance,
     "guidance_reach20": lambda: guidance("guidance_reach20.json"),
