@@ -1,7 +1,8 @@
 """Where the condition error comes from: for conditional samples folders, the absolute error of
 each condition column (measured through the conventions fitted on the train split, as
 evaluate.py measures it) as its mean (evaluate.py's condition MAE), median, 90th / 99th
-percentile and the share of samples off by more than 2 px, on the raw samples and on the same
+percentile, the share of samples off by more than 2 px and the share on target (within half a
+pixel), with the signed mean (a bias), on the raw samples and on the same
 samples after ``clean`` (specks dropped, small holes filled; the mirror side read from the
 data). A mean far above the median says that a few samples carry the error; a mean that the
 clean-up lowers says that stray pieces stretching the measured extent are among them.
@@ -30,10 +31,13 @@ OFF_PX = 2.0
 
 
 def error_profile(errors):
-    """Absolute errors (N,) in px -> {mean, median, p90, p99, share_above_2px}."""
-    e = np.abs(np.asarray(errors, np.float64))
+    """Signed errors (N,) in px (measured - requested) -> the absolute error's {mean, median, p90,
+    p99, share_above_2px}, the share exactly on target and the signed mean (a bias)."""
+    signed = np.asarray(errors, np.float64)
+    e = np.abs(signed)
     return {"mean": float(e.mean()), "median": float(np.median(e)), "p90": float(np.quantile(e, 0.9)),
-            "p99": float(np.quantile(e, 0.99)), f"share_above_{OFF_PX:g}px": float((e > OFF_PX).mean())}
+            "p99": float(np.quantile(e, 0.99)), f"share_above_{OFF_PX:g}px": float((e > OFF_PX).mean()),
+            "share_exact": float((e < 0.5).mean()), "mean_signed": float(signed.mean())}
 
 
 def profile_folder(folder):

@@ -188,12 +188,13 @@ def flow_vs_normal(name):
         return f"(not measured yet: {name} missing from bench/results/seeds.json)\n"
     entry = entries[name]
     summary, prov = entry["summary"], entry["provenance"]
-    fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
+    screening = len(entry["per_seed"]) == 1
+    fmt = lambda s: f"{s['mean']:.3f}" if screening else f"{s['mean']:.3f} ± {s['sd']:.3f}"
     rows = []
     for key, better in (("fd", "lower"), ("precision", "higher"), ("recall", "higher"), ("coverage", "higher"),
                         ("condition_mae", "lower"), ("same_pieces_fraction", "higher")):
         normal, flow = summary[f"cond_{key}"], summary[f"flow_cond_{key}"]
-        rows.append([key, fmt(normal), fmt(flow), verdict(normal, flow, better)])
+        rows.append([key, fmt(normal), fmt(flow), "screening: one seed" if screening else verdict(normal, flow, better)])
     auroc = lambda k: fmt(summary[f"flow_auroc_{k}"])
     fitted = {r.get("flow_phase_epochs") for r in entry["per_seed"]}
     if fitted == {None}:
@@ -222,13 +223,15 @@ def condition_error():
     rows = []
     for folder, f in r["folders"].items():
         for col, raw in f["raw"].items():
-            rows.append([f"`{folder}`", col, f"{raw['mean']:.3f}", f"{raw['median']:.2f}", f"{raw['p90']:.2f}",
-                         f"{raw['p99']:.2f}", pct(raw["share_above_2px"]), f"{f['cleaned'][col]['mean']:.3f}"])
+            rows.append([f"`{folder}`", col, f"{raw['mean']:.3f}", f"{raw['mean_signed']:+.3f}", pct(raw["share_exact"]),
+                         f"{raw['median']:.2f}", f"{raw['p90']:.2f}", f"{raw['p99']:.2f}",
+                         pct(raw["share_above_2px"]), f"{f['cleaned'][col]['mean']:.3f}"])
     command = "python " + prov["command"].split(" ", 1)[1]
     return join(f"`{command}` -> `bench/results/condition_error.json` ({machine_line(prov)}): the absolute "
                 "error per condition column in px, through the conventions fitted on the train split "
                 "(evaluate.py's), on the raw samples and after `clean` (the mirror side read from the data):", "",
-                table(["samples", "column", "mean (the MAE)", "median", "p90", "p99", "> 2 px", "mean after clean"],
+                table(["samples", "column", "mean (the MAE)", "signed mean", "on target", "median", "p90", "p99",
+                       "> 2 px", "mean after clean"],
                       rows))
 
 

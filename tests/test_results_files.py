@@ -139,8 +139,9 @@ def test_condition_error_profile_separates_specks_from_the_typical_sample(tiny_c
     from src_new.datasets.factory import build_datasets
     from src_new.utils.io import save_component_images, write_json
 
-    e = error_profile([0.0, 0.0, 1.0, 3.0])
-    assert (e["mean"], e["median"], e["share_above_2px"]) == (1.0, 0.5, 0.25)
+    e = error_profile([0.0, 0.0, -1.0, 3.0])
+    assert (e["mean"], e["median"], e["share_above_2px"], e["share_exact"], e["mean_signed"]) == (1.0, 0.5, 0.25,
+                                                                                                0.5, 0.5)
     test = build_datasets(tiny_cfg, ("test",), verbose=False)["test"]
     images = test.images_float.clone()
     first = int(torch.nonzero(images[0].amax(dim=(0, 2)) > 0.5)[0])         # the design's top row
