@@ -25,7 +25,7 @@ from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.evaluation.postprocess import clean  # noqa: E402
 from src_new.pipeline.evaluate import condition_targets, load_evaluation  # noqa: E402
 from src_new.utils.io import mirror_side, write_json  # noqa: E402
-from src_new.utils.provenance import provenance  # noqa: E402
+from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 OFF_PX = 2.0
 
@@ -61,9 +61,7 @@ def main(argv=None):
     p.add_argument("--out", default="bench/results/condition_error.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
-    out = ROOT / args.out
-    if out.exists() and not args.overwrite:
-        p.error(f"{out} exists: pass --overwrite to replace it, or --out another path")
+    out = results_path(p, ROOT / args.out, args.overwrite)
     result = {"provenance": provenance(argv), "folders": {}}
     for folder in args.folders:
         result["folders"][folder] = profile = profile_folder(folder)

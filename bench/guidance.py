@@ -32,7 +32,7 @@ from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.pipeline.config import CHOICES  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
-from src_new.utils.provenance import provenance  # noqa: E402
+from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 FIGURES = {"fd": "lower", "precision": "higher", "recall": "higher", "coverage": "higher",
            "condition_mae": "lower", "same_pieces_fraction": "higher"}
@@ -70,8 +70,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "guidance.json"))
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    if Path(args.out).exists() and not args.overwrite:
-        parser.error(f"{args.out} exists: pass --overwrite to replace it, or --out another path")
+    results_path(parser, Path(args.out), args.overwrite)
     if any(not 0 <= psi < 1 for psi in args.truncations):
         parser.error(f"--truncations must lie in [0, 1) (1 is the plain sampler), got {args.truncations}")
     # (label, guidance space, scale, truncation psi)

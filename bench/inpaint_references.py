@@ -34,7 +34,7 @@ from src_new.pipeline.evaluate import inpainting_metrics, nearest_train_inpainti
 from src_new.pipeline.config import auto_complete_config, load_config, validate_config  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
-from src_new.utils.provenance import provenance  # noqa: E402
+from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 
 def redraw_tread_belt(q, rng):
@@ -110,9 +110,7 @@ def main(argv=None):
     p.add_argument("--out", default="bench/results/inpaint_references.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        p.error(f"{out} exists: pass --overwrite to replace it, or --out another path")
+    out = results_path(p, Path(args.out), args.overwrite)
     cfg = validate_config(auto_complete_config(load_config(args.config), verbose=False))
     names = cfg["data"]["component_dirs"]
     sets = build_datasets(cfg, ("train", "test"), verbose=False)

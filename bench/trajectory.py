@@ -32,7 +32,7 @@ from seeds import run_for  # noqa: E402
 from src_new.pipeline.evaluate import evaluate_samples  # noqa: E402
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
-from src_new.utils.provenance import provenance  # noqa: E402
+from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 FIGURES = ("geometric_fd", "precision", "recall", "coverage", "condition_mae", "same_pieces_fraction")
 TRAIN = ROOT / "src_new" / "scripts" / "train.py"
@@ -91,9 +91,7 @@ def main(argv=None):
     p.add_argument("--out", default="bench/results/trajectory.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
-    out = ROOT / args.out
-    if out.exists() and not args.overwrite:
-        p.error(f"{out} exists: pass --overwrite to replace it, or --out another path")
+    out = results_path(p, ROOT / args.out, args.overwrite)
     if args.budget <= 0 or min(args.multiples) < 1:
         p.error(f"--budget must be > 0 and --multiples >= 1, got {args.budget} and {args.multiples}")
     torch.set_num_threads(2)

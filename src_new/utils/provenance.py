@@ -57,3 +57,11 @@ def provenance(argv=None, device="cpu", **extra):
                                                                                   else sys.argv)]),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine(device), **extra}
+
+
+def results_path(parser, out, overwrite):
+    """The results file ``out`` (Path) of a script, after refusing (``parser.error``) to replace
+    an existing one unless ``overwrite``: a measurement never overwrites another silently."""
+    if out.exists() and not overwrite:
+        parser.error(f"{out} exists: pass --overwrite to replace it, or --out another path")
+    return out
