@@ -56,16 +56,22 @@ HEADLINE = {"cond_fd": "lower", "cond_precision": "higher", "cond_recall": "high
             "flow_cond_coverage": "higher", "flow_cond_condition_mae": "lower",
             "flow_auroc_shuffled_conditions": "higher"}
 SAMPLING_SEED = 0
+TRAIN = ROOT / "src_new" / "scripts" / "train.py"
+
+
+def train_command(config, run_dir, seed, overrides=()):
+    """The ``train.py`` command line of a fresh, budget-cut run of ``config`` with ``seed`` into
+    ``run_dir`` (no evaluations or checks mid-run: the budget goes to training)."""
+    cmd = [sys.executable, str(TRAIN), "--config", str(config),
+           "--run_name", run_dir.name, "--overwrite", "--seed", str(seed), "--epochs", "100000",
+           "--set", f"paths.output_dir={run_dir.parent}", "--set", "training.eval_every=100000",
+           "--set", "training.check_every=100000"]
+    return cmd + [x for item in overrides for x in ("--set", item)]
 
 
 def train_for(config, run_dir, seed, budget, overrides):
     """Train ``config`` with ``seed`` for ``budget`` seconds (then SIGTERM) -> (seconds, command line)."""
-    cmd = [sys.executable, str(ROOT / "src_new" / "scripts" / "train.py"), "--config", str(config),
-           "--run_name", run_dir.name, "--overwrite", "--seed", str(seed), "--epochs", "100000",
-           "--set", f"paths.output_dir={run_dir.parent}", "--set", "training.eval_every=100000",
-           "--set", "training.check_every=100000"]
-    for item in overrides:
-        cmd += ["--set", item]
+    cmd = train_command(config, run_dir, seed, overrides)
     return run_for(cmd, budget, run_dir.parent / f"{run_dir.name}.log", f"seed {seed}"), " ".join(cmd)
 
 

@@ -28,14 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from seeds import run_for  # noqa: E402
+from seeds import TRAIN, run_for, train_command  # noqa: E402
 from src_new.pipeline.evaluate import evaluate_samples  # noqa: E402
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 FIGURES = ("geometric_fd", "precision", "recall", "coverage", "condition_mae", "same_pieces_fraction")
-TRAIN = ROOT / "src_new" / "scripts" / "train.py"
 
 
 def score(checkpoint, folder, n, seed):
@@ -53,10 +52,7 @@ def trajectory(model, args):
     """One model's run over the multiples -> [{multiple, train_seconds, steps, **figures}]."""
     run_dir = ROOT / args.runs / f"{model}_s{args.seed}"
     checkpoint = run_dir / "checkpoint_latest.pt"
-    fresh = [sys.executable, str(TRAIN), "--config", f"configs/{model}_toy.yaml", "--run_name", run_dir.name,
-             "--overwrite", "--seed", str(args.seed), "--epochs", "100000",
-             "--set", f"paths.output_dir={run_dir.parent}", "--set", "training.eval_every=100000",
-             "--set", "training.check_every=100000", *[x for item in args.set for x in ("--set", item)]]
+    fresh = train_command(f"configs/{model}_toy.yaml", run_dir, args.seed, args.set)
     resume = [sys.executable, str(TRAIN), "--resume", str(checkpoint), "--epochs", "100000"]
     rows, seconds = [], 0.0
     run_dir.parent.mkdir(parents=True, exist_ok=True)
