@@ -62,6 +62,18 @@ def measure(images, cfg, sets, conditions=None, seed=0):
 
 
 @torch.no_grad()
+def per_condition(model, conditions, generator, batch=256, latents=None, **sample_kw):
+    """One sample of ``model`` per row of ``conditions`` (N, k), drawn in batches with one
+    ``generator`` (so the draws follow its state) -> (N, C, H, W) numpy in [0, 1]. latents:
+    optional ``fn(cond (B, k), generator) -> z (B, latent_dim)`` (default: the sampler's prior);
+    sample_kw: WGANGP.sample's options (guidance, prior, truncation)."""
+    def one_batch(cond):
+        z = None if latents is None else latents(cond, generator)
+        return model.sample(cond=cond, z=z, generator=generator, **sample_kw)
+    return torch.cat([one_batch(conditions[i:i + batch]) for i in range(0, len(conditions), batch)]).numpy()
+
+
+@torch.no_grad()
 def score(model, cfg, seed=0):
     sets = build_datasets(cfg, ("train", "test"), verbose=False)
     train, test = sets["train"], sets["test"]
@@ -69,13 +81,8 @@ def score(model, cfg, seed=0):
     gen = torch.Generator().manual_seed(seed)
     n = len(test)
 
-    def sample(**kw):
-        return torch.cat([model.sample(generator=gen, **{k: (v[i:i + 256] if torch.is_tensor(v) else v)
-                                                         for k, v in kw.items()})
-                          for i in range(0, n, 256)]).numpy()
-
     out = {}
-    cond = sample(cond=test.conditions, batch_size=256)
+    cond = per_condition(model, test.conditions, gen)
     out.update({f"cond_{k}": v for k, v in measure(cond, cfg, sets, test.raw_conditions.numpy(), seed)[0].items()})
     for how in ("null", "marginal"):
         unc = np.concatenate([model.sample(batch_size=min(256, n - i), generator=gen, unconditional=how).numpy()

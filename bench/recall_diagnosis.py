@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ablation import measure  # noqa: E402
+from ablation import measure, per_condition  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
@@ -33,9 +33,8 @@ from src_new.pipeline.evaluate import K  # noqa: E402
 @torch.no_grad()
 def samples_at(model, cond, tau, seed=0, batch=256):
     """One EMA sample per (normalized) condition with z ~ N(0, tau^2 I) -> (N, C, H, W) numpy."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.cat([model.sample(z=tau * torch.randn(len(cond[i:i + batch]), model.latent_dim, generator=gen),
-                                   cond=cond[i:i + batch]) for i in range(0, len(cond), batch)]).numpy()
+    latents = lambda c, generator: tau * torch.randn(len(c), model.latent_dim, generator=generator)
+    return per_condition(model, cond, torch.Generator().manual_seed(seed), batch, latents)
 
 
 def main():

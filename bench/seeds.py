@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ablation import measure, score  # noqa: E402
+from ablation import measure, per_condition, score  # noqa: E402
 from inversion import inversion_iou  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
-from src_new.evaluation.likelihood import likelihood_report  # noqa: E402
+from src_new.evaluation.likelihood import batched, likelihood_report  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
@@ -152,19 +152,11 @@ def flow_figures(model, cfg, batch=256):
     (``flow_auroc_shuffled_conditions``) and with one component shifted (``flow_auroc_corrupted``)."""
     sets = build_datasets(cfg, ("train", "test"), verbose=False)
     test = sets["test"]
-    cond = test.conditions if model.cond_dim else None
-    part = lambda t, i: None if t is None else t[i:i + batch]
-    gen = torch.Generator().manual_seed(SAMPLING_SEED)
-    images = torch.cat([model.sample(cond=part(cond, i), batch_size=min(batch, len(test) - i), prior="flow",
-                                     generator=gen) for i in range(0, len(test), batch)]).numpy()
-    raw = test.raw_conditions.numpy() if model.cond_dim else None
-    out = {f"flow_cond_{k}": v for k, v in measure(images, cfg, sets, raw, SAMPLING_SEED)[0].items()}
-
-    def log_likelihood(x, c):
-        x, c = torch.from_numpy(x), None if c is None else torch.from_numpy(c)
-        return torch.cat([model.log_likelihood(x[i:i + batch], part(c, i)) for i in range(0, len(x), batch)]).numpy()
-    report = likelihood_report({"flow": log_likelihood}, test.images_float.numpy(),
-                               None if cond is None else cond.numpy(), dims=model.latent_dim, seed=SAMPLING_SEED)
+    images = per_condition(model, test.conditions, torch.Generator().manual_seed(SAMPLING_SEED), batch, prior="flow")
+    out = {f"flow_cond_{k}": v for k, v in
+           measure(images, cfg, sets, test.raw_conditions.numpy(), SAMPLING_SEED)[0].items()}
+    report = likelihood_report({"flow": batched(model.log_likelihood, batch)}, test.images_float.numpy(),
+                               test.conditions.numpy(), dims=model.latent_dim, seed=SAMPLING_SEED)
     out.update({f"flow_{k}": report["flow"][k] for k in ("auroc_shuffled_conditions", "auroc_corrupted")
                 if k in report["flow"]})
     return out

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from src_new.evaluation.likelihood import auroc, likelihood_report, shift_component
+from src_new.evaluation.likelihood import auroc, batched, likelihood_report, shift_component
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint
 from src_new.models.wgan_gp.train import WGANGPTrainer
 from src_new.utils.checkpoint import load_checkpoint, save_checkpoint
@@ -216,6 +216,16 @@ def test_likelihood_report_separates_what_the_score_sees():
     assert report["good"]["auroc_corrupted"] > 0.8 and report["blind"]["auroc_corrupted"] > 0.8
     unconditional = likelihood_report({"s": blind}, images, None)["s"]
     assert "auroc_corrupted" in unconditional and "auroc_shuffled_conditions" not in unconditional
+
+
+def test_batched_score_equals_one_pass_over_numpy_arrays():
+    rng = np.random.default_rng(0)
+    images, cond = rng.random((7, 2, 4, 4), dtype=np.float32), rng.random((7, 3), dtype=np.float32)
+    fn = lambda x, c, scale=1.0: scale * (x.flatten(1).sum(1) + (0 if c is None else c.sum(1)))
+    whole = fn(torch.from_numpy(images), torch.from_numpy(cond), scale=2.0).numpy()
+    score = batched(fn, batch=3, scale=2.0)
+    assert score(images, cond).shape == (7,) and np.allclose(score(images, cond), whole)
+    assert np.allclose(score(images, None), 2.0 * images.reshape(7, -1).sum(1))
 
 
 def test_cli_flow_phase_sample_and_likelihood(toy_root, gan_checkpoint, tmp_path):

@@ -1,16 +1,29 @@
 """Likelihood scores as typicality tests: does a score rank real designs above the same
 designs under shuffled conditions, and above corrupted designs (one component shifted by
 3 px)? Model-independent: a score is any callable ``(images, cond) -> (N,)`` on numpy
-arrays, e.g. a WGAN-GP's ``log_likelihood`` (log p(E(x) | c) under its flow prior).
+arrays, e.g. a WGAN-GP's ``log_likelihood`` (log p(E(x) | c) under its flow prior), wrapped
+by ``batched``.
 
-    report = likelihood_report({"flow": score}, images, cond, dims=20)
+    report = likelihood_report({"flow": batched(model.log_likelihood)}, images, cond, dims=20)
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 SHIFT_PX = 3
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))     # (rows, columns): down, up, right, left
+
+
+def batched(log_likelihood, batch=256, **kwargs):
+    """A score for ``likelihood_report`` from a torch function ``log_likelihood(x (B, C, H, W),
+    c (B, k) or None, **kwargs) -> (B,)``, applied in batches of ``batch`` under no_grad."""
+    @torch.no_grad()
+    def score(images, cond):
+        x, c = torch.from_numpy(images), None if cond is None else torch.from_numpy(cond)
+        return torch.cat([log_likelihood(x[i:i + batch], None if c is None else c[i:i + batch], **kwargs)
+                          for i in range(0, len(x), batch)]).numpy()
+    return score
 
 
 def auroc(positive, negative, chunk=2048):

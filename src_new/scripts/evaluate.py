@@ -12,7 +12,7 @@ import sys
 import _bootstrap  # noqa: F401
 
 from src_new.pipeline.evaluate import compare, evaluate_samples, format_table
-from src_new.evaluation.likelihood import SHIFT_PX, likelihood_report
+from src_new.evaluation.likelihood import SHIFT_PX, batched, likelihood_report
 
 
 def build_parser():
@@ -38,9 +38,6 @@ def build_parser():
 
 def likelihood_main(args):
     """The test split's log-likelihoods under the flow prior and under N(0, I) (the baseline)."""
-    import numpy as np
-    import torch
-
     from src_new.models import get_entry
     from src_new.utils.checkpoint import load_checkpoint
     from src_new.utils.io import write_json
@@ -58,15 +55,8 @@ def likelihood_main(args):
     images = test.images_float[:n].numpy()
     cond = test.conditions[:n].numpy() if model.cond_dim > 0 else None
 
-    def scorer(prior):
-        def score(x, c, batch=256):
-            return np.concatenate([model.log_likelihood(
-                torch.from_numpy(x[i:i + batch]), None if c is None else torch.from_numpy(c[i:i + batch]),
-                prior=prior).numpy() for i in range(0, len(x), batch)])
-        return score
-
-    report = likelihood_report({"flow": scorer("flow"), "normal": scorer("normal")}, images, cond,
-                               dims=model.latent_dim, seed=args.seed)
+    report = likelihood_report({prior: batched(model.log_likelihood, prior=prior) for prior in ("flow", "normal")},
+                               images, cond, dims=model.latent_dim, seed=args.seed)
     keys = list(report["flow"])
     print(f"test-split likelihoods of {args.likelihood} (n={n}; corrupted = one component shifted by "
           f"{SHIFT_PX} px; normal = E(x) under N(0, I))")
