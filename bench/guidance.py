@@ -4,6 +4,8 @@ of a multi-seed design (bench/seeds.py), one fixed sampling seed.
 
     python bench/guidance.py --design toy_bf16_400s --scales 1.5 2 3
     python bench/guidance.py --design reach20_400s --truncations 0.9 0.7 --out bench/results/guidance_reach20.json
+    python bench/guidance.py --design reach20_400s --scales --flow_temperatures 1 1.5 2 3 \
+        --out bench/results/flow_temperature.json
 
 Every checkpoint samples the whole test split at its own conditions (the README protocol), for
 every (space, scale) and every truncation psi (``truncation@psi``, unguided: each style pulled
@@ -26,9 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ablation import measure  # noqa: E402
+from ablation import measure, per_condition  # noqa: E402
 from seeds import summarize, verdict  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
+from src_new.models.wgan_gp.flow import require_fitted  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.pipeline.config import CHOICES  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
@@ -39,15 +42,23 @@ FIGURES = {"fd": "lower", "precision": "higher", "recall": "higher", "coverage":
 SAMPLING_SEED = 0
 
 
+def flow_latents(model, temperature):
+    """-> fn(cond (B, k), generator) -> z (B, latent_dim) = flow(T u, c), u ~ N(0, I): the fitted
+    flow prior at temperature T (1 = its own samples)."""
+    flow = require_fitted(model.flow, f"flow@{temperature:g}")
+    return lambda cond, generator: flow(temperature * torch.randn(len(cond), flow.dim, generator=generator), cond)[0]
+
+
 @torch.no_grad()
-def guided_figures(model, cfg, sets, space, scale, truncation_psi=1.0, batch=256):
+def guided_figures(model, cfg, sets, space, scale, truncation_psi=1.0, flow_temperature=None, batch=256):
     """FIGURES of one sample per test condition (the figures ``measure`` gives that a checkpoint
-    written before one of them existed lacks are left out)."""
+    written before one of them existed lacks are left out); z from the flow prior at
+    ``flow_temperature`` when given, else N(0, I)."""
     test = sets["test"]
     gen = torch.Generator().manual_seed(SAMPLING_SEED)
-    images = torch.cat([model.sample(cond=test.conditions[i:i + batch], guidance_scale=scale,
-                                     guidance_space=space, truncation_psi=truncation_psi, generator=gen)
-                        for i in range(0, len(test), batch)]).numpy()
+    latents = None if flow_temperature is None else flow_latents(model, flow_temperature)
+    images = per_condition(model, test.conditions, gen, batch, latents, guidance_scale=scale, guidance_space=space,
+                           truncation_psi=truncation_psi)
     figures, _ = measure(images, cfg, sets, test.raw_conditions.numpy(), seed=SAMPLING_SEED)
     return {k: figures[k] for k in FIGURES if k in figures}
 
@@ -62,29 +73,35 @@ def main(argv=None):
     parser.add_argument("--design", default="toy_bf16_400s", help="bench/seeds.py design name")
     parser.add_argument("--runs", default="outputs/wgan_gp/seeds", help="folder of <design>_s<seed> runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.5, 2.0, 3.0])
+    parser.add_argument("--scales", type=float, nargs="*", default=[1.5, 2.0, 3.0],
+                        help="guidance scales per space (none: measure only --truncations / --flow_temperatures)")
     parser.add_argument("--spaces", nargs="+", default=list(CHOICES["guidance_space"]),
                         choices=CHOICES["guidance_space"])
     parser.add_argument("--truncations", type=float, nargs="*", default=[],
                         help="truncation psi values in [0, 1) to measure unguided beside the guidance settings")
+    parser.add_argument("--flow_temperatures", type=float, nargs="*", default=[],
+                        help="flow-prior temperatures T > 0 to measure unguided (checkpoints with a fitted flow)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "guidance.json"))
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
     results_path(parser, Path(args.out), args.overwrite)
     if any(not 0 <= psi < 1 for psi in args.truncations):
         parser.error(f"--truncations must lie in [0, 1) (1 is the plain sampler), got {args.truncations}")
-    # (label, guidance space, scale, truncation psi)
-    settings = ([("none@0", "pixels", 0.0, 1.0)]
-                + [(f"{space}@{scale:g}", space, scale, 1.0) for space in args.spaces for scale in args.scales]
-                + [(f"truncation@{psi:g}", "pixels", 0.0, psi) for psi in args.truncations])
+    if any(t <= 0 for t in args.flow_temperatures):
+        parser.error(f"--flow_temperatures must be > 0, got {args.flow_temperatures}")
+    # (label, guidance space, scale, truncation psi, flow temperature or None for N(0, I))
+    settings = ([("none@0", "pixels", 0.0, 1.0, None)]
+                + [(f"{space}@{scale:g}", space, scale, 1.0, None) for space in args.spaces for scale in args.scales]
+                + [(f"truncation@{psi:g}", "pixels", 0.0, psi, None) for psi in args.truncations]
+                + [(f"flow@{t:g}", "pixels", 0.0, 1.0, t) for t in args.flow_temperatures])
     per_seed = []
     for seed in args.seeds:
         ckpt = ROOT / args.runs / f"{args.design}_s{seed}" / "checkpoint_latest.pt"
         model, cfg = load_model_from_checkpoint(str(ckpt))
         sets = build_datasets(cfg, ("train", "test"), verbose=False)
         row = {"seed": seed, "checkpoint": str(ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt), "settings": {}}
-        for label, space, scale, psi in tqdm(settings, desc=f"seed {seed}"):
-            row["settings"][label] = guided_figures(model, cfg, sets, space, scale, psi)
+        for label, space, scale, psi, temperature in tqdm(settings, desc=f"seed {seed}"):
+            row["settings"][label] = guided_figures(model, cfg, sets, space, scale, psi, temperature)
         per_seed.append(row)
     summary = summarize_settings(per_seed)
     verdicts = {setting: {k: verdict(summary["none@0"][k], summary[setting][k], better)

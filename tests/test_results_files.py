@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -161,23 +162,49 @@ def test_condition_error_profile_separates_specks_from_the_typical_sample(tiny_c
         profile([str(folder), "--out", str(out)])                             # no silent overwrite
 
 
-def test_guidance_bench_measures_truncation_beside_guidance_and_never_overwrites(toy_root, tmp_path):
+def test_guidance_bench_measures_truncation_and_flow_temperature_beside_guidance_and_never_overwrites(toy_root,
+                                                                                                     tmp_path):
     from guidance import main as guidance
     from conftest import make_cfg
     from src_new.models.wgan_gp.train import WGANGPTrainer
 
-    run_dir = WGANGPTrainer(make_cfg(toy_root, tmp_path / "runs", training={"run_name": "tiny_s0"}), verbose=False).run()
+    cfg = make_cfg(toy_root, tmp_path / "runs", model={"lambda_rec": 1.0}, training={"run_name": "tiny_s0",
+                                                                                     "flow_every": 1})
+    run_dir = WGANGPTrainer(cfg, verbose=False).run()
     out = tmp_path / "guidance.json"
     args = ["--design", "tiny", "--runs", str(run_dir.parent), "--seeds", "0", "--scales", "2", "--spaces", "logits",
-            "--truncations", "0.5", "--out", str(out)]
+            "--truncations", "0.5", "--flow_temperatures", "1.5", "--out", str(out)]
     guidance(args)
     r = json.loads(out.read_text())
-    assert list(r["summary"]) == ["none@0", "logits@2", "truncation@0.5"]
-    assert set(r["verdicts_vs_unguided"]) == {"logits@2", "truncation@0.5"}
+    assert list(r["summary"]) == ["none@0", "logits@2", "truncation@0.5", "flow@1.5"]
+    assert set(r["verdicts_vs_unguided"]) == {"logits@2", "truncation@0.5", "flow@1.5"}
     for figures in r["summary"].values():
         assert 0 <= figures["same_pieces_fraction"]["mean"] <= 1 and figures["condition_mae"]["mean"] >= 0
     with pytest.raises(SystemExit):
         guidance(args)                                                         # no silent overwrite
+
+
+def test_flow_temperature_one_is_the_flow_prior_and_needs_a_fitted_flow(toy_root, tmp_path):
+    """bench/guidance.py's flow@T: at T = 1 exactly ``sample(prior="flow")`` (the same draws,
+    batch by batch), hotter otherwise; an unfitted flow says how to fit it."""
+    from ablation import per_condition
+    from guidance import flow_latents
+    from conftest import make_cfg
+    from src_new.models.wgan_gp.sample import load_model_from_checkpoint
+    from src_new.models.wgan_gp.train import WGANGPTrainer
+
+    cfg = make_cfg(toy_root, tmp_path, model={"lambda_rec": 1.0}, training={"flow_every": 1})
+    model, _ = load_model_from_checkpoint(WGANGPTrainer(cfg, verbose=False).run() / "checkpoint_latest.pt")
+    cond = torch.randn(7, model.cond_dim)
+    gen = lambda: torch.Generator().manual_seed(0)
+    at_one = per_condition(model, cond, gen(), 3, flow_latents(model, 1.0))
+    assert at_one.shape == (7, model.channels, *model.image_size)
+    assert np.array_equal(at_one, per_condition(model, cond, gen(), 3, prior="flow"))
+    assert not np.array_equal(at_one, per_condition(model, cond, gen(), 3, flow_latents(model, 2.0)))
+    assert not np.array_equal(at_one, per_condition(model, cond, gen(), 3))             # N(0, I)
+    model.flow.fitted.zero_()
+    with pytest.raises(ValueError, match="training.phase=flow"):
+        flow_latents(model, 1.0)
 
 
 def test_collect_results_writes_provenance_and_training_facts(tiny_cfg, tmp_path):
