@@ -99,6 +99,12 @@ def precision():
     return "\n".join(lines) + "\n"
 
 
+def command_of(prov):
+    """The command line a provenance block records, as a user types it (``python``, whatever the
+    interpreter's name was)."""
+    return "python " + prov["command"].split(" ", 1)[1]
+
+
 def seeds_command(name, prov):
     """The ``bench/seeds.py`` command line of entry ``name``, from its provenance."""
     parts = ["python bench/seeds.py --name", name, f"--budget {prov['budget_seconds']:g}"]
@@ -165,8 +171,7 @@ def guidance(name="guidance.json"):
     prov, summary, verdicts = r["provenance"], r["summary"], r["verdicts_vs_unguided"]
     fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
     figures = list(next(iter(summary.values())))
-    command = "python " + prov["command"].split(" ", 1)[1]
-    lines = [f"`{command}` -> `bench/results/{name}` "
+    lines = [f"`{command_of(prov)}` -> `bench/results/{name}` "
              f"({machine_line(prov)}); the checkpoints of design `{prov['design']}` (training seeds "
              f"{', '.join(map(str, prov['training_seeds']))}), one sample per test condition, sampling seed "
              f"{prov['sampling_seed']}; mean ± sd over the seeds, verdict vs unguided per figure:", "",
@@ -214,6 +219,26 @@ def flow_vs_normal(name):
                 f"shifted 3 px: {auroc('corrupted')}.")
 
 
+def trajectory():
+    """Both models over several multiples of one budget, one seed (bench/results/trajectory.json)."""
+    if not (ROOT / "bench" / "results" / "trajectory.json").is_file():
+        return "(not measured yet: run python bench/trajectory.py)\n"
+    r = load("trajectory.json")
+    prov = r["provenance"]
+    figures = [("FD", "geometric_fd"), ("precision", "precision"), ("recall", "recall"), ("coverage", "coverage"),
+               ("condition MAE (px)", "condition_mae"), ("same piece count", "same_pieces_fraction")]
+    rows = [[model, f"{row['multiple']}x", f"{row['train_seconds']:.0f}", row["steps"]]
+            + [f"{row[key]:.3f}" if key in row else "" for _, key in figures]
+            + [f"{1000 * row['seconds_per_image']:.1f}" if row.get("seconds_per_image") else ""]
+            for model, run in r["models"].items() for row in run["rows"]]
+    return join(f"`{command_of(prov)}` -> `bench/results/trajectory.json` ({machine_line(prov)}): each model's "
+                f"toy config trained for {prov['budget_seconds']:g} s of wall clock, scored, resumed for another "
+                f"{prov['budget_seconds']:g} s, and so on (training seed {prov['training_seed']}, one run per model: "
+                f"a screening, not a 3-seed figure); scored at every multiple with `sample.py`'s defaults, one "
+                f"sample per test condition ({prov['n']}), sampling seed {prov['sampling_seed']}:", "",
+                table(["model", "budget", "training (s)", "steps", *(f for f, _ in figures), "ms / image"], rows))
+
+
 def condition_error():
     """Where the condition error comes from (bench/results/condition_error.json)."""
     if not (ROOT / "bench" / "results" / "condition_error.json").is_file():
@@ -226,8 +251,7 @@ def condition_error():
             rows.append([f"`{folder}`", col, f"{raw['mean']:.3f}", f"{raw['mean_signed']:+.3f}", pct(raw["share_exact"]),
                          f"{raw['median']:.2f}", f"{raw['p90']:.2f}", f"{raw['p99']:.2f}",
                          pct(raw["share_above_2px"]), f"{f['cleaned'][col]['mean']:.3f}"])
-    command = "python " + prov["command"].split(" ", 1)[1]
-    return join(f"`{command}` -> `bench/results/condition_error.json` ({machine_line(prov)}): the absolute "
+    return join(f"`{command_of(prov)}` -> `bench/results/condition_error.json` ({machine_line(prov)}): the absolute "
                 "error per condition column in px, through the conventions fitted on the train split "
                 "(evaluate.py's), on the raw samples and after `clean` (the mirror side read from the data):", "",
                 table(["samples", "column", "mean (the MAE)", "signed mean", "on target", "median", "p90", "p99",
@@ -722,6 +746,7 @@ RENDERERS = {
     "guidance": guidance,
     "guidance_reach20": lambda: guidance("guidance_reach20.json"),
     "condition_error": condition_error,
+    "trajectory": trajectory,
     "seeds_flow": lambda: seeds_table("reach20_400s", "reach20_flow_400s"),
     "flow_vs_normal": lambda: flow_vs_normal("reach20_flow_400s"),
     "flow_vs_normal_fitted": lambda: flow_vs_normal("reach20_400s"),
