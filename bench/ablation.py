@@ -65,12 +65,14 @@ def measure(images, cfg, sets, conditions=None, seed=0):
 def per_condition(model, conditions, generator, batch=256, latents=None, **sample_kw):
     """One sample of ``model`` per row of ``conditions`` (N, k), drawn in batches with one
     ``generator`` (so the draws follow its state) -> (N, C, H, W) numpy in [0, 1]. latents:
-    optional ``fn(cond (B, k), generator) -> z (B, latent_dim)`` (default: the sampler's prior);
-    sample_kw: WGANGP.sample's options (guidance, prior, truncation)."""
-    def one_batch(cond):
-        z = None if latents is None else latents(cond, generator)
+    optional z for each row, a (N, latent_dim) tensor or ``fn(cond (B, k), generator) -> z
+    (B, latent_dim)`` (default: the sampler's prior); sample_kw: WGANGP.sample's options
+    (guidance, prior, truncation)."""
+    def one_batch(i):
+        cond = conditions[i:i + batch]
+        z = latents[i:i + batch] if torch.is_tensor(latents) else None if latents is None else latents(cond, generator)
         return model.sample(cond=cond, z=z, generator=generator, **sample_kw)
-    return torch.cat([one_batch(conditions[i:i + batch]) for i in range(0, len(conditions), batch)]).numpy()
+    return torch.cat([one_batch(i) for i in range(0, len(conditions), batch)]).numpy()
 
 
 @torch.no_grad()

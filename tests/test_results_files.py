@@ -173,11 +173,11 @@ def test_guidance_bench_measures_truncation_and_flow_temperature_beside_guidance
     run_dir = WGANGPTrainer(cfg, verbose=False).run()
     out = tmp_path / "guidance.json"
     args = ["--design", "tiny", "--runs", str(run_dir.parent), "--seeds", "0", "--scales", "2", "--spaces", "logits",
-            "--truncations", "0.5", "--flow_temperatures", "1.5", "--out", str(out)]
+            "--truncations", "0.5", "--flow_temperatures", "1.5", "--encoder_reference", "--out", str(out)]
     guidance(args)
     r = json.loads(out.read_text())
-    assert list(r["summary"]) == ["none@0", "logits@2", "truncation@0.5", "flow@1.5"]
-    assert set(r["verdicts_vs_unguided"]) == {"logits@2", "truncation@0.5", "flow@1.5"}
+    assert list(r["summary"]) == ["none@0", "logits@2", "truncation@0.5", "flow@1.5", "encoder@test"]
+    assert set(r["verdicts_vs_unguided"]) == {"logits@2", "truncation@0.5", "flow@1.5", "encoder@test"}
     for figures in r["summary"].values():
         assert 0 <= figures["same_pieces_fraction"]["mean"] <= 1 and figures["condition_mae"]["mean"] >= 0
     with pytest.raises(SystemExit):
@@ -186,7 +186,8 @@ def test_guidance_bench_measures_truncation_and_flow_temperature_beside_guidance
 
 def test_flow_temperature_one_is_the_flow_prior_and_needs_a_fitted_flow(toy_root, tmp_path):
     """bench/guidance.py's flow@T: at T = 1 exactly ``sample(prior="flow")`` (the same draws,
-    batch by batch), hotter otherwise; an unfitted flow says how to fit it."""
+    batch by batch), hotter otherwise; given latents are used row by row; an unfitted flow
+    says how to fit it."""
     from ablation import per_condition
     from guidance import flow_latents
     from conftest import make_cfg
@@ -202,6 +203,8 @@ def test_flow_temperature_one_is_the_flow_prior_and_needs_a_fitted_flow(toy_root
     assert np.array_equal(at_one, per_condition(model, cond, gen(), 3, prior="flow"))
     assert not np.array_equal(at_one, per_condition(model, cond, gen(), 3, flow_latents(model, 2.0)))
     assert not np.array_equal(at_one, per_condition(model, cond, gen(), 3))             # N(0, I)
+    z = torch.randn(7, model.latent_dim)                                                  # given latents, in order
+    assert np.allclose(per_condition(model, cond, gen(), 3, z), model.sample(z=z, cond=cond).numpy(), atol=1e-5)
     model.flow.fitted.zero_()
     with pytest.raises(ValueError, match="training.phase=flow"):
         flow_latents(model, 1.0)
