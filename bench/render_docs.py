@@ -180,7 +180,7 @@ def guidance(name="guidance.json"):
         said = verdicts.get(setting, {})
         cells = [fmt(row[k]) + ("" if k not in said or said[k] == "within noise" else f" ({said[k]})")
                  for k in figures]
-        lines.append(f"| {'unguided' if setting == 'none@0' else setting} | " + " | ".join(cells) + " |")
+        lines.append(f"| {'unguided, z ~ N(0, I)' if setting == 'none@0' else setting} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -745,6 +745,7 @@ RENDERERS = {
     "config_reference": config_reference,
     "guidance": guidance,
     "guidance_reach20": lambda: guidance("guidance_reach20.json"),
+    "flow_temperature": lambda: guidance("flow_temperature.json"),
     "condition_error": condition_error,
     "trajectory": trajectory,
     "seeds_flow": lambda: seeds_table("reach20_400s", "reach20_flow_400s"),
