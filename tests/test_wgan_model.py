@@ -378,6 +378,25 @@ def test_reach_term_trains_generator_and_encoder_never_the_critic():
     assert m.batch_latent_kl(z).item() < 1e-3 and m.batch_latent_kl(2 * z + 1).item() > 0.5
 
 
+def test_adversarial_reconstruction_term_is_the_frozen_critics_score_of_the_reconstructions():
+    m = _head_model(lambda_cond=0.0)
+    m.lambda_rec = 1.0
+    x, c = torch.rand(8, 5, 64, 32).round(), torch.randn(8, 2)
+    base = m(x, cond=c, step="generator", noise=_draws(m))
+    assert "reconstruction_adversarial_loss" not in base
+    m.lambda_rec_adv = 0.5
+    out = m(x, cond=c, step="generator", noise=_draws(m))
+    with torch.no_grad():
+        expected = -m.critic(m.reach_loss(x, c)["reconstruction"], c, None).float().mean()
+    assert out["reconstruction_adversarial_loss"].item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-5)
+    assert out["generator_loss"].item() == pytest.approx(base["generator_loss"].item() + 0.5 * expected.item(),
+                                                         rel=1e-4, abs=1e-5)
+    out["generator_loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())
+    assert all(p.grad is None for p in m.critic.parameters())
+
+
 def test_trainer_steps_the_encoder_with_the_reach_term(tiny_cfg):
     from src_new.models.wgan_gp.train import WGANGPTrainer
     cfg = copy.deepcopy(tiny_cfg)

@@ -222,6 +222,10 @@ MODEL_SCHEMA = {
             "lambda_latent_kl": _float(0.0,
                 "with `lambda_rec`: KL of the batch's E(x) moments to N(0, I), so reached latents stay where "
                 "sampling draws z", min=0),
+            "lambda_rec_adv": _float(0.0,
+                "with `lambda_rec`: the critic's score of the reconstructions G(E(x, c), c) joins the generator "
+                "loss (VAE-GAN's adversarial reconstruction), so that they must look real, not only match per "
+                "pixel (0 = off; one-seed screening in docs/results.md)", min=0),
             "critic_input": _choice("soft", "critic_input",
                 "what the critic scores of a fake: `soft` (the [0, 1] output) or `binary` (thresholded at 0.5, "
                 "the image a user gets; straight-through gradients), so that thresholding specks cost score"),
