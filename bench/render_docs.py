@@ -166,15 +166,20 @@ def compare_reach():
 
 
 def guidance(name="guidance.json"):
-    """Guidance scale x space (and truncation) vs unguided (bench/results/<name>, bench/guidance.py)."""
+    """Guidance scale x space (and truncation, flow temperature) vs unguided (bench/results/<name>,
+    bench/guidance.py); one seed is a screening: its figures without sd or verdicts."""
     r = load(name)
-    prov, summary, verdicts = r["provenance"], r["summary"], r["verdicts_vs_unguided"]
-    fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
+    prov, summary = r["provenance"], r["summary"]
+    screening = len(prov["training_seeds"]) == 1
+    verdicts = {} if screening else r["verdicts_vs_unguided"]
+    fmt = lambda s: f"{s['mean']:.3f}" if screening else f"{s['mean']:.3f} ± {s['sd']:.3f}"
     figures = list(next(iter(summary.values())))
     lines = [f"`{command_of(prov)}` -> `bench/results/{name}` "
              f"({machine_line(prov)}); the checkpoints of design `{prov['design']}` (training seeds "
              f"{', '.join(map(str, prov['training_seeds']))}), one sample per test condition, sampling seed "
-             f"{prov['sampling_seed']}; mean ± sd over the seeds, verdict vs unguided per figure:", "",
+             f"{prov['sampling_seed']}; "
+             + ("one seed: a screening, no verdicts:" if screening else "mean ± sd over the seeds, verdict vs unguided per figure:"),
+             "",
              "| space @ scale | " + " | ".join(figures) + " |", "|---" * (len(figures) + 1) + "|"]
     for setting, row in summary.items():
         said = verdicts.get(setting, {})
@@ -746,6 +751,8 @@ RENDERERS = {
     "guidance": guidance,
     "guidance_reach20": lambda: guidance("guidance_reach20.json"),
     "flow_temperature": lambda: guidance("flow_temperature.json"),
+    "seeds_reach_adv": lambda: seeds_table("reach20_400s", "reach20_recadv1_400s"),
+    "reach_adversarial_encoder": lambda: guidance("reach_adversarial_encoder.json"),
     "condition_error": condition_error,
     "trajectory": trajectory,
     "seeds_flow": lambda: seeds_table("reach20_400s", "reach20_flow_400s"),
