@@ -62,7 +62,7 @@ def measure(images, cfg, sets, conditions=None, seed=0):
 
 
 @torch.no_grad()
-def per_condition(model, conditions, generator, batch=256, latents=None, **sample_kw):
+def one_per_condition(model, conditions, generator, batch=256, latents=None, **sample_kw):
     """One sample of ``model`` per row of ``conditions`` (N, k), drawn in batches with one
     ``generator`` (so the draws follow its state) -> (N, C, H, W) numpy in [0, 1]. latents:
     optional z for each row, a (N, latent_dim) tensor or ``fn(cond (B, k), generator) -> z
@@ -84,7 +84,7 @@ def score(model, cfg, seed=0):
     n = len(test)
 
     out = {}
-    cond = per_condition(model, test.conditions, gen)
+    cond = one_per_condition(model, test.conditions, gen)
     out.update({f"cond_{k}": v for k, v in measure(cond, cfg, sets, test.raw_conditions.numpy(), seed)[0].items()})
     for how in ("null", "marginal"):
         unc = np.concatenate([model.sample(batch_size=min(256, n - i), generator=gen, unconditional=how).numpy()

@@ -1,6 +1,7 @@
-"""Classifier-free guidance of the WGAN-GP, measured: condition error and distribution figures
-against the guidance scale, for each guidance space (pixels, logits, style), on the checkpoints
-of a multi-seed design (bench/seeds.py), one fixed sampling seed.
+"""The WGAN-GP's sampling options, measured: condition error and distribution figures against
+the classifier-free guidance scale for each guidance space (pixels, logits, style), the
+truncation psi and the flow prior's temperature, on the checkpoints of a multi-seed design
+(bench/seeds.py), one fixed sampling seed.
 
     python bench/guidance.py --design toy_bf16_400s --scales 1.5 2 3
     python bench/guidance.py --design reach20_400s --truncations 0.9 0.7 --out bench/results/guidance_reach20.json
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ablation import measure, per_condition  # noqa: E402
+from ablation import measure, one_per_condition  # noqa: E402
 from seeds import summarize, verdict  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.models.wgan_gp.flow import require_fitted  # noqa: E402
@@ -64,11 +65,11 @@ def encoder_latents(model, test, batch=256):
 @torch.no_grad()
 def guided_figures(model, cfg, sets, space, scale, truncation_psi=1.0, latents=None, batch=256):
     """FIGURES of one sample per test condition (the figures ``measure`` gives that a checkpoint
-    written before one of them existed lacks are left out); z from ``latents`` (per_condition's:
+    written before one of them existed lacks are left out); z from ``latents`` (one_per_condition's:
     a tensor or a function) when given, else N(0, I)."""
     test = sets["test"]
     gen = torch.Generator().manual_seed(SAMPLING_SEED)
-    images = per_condition(model, test.conditions, gen, batch, latents, guidance_scale=scale, guidance_space=space,
+    images = one_per_condition(model, test.conditions, gen, batch, latents, guidance_scale=scale, guidance_space=space,
                            truncation_psi=truncation_psi)
     figures, _ = measure(images, cfg, sets, test.raw_conditions.numpy(), seed=SAMPLING_SEED)
     return {k: figures[k] for k in FIGURES if k in figures}

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ablation import measure, per_condition  # noqa: E402
+from ablation import measure, one_per_condition  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
@@ -34,7 +34,7 @@ from src_new.pipeline.evaluate import K  # noqa: E402
 def samples_at(model, cond, tau, seed=0, batch=256):
     """One EMA sample per (normalized) condition with z ~ N(0, tau^2 I) -> (N, C, H, W) numpy."""
     latents = lambda c, generator: tau * torch.randn(len(c), model.latent_dim, generator=generator)
-    return per_condition(model, cond, torch.Generator().manual_seed(seed), batch, latents)
+    return one_per_condition(model, cond, torch.Generator().manual_seed(seed), batch, latents)
 
 
 def main():

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ablation import measure, per_condition, score  # noqa: E402
+from ablation import measure, one_per_condition, score  # noqa: E402
 from inversion import inversion_iou  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation.likelihood import batched, likelihood_report  # noqa: E402
@@ -152,7 +152,7 @@ def flow_figures(model, cfg, batch=256):
     (``flow_auroc_shuffled_conditions``) and with one component shifted (``flow_auroc_corrupted``)."""
     sets = build_datasets(cfg, ("train", "test"), verbose=False)
     test = sets["test"]
-    images = per_condition(model, test.conditions, torch.Generator().manual_seed(SAMPLING_SEED), batch, prior="flow")
+    images = one_per_condition(model, test.conditions, torch.Generator().manual_seed(SAMPLING_SEED), batch, prior="flow")
     out = {f"flow_cond_{k}": v for k, v in
            measure(images, cfg, sets, test.raw_conditions.numpy(), SAMPLING_SEED)[0].items()}
     report = likelihood_report({"flow": batched(model.log_likelihood, batch)}, test.images_float.numpy(),

@@ -188,7 +188,7 @@ def test_flow_temperature_one_is_the_flow_prior_and_needs_a_fitted_flow(toy_root
     """bench/guidance.py's flow@T: at T = 1 exactly ``sample(prior="flow")`` (the same draws,
     batch by batch), hotter otherwise; given latents are used row by row; an unfitted flow
     says how to fit it."""
-    from ablation import per_condition
+    from ablation import one_per_condition
     from guidance import flow_latents
     from conftest import make_cfg
     from src_new.models.wgan_gp.sample import load_model_from_checkpoint
@@ -198,13 +198,13 @@ def test_flow_temperature_one_is_the_flow_prior_and_needs_a_fitted_flow(toy_root
     model, _ = load_model_from_checkpoint(WGANGPTrainer(cfg, verbose=False).run() / "checkpoint_latest.pt")
     cond = torch.randn(7, model.cond_dim)
     gen = lambda: torch.Generator().manual_seed(0)
-    at_one = per_condition(model, cond, gen(), 3, flow_latents(model, 1.0))
+    at_one = one_per_condition(model, cond, gen(), 3, flow_latents(model, 1.0))
     assert at_one.shape == (7, model.channels, *model.image_size)
-    assert np.array_equal(at_one, per_condition(model, cond, gen(), 3, prior="flow"))
-    assert not np.array_equal(at_one, per_condition(model, cond, gen(), 3, flow_latents(model, 2.0)))
-    assert not np.array_equal(at_one, per_condition(model, cond, gen(), 3))             # N(0, I)
+    assert np.array_equal(at_one, one_per_condition(model, cond, gen(), 3, prior="flow"))
+    assert not np.array_equal(at_one, one_per_condition(model, cond, gen(), 3, flow_latents(model, 2.0)))
+    assert not np.array_equal(at_one, one_per_condition(model, cond, gen(), 3))             # N(0, I)
     z = torch.randn(7, model.latent_dim)                                                  # given latents, in order
-    assert np.allclose(per_condition(model, cond, gen(), 3, z), model.sample(z=z, cond=cond).numpy(), atol=1e-5)
+    assert np.allclose(one_per_condition(model, cond, gen(), 3, z), model.sample(z=z, cond=cond).numpy(), atol=1e-5)
     model.flow.fitted.zero_()
     with pytest.raises(ValueError, match="training.phase=flow"):
         flow_latents(model, 1.0)
