@@ -17,7 +17,10 @@ N(0, I)). ``--encoder_reference`` adds ``encoder@test``: z = E(x, c) of each tes
 decoded at its own condition: the latents a prior fitted to the encoder imitates, so about the
 most such a prior can give.
 Writes --out (refused when it exists, unless --overwrite): per seed and per setting {fd,
-precision, recall, coverage, condition_mae, same_pieces_fraction}, and the mean and sd over
+precision, recall, coverage, condition_mae, same_pieces_fraction, residual_spread_median: the
+spread of the samples at a given condition over the real one, per geometric feature after a
+least-squares fit on the condition (recall_diagnosis.py's), median over the features; 1 = as
+varied at one size as the data}, and the mean and sd over
 seeds; a setting is better than unguided only where the means differ by more than their
 standard errors added (bench/seeds.py's verdict).
 """
@@ -27,6 +30,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -37,6 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from ablation import measure, one_per_condition  # noqa: E402
 from seeds import summarize, verdict  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
+from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp.flow import require_fitted  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.pipeline.config import CHOICES  # noqa: E402
@@ -44,7 +49,7 @@ from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 FIGURES = {"fd": "lower", "precision": "higher", "recall": "higher", "coverage": "higher",
-           "condition_mae": "lower", "same_pieces_fraction": "higher"}
+           "condition_mae": "lower", "same_pieces_fraction": "higher", "residual_spread_median": "higher"}
 SAMPLING_SEED = 0
 
 
@@ -69,10 +74,18 @@ def guided_figures(model, cfg, sets, space, scale, truncation_psi=1.0, latents=N
     a tensor or a function) when given, else N(0, I)."""
     test = sets["test"]
     gen = torch.Generator().manual_seed(SAMPLING_SEED)
-    images = one_per_condition(model, test.conditions, gen, batch, latents, guidance_scale=scale, guidance_space=space,
-                           truncation_psi=truncation_psi)
-    figures, _ = measure(images, cfg, sets, test.raw_conditions.numpy(), seed=SAMPLING_SEED)
-    return {k: figures[k] for k in FIGURES if k in figures}
+    images = one_per_condition(model, test.conditions, gen, batch, latents, guidance_scale=scale,
+                               guidance_space=space, truncation_psi=truncation_psi)
+    raw = test.raw_conditions.numpy()
+    figures, real = measure(images, cfg, sets, raw, seed=SAMPLING_SEED)
+    out = {k: figures[k] for k in FIGURES if k in figures}
+    # spread at a given condition, samples / real, per geometric feature (the measured size
+    # itself excluded: the condition fixes it), median over the features
+    names = M.geometric_feature_names(cfg["data"]["component_dirs"])
+    ratio = M.residual_spread_ratio(real.geometric, (M.geometric_features(images) - real.mean) / real.std,
+                                    raw[real.index], raw)
+    out["residual_spread_median"] = float(np.median([r for n, r in zip(names, ratio) if n not in M.MEASURED_COLUMNS]))
+    return out
 
 
 def summarize_settings(per_seed):

@@ -180,6 +180,7 @@ def test_guidance_bench_measures_truncation_and_flow_temperature_beside_guidance
     assert set(r["verdicts_vs_unguided"]) == {"logits@2", "truncation@0.5", "flow@1.5", "encoder@test"}
     for figures in r["summary"].values():
         assert 0 <= figures["same_pieces_fraction"]["mean"] <= 1 and figures["condition_mae"]["mean"] >= 0
+        assert 0 < figures["residual_spread_median"]["mean"] < 10
     with pytest.raises(SystemExit):
         guidance(args)                                                         # no silent overwrite
 
