@@ -387,7 +387,7 @@ def test_adversarial_reconstruction_term_is_the_frozen_critics_score_of_the_reco
     m.lambda_rec_adv = 0.5
     out = m(x, cond=c, step="generator", noise=_draws(m))
     with torch.no_grad():
-        expected = -m.critic(m.reach_loss(x, c)["reconstruction"], c, None).float().mean()
+        expected = -m.critic(torch.sigmoid(m.reach_loss(x, c)["reconstruction_logits"]), c, None).float().mean()
     assert out["reconstruction_adversarial_loss"].item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-5)
     assert out["generator_loss"].item() == pytest.approx(base["generator_loss"].item() + 0.5 * expected.item(),
                                                          rel=1e-4, abs=1e-5)

@@ -124,13 +124,13 @@ def generator_loss(m, real, cond, noise):
         out["mode_seeking_loss"] = ms.detach()
     if m.lambda_rec > 0:
         reach = reach_loss(m.encoder, m.generator, real, real_cond)
-        reconstruction = reach.pop("reconstruction")
+        logits = reach.pop("reconstruction_logits")
         g_loss = g_loss + m.lambda_rec * reach["reconstruction_loss"]
         if m.lambda_latent_kl > 0:
             g_loss = g_loss + m.lambda_latent_kl * reach["latent_kl"]
         if m.lambda_rec_adv > 0:   # the reconstructions scored as fakes are, at their true conditions
             with frozen(m.critic):
-                d_rec = m.critic(critic_view(m, reconstruction)[1], real_cond, None)
+                d_rec = m.critic(critic_view(m, torch.sigmoid(logits))[1], real_cond, None)
             reach["reconstruction_adversarial_loss"] = -d_rec.float().mean()
             g_loss = g_loss + m.lambda_rec_adv * reach["reconstruction_adversarial_loss"]
         out.update({k: v.detach() for k, v in reach.items()})
@@ -140,12 +140,12 @@ def generator_loss(m, real, cond, noise):
 
 def reach_loss(encoder, generator, real, cond=None):
     """{reconstruction_loss: BCE(G(E(x, c), c) logits, x), latent_kl: KL of the batch's
-    latents to N(0, I), reconstruction: G(E(x, c), c) (B, C, H, W) in [0, 1]} on the real batch;
-    differentiable w.r.t. the generator and the encoder."""
+    latents to N(0, I), reconstruction_logits: G(E(x, c), c) before the sigmoid (B, C, H, W)} on
+    the real batch; differentiable w.r.t. the generator and the encoder."""
     z = encoder(real, None, cond)
     logits = generator(z, cond, logits=True)
     return {"reconstruction_loss": F.binary_cross_entropy_with_logits(logits.float(), real.float()),
-            "latent_kl": batch_latent_kl(z.float()), "reconstruction": torch.sigmoid(logits)}
+            "latent_kl": batch_latent_kl(z.float()), "reconstruction_logits": logits}
 
 
 def batch_latent_kl(z):
