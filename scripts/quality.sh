@@ -7,7 +7,8 @@
 # within-condition diversity), inpainting with three sets of preserved components, every
 # folder evaluated against the test split.
 # Run through `make quality` (which installs requirements and generates data/toy first); it writes
-# bench/results/quality.json (RESULTS=path to write elsewhere) with the provenance of the run.
+# bench/results/quality.json (RESULTS=path to write elsewhere) with the provenance of the run; an
+# existing results file is refused unless OVERWRITE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,6 +19,10 @@ K=${K:-5}                   # conditional draws per condition (N*K samples)
 N_INPAINT=${N_INPAINT:-160} # test samples per inpainting set (latent optimization is the slow part)
 RUN=outputs/wgan_gp/quality
 OUT=samples/wgan_gp/quality
+RESULTS=${RESULTS:-bench/results/quality.json}
+if [ -e "$RESULTS" ] && [ -z "${OVERWRITE:-}" ]; then
+    echo "$RESULTS exists: set OVERWRITE=1 to replace it, or RESULTS=another/path.json" >&2; exit 1
+fi
 start=$(date +%s)
 
 $PY src_new/scripts/train.py --model wgan_gp --config configs/wgan_gp_toy.yaml --epochs "$EPOCHS" \
@@ -46,7 +51,7 @@ for mode in "${runs[@]}"; do
     $PY src_new/scripts/evaluate.py --samples $OUT/$mode
 done
 $PY src_new/scripts/evaluate.py --compare "${runs[@]/#/$OUT/}"
-$PY bench/collect_results.py --out "${RESULTS:-bench/results/quality.json}" --run "$RUN" \
+$PY bench/collect_results.py --out "$RESULTS" --run "$RUN" \
     --train_seconds $(( train_done - start )) --command "EPOCHS=$EPOCHS bash scripts/quality.sh" "${runs[@]/#/$OUT/}"
 echo "quality run finished in $(( $(date +%s) - start ))s (training $(( train_done - start ))s):" \
      "samples and metrics.json in $OUT/*, training curves in $RUN/losses.csv"
