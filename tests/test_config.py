@@ -95,6 +95,7 @@ def test_convenience_flags(tmp_path):
     (lambda c: c.update(trainig={}), r"unknown config section 'trainig'.*Did you mean 'training'"),
     (lambda c: c["model"].update(cond_dim=3), r"model.cond_dim \(3\) does not match"),
     (lambda c: c.setdefault("data", {}).update(filename_pattern="x.png"), r"must contain '\{prefix\}'"),
+    (lambda c: c["model"].update(cond_modulation=True, style_dim=64), r"model.cond_modulation needs model.style_dim = 0"),
 ])
 def test_validation_errors(mutate, match):
     cfg = base()

@@ -45,6 +45,7 @@ SIGNATURE_DEFAULTS = {
     (Generator.__init__, "upsample"): ("wgan_gp", "model.upsample"),
     (Generator.__init__, "style_dim"): ("wgan_gp", "model.style_dim"),
     (Generator.__init__, "mapping_layers"): ("wgan_gp", "model.mapping_layers"),
+    (Generator.__init__, "cond_modulation"): ("wgan_gp", "model.cond_modulation"),
     (Critic.__init__, "dim"): ("wgan_gp", "model.critic_dim"),
     (Critic.__init__, "spectral_norm"): ("wgan_gp", "model.spectral_norm"),
     (Critic.__init__, "cond_mode"): ("wgan_gp", "model.critic_cond"),

@@ -16,10 +16,11 @@ from src_new.utils.checkpoint import load_checkpoint, save_checkpoint
 C, H, W = 5, 64, 32
 
 
-def tiny_model(critic_cond="projection", style_dim=16, **kw):
+def tiny_model(critic_cond="projection", style_dim=16, cond_modulation=False, **kw):
     torch.manual_seed(0)
     enc = Encoder(C, 10, (H, W), dim=8)
-    gen = Generator(C, 10, 2, (H, W), dim=8, res_blocks=(1, 1, 1), bottleneck_res_blocks=1, style_dim=style_dim)
+    gen = Generator(C, 10, 2, (H, W), dim=8, res_blocks=(1, 1, 1), bottleneck_res_blocks=1, style_dim=style_dim,
+                    cond_modulation=cond_modulation)
     critic = Critic(C, 2, (H, W), dim=8, cond_mode=critic_cond, minibatch_std_group=0)
     return WGANGP(enc, gen, critic, image_size=(H, W), latent_dim=10, **{"lambda_gp": 10.0, "n_critic": 5, **kw})
 
@@ -167,9 +168,9 @@ def test_marginal_unconditional_sampling_draws_stored_training_conditions(tiny_c
         model.sample(batch_size=2, unconditional="marginal")
 
 
-@pytest.mark.parametrize("style_dim", [16, 0])
-def test_truncation_psi_zero_gives_the_mean_style_image(style_dim):
-    m = tiny_model(style_dim=style_dim)
+@pytest.mark.parametrize("style_dim, cond_modulation", [(16, False), (0, False), (0, True)])
+def test_truncation_psi_zero_gives_the_mean_style_image(style_dim, cond_modulation):
+    m = tiny_model(style_dim=style_dim, cond_modulation=cond_modulation)
     c = torch.randn(1, 2).repeat(3, 1)
     out = m.sample(z=torch.randn(3, 10), cond=c, truncation_psi=0.0)
     assert torch.allclose(out, out[:1].expand_as(out), atol=1e-6)                    # z no longer matters
@@ -194,6 +195,30 @@ def test_modulation_reaches_every_norm():
             n.affine.weight.normal_(0, 0.1)
     z1, z2, c = torch.randn(2, 10), torch.randn(2, 10), torch.randn(2, 2)
     assert not torch.allclose(m.generator(z1, c), m.generator(z2, c))
+
+
+def test_condition_modulation_feeds_every_norm_the_condition_alone():
+    """cond_modulation: every norm is modulated by embed(cond), never by z, while z still changes
+    the image (it enters through the projection); it cannot be combined with a style."""
+    m = tiny_model(style_dim=0, cond_modulation=True)
+    g = m.generator
+    norms = [mod for mod in g.modules() if type(mod).__name__ == "AdaGroupNorm"]
+    assert len(norms) == 1 + 2 * 4 + 3 and all(n.style_dim == g.null_embed.numel() for n in norms)
+    seen = []
+    hooks = [n.register_forward_hook(lambda mod, args, out: seen.append(args[1])) for n in norms]
+    with torch.no_grad():
+        for n in norms:
+            n.affine.weight.normal_(0, 0.1)
+        c = torch.randn(2, 2)
+        a, b = g(torch.randn(2, 10), c), g(torch.randn(2, 10), c)
+        other = g(torch.randn(2, 10), torch.randn(2, 2))
+        embedding = g.embed_condition(c, 2)
+    for h in hooks:
+        h.remove()
+    assert all(torch.equal(v, embedding) for v in seen[:len(norms)])        # the first call's norms saw embed(c)
+    assert not torch.allclose(a, b) and not torch.allclose(a, other)
+    with pytest.raises(ValueError, match="cond_modulation needs style_dim = 0"):
+        Generator(C, 10, 2, (H, W), dim=8, style_dim=16, cond_modulation=True)
 
 
 def test_old_checkpoint_format_fails_with_a_clear_message(tiny_cfg, tmp_path):

@@ -196,6 +196,9 @@ MODEL_SCHEMA = {
                 "= off (z enters once, through the first Linear): modulation was sharper but far less varied "
                 "(docs/results.md, D1 vs D0)", min=0, max=MAX_WIDTH),
             "mapping_layers": _int(2, "MLP layers of the mapping network", min=0, max=64),
+            "cond_modulation": Key(False, "bool",
+                "the condition's embedding alone modulates every generator norm (conditional normalization, "
+                "as in BigGAN) while z still enters once, through the first Linear; needs `style_dim: 0`"),
             "critic_cond": _choice("projection", "critic_cond",
                 "how the critic sees the condition: `projection` (score + <embed(c), features>, Miyato & "
                 "Koyama) or `concat` (an embedding map concatenated to the input)"),
@@ -685,6 +688,9 @@ def _check_wgan_gp(model, training):
         raise ValueError(f"model.lambda_cond = {model['lambda_cond']} needs model.critic_cond = projection and "
                          f"condition columns (the head regresses the condition from features that must not "
                          f"see it); got critic_cond = {model['critic_cond']!r}, cond_dim = {model['cond_dim']}")
+    if model["cond_modulation"] and model["style_dim"]:
+        raise ValueError(f"model.cond_modulation needs model.style_dim = 0 (style_dim = {model['style_dim']} "
+                         "already modulates every norm with the latent and the condition): set one of them")
     group = model["minibatch_std_group"]
     if group and training["batch_size"] % group:
         raise ValueError(f"model.minibatch_std_group = {group} must divide training.batch_size "

@@ -13,7 +13,8 @@ def build_wgan_gp(cfg):
     encoder = Encoder(channels, latent, size, dim=m["encoder_dim"], cond_dim=cond_dim)
     generator = Generator(channels, latent, cond_dim, size, dim=m["dim"], dim_mults=m["dim_mults"],
                           res_blocks=m["res_blocks"], bottleneck_res_blocks=m["bottleneck_res_blocks"],
-                          upsample=m["upsample"], style_dim=m["style_dim"], mapping_layers=m["mapping_layers"])
+                          upsample=m["upsample"], style_dim=m["style_dim"], mapping_layers=m["mapping_layers"],
+                          cond_modulation=m["cond_modulation"])
     critic = Critic(channels, cond_dim, size, dim=m["critic_dim"], spectral_norm=m["spectral_norm"],
                     cond_mode=m["critic_cond"], minibatch_std_group=m["minibatch_std_group"],
                     condition_head=m["lambda_cond"] > 0, patch_weight=m["critic_patch_weight"])

@@ -24,7 +24,9 @@ class Generator(nn.Module):
     and the condition reach every resolution (a GroupNorm after a single projection otherwise
     erases most of z: the generator ignored its latent). ``style_dim = 0`` (the default, measured
     better on the toy set, docs/results.md): w = [z, embed(cond)] enters once through the
-    projection, plain GroupNorms.
+    projection, plain GroupNorms; with ``cond_modulation`` the norms are modulated by embed(cond)
+    alone (conditional normalization), so the condition reaches every resolution while z still
+    enters once.
 
     A missing condition (``cond=None``, or ``drop_mask`` True for a sample) uses a learned
     null embedding, so one set of weights serves conditional and unconditional generation.
@@ -33,7 +35,7 @@ class Generator(nn.Module):
     def __init__(self, channels, latent_dim, cond_dim, image_size, dim=_M["dim"], dim_mults=_M["dim_mults"],
                  res_blocks=_M["res_blocks"], bottleneck_res_blocks=_M["bottleneck_res_blocks"],
                  upsample=_M["upsample"], cond_emb_dim=128, style_dim=_M["style_dim"],
-                 mapping_layers=_M["mapping_layers"]):
+                 mapping_layers=_M["mapping_layers"], cond_modulation=_M["cond_modulation"]):
         super().__init__()
         self.channels, self.latent_dim, self.cond_dim = channels, latent_dim, cond_dim
         self.image_size = tuple(image_size)
@@ -42,7 +44,10 @@ class Generator(nn.Module):
         self.base = 2 * widths[0]                                 # e.g. 512 at H/8 x W/8
         self.cond_embed = nn.Linear(cond_dim, cond_emb_dim) if cond_dim > 0 else None
         self.null_embed = nn.Parameter(torch.zeros(cond_emb_dim))
-        self.style_dim = style_dim
+        if cond_modulation and style_dim:
+            raise ValueError("Generator: cond_modulation needs style_dim = 0 (a style already modulates every norm)")
+        self.style_dim, self.cond_modulation = style_dim, cond_modulation
+        mod_dim = style_dim or (cond_emb_dim if cond_modulation else 0)     # what modulates the norms
         w_dim = latent_dim + cond_emb_dim
         mapping = []
         if style_dim:
@@ -51,12 +56,12 @@ class Generator(nn.Module):
             w_dim = style_dim
         self.mapping = nn.Sequential(*mapping)     # empty: identity (style_dim = 0)
         self.project = nn.Linear(w_dim, self.base * self.h0 * self.w0)
-        self.in_norm = AdaGroupNorm(8, self.base, style_dim)
-        blocks = [ResBlock(self.base, style_dim=style_dim) for _ in range(bottleneck_res_blocks)]
+        self.in_norm = AdaGroupNorm(8, self.base, mod_dim)
+        blocks = [ResBlock(self.base, style_dim=mod_dim) for _ in range(bottleneck_res_blocks)]
         c_in = self.base
         for c_out, n_blocks in zip(widths, res_blocks):
-            blocks.append(Upsample(c_in, c_out, upsample, style_dim))
-            blocks += [ResBlock(c_out, style_dim=style_dim) for _ in range(n_blocks)]
+            blocks.append(Upsample(c_in, c_out, upsample, mod_dim))
+            blocks += [ResBlock(c_out, style_dim=mod_dim) for _ in range(n_blocks)]
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
         self.to_image = nn.Conv2d(c_in, channels, 3, padding=1)
@@ -89,9 +94,11 @@ class Generator(nn.Module):
     def synthesize(self, w):
         """(B, w_dim) style -> (B, C, H, W) logits (before the sigmoid)."""
         h = self.project(w).view(-1, self.base, self.h0, self.w0)
-        h = torch.relu(self.in_norm(h.contiguous(memory_format=self.memory_format), w))
+        # the norms' modulation: the style, or w's condition embedding (w = [z, embed(cond)])
+        m = w[:, self.latent_dim:] if self.cond_modulation else w
+        h = torch.relu(self.in_norm(h.contiguous(memory_format=self.memory_format), m))
         for block in self.blocks:
-            h = block(h, w)
+            h = block(h, m)
         return self.to_image(h).contiguous()
 
     def forward(self, z, cond=None, drop_mask=None, truncation_psi=1.0, logits=False):
