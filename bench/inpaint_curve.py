@@ -2,7 +2,7 @@
 steps and the loss, against the nearest-train-sample baseline; writes a JSON file.
 
     python bench/inpaint_curve.py --checkpoint outputs/wgan_gp/quality/checkpoint_latest.pt \
-        --out bench/results/inpaint_curve.json
+        --out bench/results/inpaint_curve.json --overwrite
 
 Each setting inpaints the same ``--n`` test samples (the first n of the test split, with their
 conditions) for each preserved set; time per image is wall clock over the whole batch on this
@@ -23,12 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.pipeline.evaluate import inpainting_metrics, nearest_train_inpainting  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
+from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
+from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
+from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 PRESERVED = (("fpu", "group_nc", "group_km"), ("group_nc", "bt", "tpc"), ("tpc",))
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--n", type=int, default=160)
@@ -36,9 +39,12 @@ def main():
                    help="loss:restarts:steps,... (steps 0 = the encoder's latent alone)")
     p.add_argument("--lr", type=float, default=None, help="default: the checkpoint config's inpaint_lr")
     p.add_argument("--out", default="bench/results/inpaint_curve.json")
-    args = p.parse_args()
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    args = p.parse_args(argv)
+    out = results_path(p, Path(args.out), args.overwrite)
     torch.set_num_threads(2)
-    model, cfg = load_model_from_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
+    model, cfg = load_model_from_checkpoint(args.checkpoint, ckpt=ckpt)
     lr = args.lr if args.lr is not None else cfg["sampling"]["inpaint_lr"]
     names = cfg["data"]["component_dirs"]
     sets = build_datasets(cfg, ("train", "test"), verbose=False)
@@ -65,9 +71,9 @@ def main():
                    "seconds_per_image": seconds, "preserved_max_abs_diff": m["preserved_max_abs_diff"]}
             rows.append(row)
             print(json.dumps(row))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"checkpoint": args.checkpoint, "n": len(truth), "rows": rows}, indent=1))
+    write_json({"provenance": provenance(argv, sampling_seed=0, training_seed=cfg["training"]["seed"],
+                                         global_step=ckpt["global_step"]),
+                "checkpoint": args.checkpoint, "n": len(truth), "rows": rows}, out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 for the partial inputs of the three preserved sets, one row per checkpoint; writes JSON.
 
     python bench/inversion.py --checkpoints outputs/wgan_gp/quality/checkpoint_100.pt \
-        outputs/wgan_gp/quality/checkpoint_latest.pt --out bench/results/inversion.json
+        outputs/wgan_gp/quality/checkpoint_latest.pt --out bench/results/inversion.json --overwrite
 
 No latent optimization: the encoder's latent alone, decoded by the EMA generator with the test
 condition. IoU per sample and component (``metrics.iou_dice``), averaged over every component
@@ -25,7 +25,9 @@ from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation.metrics import iou_dice  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
+from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
+from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 
 @torch.no_grad()
@@ -39,11 +41,13 @@ def inversion_iou(model, truth, mask, cond):
     return float(torch.as_tensor(iou)[scored].mean())
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--out", default="bench/results/inversion.json")
-    args = p.parse_args()
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    args = p.parse_args(argv)
+    out = results_path(p, Path(args.out), args.overwrite)
     torch.set_num_threads(2)
     rows = []
     for path in args.checkpoints:
@@ -52,16 +56,15 @@ def main():
         names = cfg["data"]["component_dirs"]
         test = build_datasets(cfg, ("test",), verbose=False)["test"]
         truth, cond = test.images_float, (test.conditions if model.cond_dim else None)
-        row = {"checkpoint": path, "global_step": ckpt["global_step"], "n": len(truth),
+        row = {"checkpoint": path, "global_step": ckpt["global_step"], "training_seed": cfg["training"]["seed"],
+               "phase": (ckpt.get("phase") or {}).get("name"), "n": len(truth),
                "full": inversion_iou(model, truth, torch.ones_like(truth), cond)}
         for keep in PRESERVED:
             mask = create_mask(list(keep), names, len(truth), model.image_size)
             row["keep_" + "+".join(keep)] = inversion_iou(model, truth, mask, cond)
         rows.append(row)
         print(json.dumps(row))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
+    write_json({"provenance": provenance(argv), "rows": rows}, out)
 
 
 if __name__ == "__main__":

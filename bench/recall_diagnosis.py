@@ -3,7 +3,7 @@ given condition the samples keep, and recall / FD / condition error against the 
 temperature (z ~ N(0, tau^2 I); tau > 1 spreads the samples). Writes a JSON file.
 
     python bench/recall_diagnosis.py --checkpoint outputs/wgan_gp/quality/checkpoint_latest.pt \
-        --out bench/results/recall_diagnosis.json
+        --out bench/results/recall_diagnosis.json --overwrite
 
 Protocol of bench/ablation.py: one EMA sample per test condition (guidance 0), measured as
 evaluate.py measures a samples folder (``ablation.measure``: the real test set with its
@@ -28,6 +28,9 @@ from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.pipeline.evaluate import K  # noqa: E402
+from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
+from src_new.utils.io import write_json  # noqa: E402
+from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 
 @torch.no_grad()
@@ -37,14 +40,17 @@ def samples_at(model, cond, tau, seed=0, batch=256):
     return one_per_condition(model, cond, torch.Generator().manual_seed(seed), batch, latents)
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--temperatures", default="1.0,1.2,1.4,1.7")
     p.add_argument("--out", default="bench/results/recall_diagnosis.json")
-    args = p.parse_args()
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    args = p.parse_args(argv)
+    out = results_path(p, Path(args.out), args.overwrite)
     torch.set_num_threads(2)
-    model, cfg = load_model_from_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
+    model, cfg = load_model_from_checkpoint(args.checkpoint, ckpt=ckpt)
     if not model.cond_dim:
         raise SystemExit("recall_diagnosis.py reads the spread at a given condition: the checkpoint is unconditional")
     sets = build_datasets(cfg, ("train", "test"), verbose=False)
@@ -75,9 +81,9 @@ def main():
     if spread:
         print("residual spread ratio (fake / real at a given condition):",
               json.dumps({k: round(v, 2) for k, v in spread.items()}))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"checkpoint": args.checkpoint, "n": len(test), "k": K, "rows": rows}, indent=1))
+    write_json({"provenance": provenance(argv, sampling_seed=0, training_seed=cfg["training"]["seed"],
+                                         global_step=ckpt["global_step"]),
+                "checkpoint": args.checkpoint, "n": len(test), "k": K, "rows": rows}, out)
 
 
 if __name__ == "__main__":
