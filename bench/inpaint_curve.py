@@ -41,7 +41,7 @@ def main(argv=None):
     p.add_argument("--out", default="bench/results/inpaint_curve.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
-    out = results_path(p, Path(args.out), args.overwrite)
+    out_path = results_path(p, Path(args.out), args.overwrite)
     torch.set_num_threads(2)
     ckpt = load_checkpoint(args.checkpoint)
     model, cfg = load_model_from_checkpoint(args.checkpoint, ckpt=ckpt)
@@ -73,7 +73,7 @@ def main(argv=None):
             print(json.dumps(row))
     write_json({"provenance": provenance(argv, sampling_seed=0, training_seed=cfg["training"]["seed"],
                                          global_step=ckpt["global_step"]),
-                "checkpoint": args.checkpoint, "n": len(truth), "rows": rows}, out)
+                "checkpoint": args.checkpoint, "n": len(truth), "rows": rows}, out_path)
 
 
 if __name__ == "__main__":

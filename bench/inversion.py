@@ -47,7 +47,7 @@ def main(argv=None):
     p.add_argument("--out", default="bench/results/inversion.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
-    out = results_path(p, Path(args.out), args.overwrite)
+    out_path = results_path(p, Path(args.out), args.overwrite)
     torch.set_num_threads(2)
     rows = []
     for path in args.checkpoints:
@@ -64,7 +64,7 @@ def main(argv=None):
             row["keep_" + "+".join(keep)] = inversion_iou(model, truth, mask, cond)
         rows.append(row)
         print(json.dumps(row))
-    write_json({"provenance": provenance(argv), "rows": rows}, out)
+    write_json({"provenance": provenance(argv), "rows": rows}, out_path)
 
 
 if __name__ == "__main__":

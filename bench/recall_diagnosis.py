@@ -47,7 +47,7 @@ def main(argv=None):
     p.add_argument("--out", default="bench/results/recall_diagnosis.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
-    out = results_path(p, Path(args.out), args.overwrite)
+    out_path = results_path(p, Path(args.out), args.overwrite)
     torch.set_num_threads(2)
     ckpt = load_checkpoint(args.checkpoint)
     model, cfg = load_model_from_checkpoint(args.checkpoint, ckpt=ckpt)
@@ -83,7 +83,7 @@ def main(argv=None):
               json.dumps({k: round(v, 2) for k, v in spread.items()}))
     write_json({"provenance": provenance(argv, sampling_seed=0, training_seed=cfg["training"]["seed"],
                                          global_step=ckpt["global_step"]),
-                "checkpoint": args.checkpoint, "n": len(test), "k": K, "rows": rows}, out)
+                "checkpoint": args.checkpoint, "n": len(test), "k": K, "rows": rows}, out_path)
 
 
 if __name__ == "__main__":
