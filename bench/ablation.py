@@ -76,8 +76,10 @@ def one_per_condition(model, conditions, generator, batch=256, latents=None, **s
 
 
 @torch.no_grad()
-def score(model, cfg, seed=0):
-    sets = build_datasets(cfg, ("train", "test"), verbose=False)
+def score(model, cfg, seed=0, sets=None):
+    """The ablation protocol's figures of ``model`` (``sets``: build_datasets' train and test splits
+    of ``cfg``, built here when not given)."""
+    sets = sets or build_datasets(cfg, ("train", "test"), verbose=False)
     train, test = sets["train"], sets["test"]
     real = test.images_float.numpy()
     gen = torch.Generator().manual_seed(seed)

@@ -93,9 +93,8 @@ def run_for(cmd, budget, log_path, what):
     return seconds
 
 
-def full_inversion_iou(model, cfg):
-    """IoU of G(E(x, c), c) against the full test images x (bench/inversion.py): the reach."""
-    test = build_datasets(cfg, ("test",), verbose=False)["test"]
+def full_inversion_iou(model, test):
+    """IoU of G(E(x, c), c) against the full test images x of the ``test`` split (bench/inversion.py): the reach."""
     truth = test.images_float
     return inversion_iou(model, truth, torch.ones_like(truth), test.conditions if model.cond_dim else None)
 
@@ -124,13 +123,14 @@ def summarize(rows):
 
 def verdict(base, new, better):
     """'gain' | 'loss' | 'within noise': ``new`` vs ``base`` ({mean, sd, n} each) on a metric where
-    ``better`` is 'lower' or 'higher'; a gain or loss needs the means apart by more than the two
-    standard errors added."""
+    ``better`` is 'lower', 'higher' or 'nearer 1' (a ratio to the real data's); a gain or loss needs
+    the means apart by more than the two standard errors added."""
     se = base["sd"] / math.sqrt(base["n"]) + new["sd"] / math.sqrt(new["n"])
-    diff = new["mean"] - base["mean"]
-    if abs(diff) <= se:
+    if abs(new["mean"] - base["mean"]) <= se:
         return "within noise"
-    return "gain" if (diff < 0) == (better == "lower") else "loss"
+    if better == "nearer 1":
+        return "gain" if abs(new["mean"] - 1) < abs(base["mean"] - 1) else "loss"
+    return "gain" if (new["mean"] < base["mean"]) == (better == "lower") else "loss"
 
 
 def compare(entries, base_name, new_name):
@@ -144,13 +144,13 @@ def compare(entries, base_name, new_name):
 
 
 @torch.no_grad()
-def flow_figures(model, cfg, batch=256):
+def flow_figures(model, cfg, sets, batch=256):
     """With a fitted flow prior: ``flow_cond_*``, the conditional figures of samples whose z the
     flow draws (one per test condition, the same sampling seed: compare with the ``cond_*``
     figures of z ~ N(0, I) from the same checkpoint), and the AUROC of the flow likelihood
     log p(E(x) | c) of the test designs against the same designs with shuffled conditions
-    (``flow_auroc_shuffled_conditions``) and with one component shifted (``flow_auroc_corrupted``)."""
-    sets = build_datasets(cfg, ("train", "test"), verbose=False)
+    (``flow_auroc_shuffled_conditions``) and with one component shifted (``flow_auroc_corrupted``).
+    sets: build_datasets' train and test splits of ``cfg``."""
     test = sets["test"]
     images = one_per_condition(model, test.conditions, torch.Generator().manual_seed(SAMPLING_SEED), batch, prior="flow")
     out = {f"flow_cond_{k}": v for k, v in
@@ -165,9 +165,10 @@ def flow_figures(model, cfg, batch=256):
 def figures(model, cfg):
     """A seed's quality figures: the ablation protocol's scores and the inversion IoU (and
     ``flow_figures`` when the checkpoint's flow prior is fitted)."""
-    out = {**score(model, cfg, seed=SAMPLING_SEED), "inversion_iou": full_inversion_iou(model, cfg)}
+    sets = build_datasets(cfg, ("train", "test"), verbose=False)
+    out = {**score(model, cfg, seed=SAMPLING_SEED, sets=sets), "inversion_iou": full_inversion_iou(model, sets["test"])}
     if model.flow is not None and int(model.flow.fitted):
-        out.update(flow_figures(model, cfg))
+        out.update(flow_figures(model, cfg, sets))
     return out
 
 
