@@ -336,16 +336,16 @@ def compare_models():
     return "\n".join(lines) + "\n"
 
 
-# ---- Sections written from the results files of before provenance (LEGACY in tests/test_results_files.py)
-# and the tables of docs/results.md. Each names the command that wrote its file.
+# ---- The tables of docs/results.md: make quality and its companion files, and the earlier designs'
+# files written before provenance (LEGACY in tests/test_results_files.py). Each names the command that wrote its file.
 
-def source(name, command):
-    """Where a section's figures come from: the command, the committed file and its provenance (a
-    file written before results carried provenance says so)."""
+def source(name, command=None):
+    """Where a section's figures come from: the command (default: the one its provenance records),
+    the committed file and its provenance (a file written before results carried provenance says so)."""
     data = load(name)
     prov = data.get("provenance") if isinstance(data, dict) else None
     legacy = "written before results carried provenance: commit, machine and date not recorded"
-    return f"`{command}` -> `bench/results/{name}` ({machine_line(prov) if prov else legacy})"
+    return f"`{command or command_of(prov)}` -> `bench/results/{name}` ({machine_line(prov) if prov else legacy})"
 
 
 def table(header, rows):
@@ -407,21 +407,29 @@ def marked(key, value, digits):
     return f"**{s}**" if key in QUALITY_TARGETS and meets(key, value) else s
 
 
+def quality_run():
+    """make quality's file (bench/results/quality.json): (its sample folders by name, its training run)."""
+    q = load("quality.json")
+    return q["runs"], next(iter(q["training"].values()))
+
+
 def quality_headline():
-    """The previous one-seed headline: a few figures of make quality and its companion files."""
-    q, refs = load("quality.json"), load("inpaint_references.json")["rows"]
+    """make quality in a few lines: one training seed of the shipped design and its companion files."""
+    q, run = quality_run()
+    refs = load("inpaint_references.json")["rows"]
     c, m = q["conditional_g0"]["metrics"], q["conditional_g0"]["references"]
     inpaint = inpainting_runs(q)
-    inversion = load("inversion.json")[-1]
-    d3, d3s1 = (ablation_row(name) for name in ("D3", "D3s1"))
+    inversions = load("inversion.json")["rows"]
+    inversion = inversions[-1]
+    gan_steps = next(r["global_step"] for r in inversions if r["phase"] == "gan")    # the GAN phase's checkpoint
     per_image = [r["seconds_per_image"] for r in inpaint]
     lines = [
-        f"{source('quality.json', MAKE_QUALITY)}; one training seed:", "",
+        f"{source('quality.json', MAKE_QUALITY)}; one training seed ({run['precision']}, {gan_steps} generator "
+        f"steps in {run['train_seconds']:.0f} s, then the encoder-only phase):", "",
         f"- conditional (guidance 0): geometric FD {c['geometric_fd']:.2f} (2-px shift reference "
-        f"{m['shift_2px']['geometric_fd']:.2f}; previous design "
-        f"{load('quality_no_mbstd.json')['conditional_g0']['metrics']['geometric_fd']:.2f}), precision "
-        f"{c['precision']:.2f}, recall {c['recall']:.2f}, coverage {c['coverage']:.2f}, condition MAE "
-        f"{c['condition_mae']:.2f} px, within-condition diversity {c['within_condition_diversity_ratio']:.2f}x that of "
+        f"{m['shift_2px']['geometric_fd']:.2f}), precision {c['precision']:.2f}, recall {c['recall']:.2f}, coverage "
+        f"{c['coverage']:.2f}, condition MAE {c['condition_mae']:.2f} px, same piece count as real "
+        f"{c['same_pieces_fraction']:.2f}, within-condition diversity {c['within_condition_diversity_ratio']:.2f}x that of "
         "real designs of nearly equal size;",
         f"- unconditional: `marginal` FD {q['unconditional_marginal']['metrics']['geometric_fd']:.2f}, `null` FD "
         f"{q['unconditional_null']['metrics']['geometric_fd']:.2f};",
@@ -433,21 +441,17 @@ def quality_headline():
         f"- inversion: G(E(x)) reconstructs a full test image at IoU {inversion['full']:.3f} "
         "(`bench/results/inversion.json`);",
         f"- samples at {1000 * q['conditional_g0']['seconds_per_image']:.1f} ms per image (CPU, batch "
-        f"{q['conditional_g0']['options']['batch_sz']});",
-        f"- the seed-to-seed spread at the D rows' budget (`bench/results/ablation.json`, D3 / D3s1: the toy config with "
-        f"training seeds 0 / 1): FD {d3['cond_fd']:.2f} / {d3s1['cond_fd']:.2f}, recall {d3['cond_recall']:.2f} / "
-        f"{d3s1['cond_recall']:.2f}, condition MAE {d3['cond_condition_mae']:.2f} / {d3s1['cond_condition_mae']:.2f} px.",
+        f"{q['conditional_g0']['options']['batch_sz']}).",
     ]
     return join(lines)
 
 
 def quality():
-    """make quality's table (bench/results/quality.json), beside the previous design's conditional
-    run (quality_no_mbstd.json) and the references, then the unconditional / conditional FD ratios."""
-    q = load("quality.json")
+    """make quality's table (bench/results/quality.json) beside the references, then the
+    unconditional / conditional FD ratios."""
+    q, _ = quality_run()
     runs = [("cond. g=0", q["conditional_g0"]), ("cond. g=2", q["conditional_g2"]),
-            ("uncond. `null`", q["unconditional_null"]), ("uncond. `marginal`", q["unconditional_marginal"]),
-            ("previous design, cond. g=0", load("quality_no_mbstd.json")["conditional_g0"])]
+            ("uncond. `null`", q["unconditional_null"]), ("uncond. `marginal`", q["unconditional_marginal"])]
     refs = q["conditional_g0"]["references"]
     references = [("real-train", refs["real_train"]), ("2-px shift", refs["shift_2px"]),
                   ("shuffled parts", refs["shuffled_components"])]
@@ -486,9 +490,7 @@ def quality():
     cond = q["conditional_g0"]["metrics"]["geometric_fd"]
     ratio = {mode: q[f"unconditional_{mode}"]["metrics"]["geometric_fd"] / cond for mode in ("marginal", "null")}
     said = lambda x: "met" if x <= UNCOND_FD_RATIO_TARGET else "missed"
-    return join(f"{source('quality.json', MAKE_QUALITY)}; the previous design's column from "
-                "`bench/results/quality_no_mbstd.json`; n = "
-                f"{q['conditional_g0']['metrics']['n']} per column, bold where the issue-14 target is met:", "",
+    return join(f"{source('quality.json', MAKE_QUALITY)}; n = {q['conditional_g0']['metrics']['n']} per column, bold where the issue-14 target is met:", "",
                 table(["metric (geometric features)", "issue-14 target"] + [name for name, _ in runs + references], rows),
                 "", f"Unconditional FD / conditional FD (target <= {UNCOND_FD_RATIO_TARGET}x): `marginal` {ratio['marginal']:.2f}x "
                 f"({said(ratio['marginal'])}), `null` {ratio['null']:.2f}x ({said(ratio['null'])}).")
@@ -512,17 +514,16 @@ def quality_trajectory():
 
 
 def quality_inpainting():
-    """make quality's inpainting per preserved set, beside the nearest-train-sample baseline and the
-    previous design (bench/results/quality.json, quality_no_mbstd.json), against issue 16's targets."""
-    q, prev = load("quality.json"), load("quality_no_mbstd.json")
-    runs, before = inpainting_runs(q), inpainting_runs(prev)
+    """make quality's inpainting per preserved set, beside the nearest-train-sample baseline
+    (bench/results/quality.json), against issue 16's targets."""
+    runs = inpainting_runs(quality_run()[0])
     o = runs[0]["options"]
     rows = []
-    for run, old in zip(runs, before):
+    for run in runs:
         m, b = run["metrics"], run["references"]["nearest_train"]
         generated = [k[4:] for k in m if k.startswith("iou_") and k != "iou_generated"]
         rows.append([", ".join(run["options"]["components"]), ", ".join(generated),
-                     f"{m['iou_generated']:.3f} / {m['dice_generated']:.3f} ({old['metrics']['iou_generated']:.3f})",
+                     f"{m['iou_generated']:.3f} / {m['dice_generated']:.3f}",
                      f"{b['iou_generated']:.3f} / {b['dice_generated']:.3f}",
                      f"{m['same_pieces_generated']:.2f} / {b['same_pieces_generated']:.2f}",
                      f"{m['condition_mae']:.2f} / {b['condition_mae']:.2f}",
@@ -534,10 +535,9 @@ def quality_inpainting():
     return join(f"{source('quality.json', MAKE_QUALITY)}: {runs[0]['metrics']['n']} test samples per set, "
                 f"{o['inpaint_loss']}, {o['restarts']} batched restarts x {o['inpaint_steps']} Adam steps (lr "
                 f"{o['inpaint_lr']}, {o['inpaint_lr_schedule']}); known components copied back exactly (max abs change "
-                f"{max(r['metrics']['preserved_max_abs_diff'] for r in runs):g}). In brackets the previous design "
-                f"(`bench/results/quality_no_mbstd.json`: {inpainting_setting(before[0]['options'])}); the overlap is the "
+                f"{max(r['metrics']['preserved_max_abs_diff'] for r in runs):g}); the overlap is the "
                 "share of generated pixels on kept components (ground truth 0):", "",
-                table(["preserved", "generated", "IoU / Dice (previous design)", "nearest train IoU / Dice",
+                table(["preserved", "generated", "IoU / Dice", "nearest train IoU / Dice",
                        "same pieces as truth (model / baseline)", "condition MAE px (model / baseline)",
                        "overlap with kept (model / baseline)", "time / image"], rows),
                 "", f"Issue 16's targets: IoU of the baseline + {INPAINT_GAIN_TARGET:.2f} reached on {reached} of "
@@ -548,16 +548,14 @@ def quality_inpainting():
 
 def inversion():
     """IoU of G(E(x)) against x (bench/results/inversion.json)."""
-    labels = {"checkpoint_100.pt": "trained alongside the GAN (every 2nd step)",
-              "checkpoint_latest.pt": "+ 10 encoder-only epochs against the final EMA generator"}
-    rows = load("inversion.json")
+    label = lambda r: ("+ the encoder-only phase against the final EMA generator" if r["phase"] == "encoder"
+                       else "trained alongside the GAN (every `training.encoder_every` steps)")
+    rows = load("inversion.json")["rows"]
     sets = kept_sets()
-    return join(source("inversion.json", "python bench/inversion.py --checkpoints "
-                       "outputs/wgan_gp/quality/checkpoint_100.pt outputs/wgan_gp/quality/checkpoint_latest.pt")
-                + f": {rows[0]['n']} test images, the encoder's latent alone, no optimization; full input = mean over all "
+    return join(source("inversion.json") + f": {rows[0]['n']} test images, the encoder's latent alone, no optimization; full input = mean over all "
                 "components, partial input = mean over the hidden components:", "",
                 table(["encoder", "steps", "full input"] + [f"keep {', '.join(s)}" for s in sets],
-                      [[labels.get(Path(r["checkpoint"]).name, r["checkpoint"]), r["global_step"], f"{r['full']:.3f}"]
+                      [[label(r), r["global_step"], f"{r['full']:.3f}"]
                        + [f"{r['keep_' + '+'.join(s)]:.3f}" for s in sets] for r in rows]))
 
 
@@ -590,8 +588,7 @@ def inpaint_curve():
     cell = {(tuple(x["preserved"]), (x["loss"], x["restarts"], x["steps"])): x for x in r["rows"]}
     best = {s: max(cell[s, k]["iou_generated"] for k in settings) for s in sets}
     was = lambda o: (o["inpaint_loss"], o["restarts"], o["inpaint_steps"])
-    notes = {was(inpainting_runs(load("quality_no_mbstd.json"))[0]["options"]): " (the previous quality run's)",
-             was(inpainting_runs(load("quality.json"))[0]["options"]): " (the toy config's now)"}
+    notes = {was(inpainting_runs(quality_run()[0])[0]["options"]): " (the toy config's, make quality's)"}
     rows = []
     for k in settings:
         loss, restarts, steps = k
@@ -600,10 +597,7 @@ def inpaint_curve():
         rows.append([label] + [f"**{v:.3f}**" if v == best[s] else f"{v:.3f}" for v, s in zip(iou, sets)]
                     + [f"{1000 * sum(cell[s, k]['seconds_per_image'] for s in sets) / len(sets):.0f} ms"])
     rows.append(["nearest train sample"] + [f"{cell[s, settings[0]]['nearest_train_iou']:.3f}" for s in sets] + [""])
-    return join(source("inpaint_curve.json", "python bench/inpaint_curve.py --checkpoint "
-                       "outputs/wgan_gp/quality/checkpoint_latest.pt --n 64 --settings "
-                       "bce:4:50,bce:8:50,bce:1:50,bce:4:100,mse:2:100,bce:1:0")
-                + f": the first {r['n']} test samples per preserved set, IoU on the generated components (bold: the "
+    return join(source("inpaint_curve.json") + f": the first {r['n']} test samples per preserved set, IoU on the generated components (bold: the "
                 f"best setting per set), lr {r['rows'][0]['lr']} with the cosine schedule; time per image is the mean over "
                 "the sets:", "",
                 table(["setting (loss, restarts x steps)"] + [f"keep {', '.join(s)}" for s in sets] + ["time / image"],
@@ -696,9 +690,8 @@ def recall_diagnosis():
     median = sorted(ratio.values())[len(ratio) // 2]
     far = {k: v for k, v in shift.items() if abs(v) > 0.25}
     missed, covered = base["mean_abs_z_missed_vs_covered"]
-    return join(source("recall_diagnosis.json", "python bench/recall_diagnosis.py --checkpoint "
-                       "outputs/wgan_gp/ablation/D3s1/checkpoint_latest.pt")
-                + f"; the checkpoint of ablation row D3s1, n = {r['n']}, k = {r['k']}. Per geometric feature, the spread "
+    return join(source("recall_diagnosis.json")
+                + f"; n = {r['n']}, k = {r['k']}. Per geometric feature, the spread "
                 "of the samples "
                 "left after a least-squares fit on the condition, over the same for the test images "
                 f"(`metrics.residual_spread_ratio`): median {median:.2f}, below 0.9 for "
@@ -771,6 +764,7 @@ RENDERERS = {
     "seeds_reach5": lambda: seeds_table("base_400s", "reach5_400s"),
     "seeds_reach20": lambda: seeds_table("base_400s", "reach20_400s"),
     "seeds_reach50": lambda: seeds_table("base_400s", "reach50_400s"),
+    "seeds_reach50_vs_20": lambda: seeds_table("reach20_400s", "reach50_400s"),
     "seeds_reach_cond": lambda: seeds_table("reach20_400s", "reach20_cond1_400s"),
     "quality_headline": quality_headline,
     "quality": quality,

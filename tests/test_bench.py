@@ -263,3 +263,33 @@ def test_inpaint_posterior_draws_keep_the_kept_components_and_vary_the_hidden(mo
         assert fallbacks == 0
         assert np.array_equal(draws * mask, np.broadcast_to(truth * mask, draws.shape))
         assert (np.abs(draws - truth) * (1 - mask)).sum() > 0
+
+
+def test_checkpoint_benchmarks_write_provenance_and_refuse_to_overwrite(tiny_cfg, tmp_path):
+    """bench/inversion.py, inpaint_curve.py and recall_diagnosis.py on a tiny checkpoint: each
+    writes its figures with a provenance block, and refuses an existing file without --overwrite."""
+    import inpaint_curve
+    import inversion
+    import recall_diagnosis
+    from src_new.models.wgan_gp.train import WGANGPTrainer
+
+    ckpt = str(WGANGPTrainer(tiny_cfg, verbose=False).run() / "checkpoint_latest.pt")
+    runs = {inversion: ["--checkpoints", ckpt], inpaint_curve: ["--checkpoint", ckpt, "--n", "4", "--settings",
+                                                                 "bce:1:2,bce:0:0"],
+            recall_diagnosis: ["--checkpoint", ckpt, "--temperatures", "1.0"]}
+    for script, args in runs.items():
+        out = tmp_path / f"{script.__name__}.json"
+        script.main([*args, "--out", str(out)])
+        result = json.loads(out.read_text())
+        assert result["provenance"]["commit"] and result["provenance"]["machine"]["cpu"], script.__name__
+        assert result["rows"], script.__name__
+        with pytest.raises(SystemExit):                     # an existing file is kept, not replaced
+            script.main([*args, "--out", str(out)])
+        assert json.loads(out.read_text()) == result
+        script.main([*args, "--out", str(out), "--overwrite"])
+    rows = json.loads((tmp_path / "inversion.json").read_text())["rows"]
+    assert 0 <= rows[0]["full"] <= 1 and rows[0]["phase"] == "gan"
+    curve = json.loads((tmp_path / "inpaint_curve.json").read_text())["rows"]
+    assert {(r["restarts"], r["steps"]) for r in curve} == {(1, 2), (1, 0)} and len(curve) == 2 * 3
+    spread = json.loads((tmp_path / "recall_diagnosis.json").read_text())["rows"][0]["residual_spread_ratio"]
+    assert spread and all(v >= 0 for v in spread.values())
