@@ -765,6 +765,8 @@ RENDERERS = {
     "seeds_reach20": lambda: seeds_table("base_400s", "reach20_400s"),
     "seeds_reach50": lambda: seeds_table("base_400s", "reach50_400s"),
     "seeds_reach50_vs_20": lambda: seeds_table("reach20_400s", "reach50_400s"),
+    "seeds_condmod": lambda: seeds_table("shipped_400s", "condmod_400s"),
+    "seeds_shipped_drift": lambda: seeds_table("reach20_400s", "shipped_400s"),
     "seeds_reach_cond": lambda: seeds_table("reach20_400s", "reach20_cond1_400s"),
     "quality_headline": quality_headline,
     "quality": quality,
