@@ -61,6 +61,15 @@ def measure(images, cfg, sets, conditions=None, seed=0):
     return out, real
 
 
+def spread_at_condition(fake, reference, conditions, names):
+    """Per geometric feature, the spread of the samples left after a least-squares fit on the raw
+    ``conditions`` (N, k) over the same for the real set (``metrics.residual_spread_ratio``):
+    fake (N, F) features standardized like ``reference`` (measure's RealSet); names: the F
+    feature names. The measured width / height are left out: the condition (nearly) fixes them."""
+    ratio = M.residual_spread_ratio(reference.geometric, fake, conditions[reference.index], conditions)
+    return {n: float(r) for n, r in zip(names, ratio) if n not in M.MEASURED_COLUMNS}
+
+
 @torch.no_grad()
 def one_per_condition(model, conditions, generator, batch=256, latents=None, **sample_kw):
     """One sample of ``model`` per row of ``conditions`` (N, k), drawn in batches with one

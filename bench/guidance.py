@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ablation import measure, one_per_condition  # noqa: E402
+from ablation import measure, one_per_condition, spread_at_condition  # noqa: E402
 from seeds import summarize, verdict  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
@@ -79,12 +79,10 @@ def guided_figures(model, cfg, sets, space, scale, truncation_psi=1.0, latents=N
     raw = test.raw_conditions.numpy()
     figures, real = measure(images, cfg, sets, raw, seed=SAMPLING_SEED)
     out = {k: figures[k] for k in FIGURES if k in figures}
-    # spread at a given condition, samples / real, per geometric feature (the measured size
-    # itself excluded: the condition fixes it), median over the features
-    names = M.geometric_feature_names(cfg["data"]["component_dirs"])
-    ratio = M.residual_spread_ratio(real.geometric, (M.geometric_features(images) - real.mean) / real.std,
-                                    raw[real.index], raw)
-    out["residual_spread_median"] = float(np.median([r for n, r in zip(names, ratio) if n not in M.MEASURED_COLUMNS]))
+    # spread at a given condition, samples / real, median over the geometric features
+    fake = (M.geometric_features(images) - real.mean) / real.std
+    spread = spread_at_condition(fake, real, raw, M.geometric_feature_names(cfg["data"]["component_dirs"]))
+    out["residual_spread_median"] = float(np.median(list(spread.values())))
     return out
 
 

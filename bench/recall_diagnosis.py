@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ablation import measure, one_per_condition  # noqa: E402
+from ablation import measure, one_per_condition, spread_at_condition  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
@@ -65,9 +65,7 @@ def main(argv=None):
         if tau == 1.0:
             real, radii = reference.geometric, reference.geometric_radii      # standardized by the real set
             fake = (M.geometric_features(images) - reference.mean) / reference.std
-            ratio = M.residual_spread_ratio(real, fake, raw[reference.index], raw)
-            # the measured width/height are (nearly) fixed by the condition: no spread to compare
-            row["residual_spread_ratio"] = {n: float(r) for n, r in zip(names, ratio) if n not in M.MEASURED_COLUMNS}
+            row["residual_spread_ratio"] = spread_at_condition(fake, reference, raw, names)
             # marginals, in standard deviations of the real feature (real is standardized)
             row["mean_shift"] = {n: float(v) for n, v in zip(names, fake.mean(0))}
             row["std_ratio"] = {n: float(v) for n, v in zip(names, fake.std(0))}
