@@ -47,7 +47,7 @@ PHASE_LOGS = {
     "gan": ("losses.csv",
             ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
              "mode_seeking_loss", "cond_loss_real", "cond_loss_fake", "reconstruction_loss", "latent_kl",
-             "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
+             "euler_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
              "flow_nll", "flow_grad_norm", "critic_clipped", "generator_clipped", "encoder_clipped", "flow_clipped",
              "lr_generator", "lr_critic", "lr_encoder", "lr_flow", "images_per_s"],
             ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"),
@@ -223,7 +223,7 @@ class WGANGPTrainer(Trainer):
                "critic_grad_norm": c_norm, "generator_grad_norm": g_norm,
                "critic_clipped": float(c_clipped), "generator_clipped": float(g_clipped)}
         for out, key in ((out_g, "mode_seeking_loss"), (out_c, "cond_loss_real"), (out_g, "cond_loss_fake"),
-                         (out_g, "reconstruction_loss"), (out_g, "latent_kl")):
+                         (out_g, "reconstruction_loss"), (out_g, "latent_kl"), (out_g, "euler_loss")):
             if key in out:
                 row[key] = out[key].item()
         return row

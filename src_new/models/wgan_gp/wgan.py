@@ -69,6 +69,11 @@ class WGANGP(nn.Module):
     (VAE-GAN, Larsen et al. 2016), in the generator loss: a per-pixel BCE alone pulls what it
     cannot pin down toward the mean; the critic is not trained on reconstructions.
 
+    lambda_euler: weight of the topology term: the squared gap between each generated
+    component's expected Euler number (pieces minus holes, 4-connected, ``losses.euler_number``)
+    and the real batch's median for that component, in the generator loss; a detached speck or
+    a belt broken at a diagonal step adds a piece, the term takes it back.
+
     critic_input: ``soft`` (the generator's [0, 1] output) or ``binary`` (thresholded at 0.5,
     the image a user receives, with straight-through gradients): the critic then scores the
     specks that thresholding creates. augment_p / augment_policy: DiffAugment of every
@@ -83,7 +88,7 @@ class WGANGP(nn.Module):
                  cond_drop_prob=_MODEL["cond_drop_prob"], critic_null_condition=_MODEL["critic_null_condition"],
                  lambda_ms=_MODEL["lambda_ms"], lambda_cond=_MODEL["lambda_cond"], lambda_rec=_MODEL["lambda_rec"],
                  lambda_latent_kl=_MODEL["lambda_latent_kl"], lambda_rec_adv=_MODEL["lambda_rec_adv"],
-                 critic_input=_MODEL["critic_input"],
+                 lambda_euler=_MODEL["lambda_euler"], critic_input=_MODEL["critic_input"],
                  augment_p=_MODEL["augment_p"], augment_policy=_MODEL["augment_policy"]):
         super().__init__()
         self.encoder, self.generator, self.critic = encoder, generator, critic
@@ -93,6 +98,7 @@ class WGANGP(nn.Module):
         self.cond_drop_prob = cond_drop_prob
         self.critic_null_condition, self.lambda_ms, self.lambda_cond = critic_null_condition, lambda_ms, lambda_cond
         self.lambda_rec, self.lambda_latent_kl, self.lambda_rec_adv = lambda_rec, lambda_latent_kl, lambda_rec_adv
+        self.lambda_euler = lambda_euler
         if critic_input not in CHOICES["critic_input"]:
             raise ValueError(f"critic_input must be one of {CHOICES['critic_input']}, got {critic_input!r}")
         unknown = sorted(set(augment_policy) - set(CHOICES["augment"]))
@@ -181,9 +187,9 @@ class WGANGP(nn.Module):
 
         critic: {critic_loss = -W + GP (+ lambda_cond * cond_loss_real), wasserstein_distance
         W = mean D(real) - mean D(fake), gradient_penalty}; generator: {generator_loss =
-        -mean D(G(z)) (+ the mode-seeking, condition and reach terms, logged as
-        mode_seeking_loss, cond_loss_fake, reconstruction_loss, latent_kl and
-        reconstruction_adversarial_loss)}.
+        -mean D(G(z)) (+ the mode-seeking, condition, reach and topology terms, logged as
+        mode_seeking_loss, cond_loss_fake, reconstruction_loss, latent_kl,
+        reconstruction_adversarial_loss and euler_loss)}.
         Loss values are tensors for ``.backward()``; the others are detached. noise: optional
         fixed random draws (``draw_noise``), for references and tests."""
         cond = self._check_batch(img, cond, "WGANGP.forward input")
