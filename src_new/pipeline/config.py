@@ -232,7 +232,7 @@ MODEL_SCHEMA = {
                 "loss (VAE-GAN's adversarial reconstruction), so that they must look real, not only match per "
                 "pixel (0 = off; one-seed screening in docs/results.md)", min=0),
             "lambda_euler": _float(0.0,
-                "topology term: squared gap between each generated component's expected Euler number (pieces "
+                "topology term: Huber gap between each generated component's expected Euler number (pieces "
                 "minus holes, 4-connected) and the real batch's median, in the generator loss, against stray "
                 "specks and broken thin parts (0 = off)", min=0),
             "critic_input": _choice("soft", "critic_input",

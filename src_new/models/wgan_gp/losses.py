@@ -159,11 +159,13 @@ def euler_number(x):
 
 
 def euler_loss(fake, real):
-    """mean over samples and components of (E(fake) - median E(real))^2, E = ``euler_number``
+    """mean over samples and components of huber(E(fake) - median E(real)), E = ``euler_number``
     and the median per component over the real batch: the data's own piece count (minus holes),
-    read from the images, asked of every generated sample."""
+    read from the images, asked of every generated sample. Huber (quadratic within one piece of
+    the target, linear beyond): a grey image early in training has an expected E in the
+    hundreds, whose squared gap would swamp every other gradient."""
     target = euler_number(real).median(0).values
-    return (euler_number(fake) - target).pow(2).mean()
+    return F.smooth_l1_loss(euler_number(fake), target.expand(len(fake), -1))
 
 
 def reach_loss(encoder, generator, real, cond=None):

@@ -69,7 +69,7 @@ class WGANGP(nn.Module):
     (VAE-GAN, Larsen et al. 2016), in the generator loss: a per-pixel BCE alone pulls what it
     cannot pin down toward the mean; the critic is not trained on reconstructions.
 
-    lambda_euler: weight of the topology term: the squared gap between each generated
+    lambda_euler: weight of the topology term: the Huber gap between each generated
     component's expected Euler number (pieces minus holes, 4-connected, ``losses.euler_number``)
     and the real batch's median for that component, in the generator loss; a detached speck or
     a belt broken at a diagonal step adds a piece, the term takes it back.
