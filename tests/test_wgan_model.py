@@ -539,7 +539,7 @@ def test_euler_loss_removes_a_speck_and_keeps_the_body():
     opt = torch.optim.Adam([logits], lr=0.1)
     first = None
     for _ in range(50):
-        loss = euler_loss(torch.sigmoid(logits), real)
+        loss = euler_loss(logits, real)
         first = loss.item() if first is None else first
         opt.zero_grad()
         loss.backward()
@@ -547,9 +547,16 @@ def test_euler_loss_removes_a_speck_and_keeps_the_body():
     p = torch.sigmoid(logits.detach())[0, 0]
     assert p[14, 6] < 0.5 and (p[2:12, 2:4] > 0.5).all()
     assert loss.item() < 0.1 * first
+    # a grey image (every pixel 0.5: an expected Euler number far from any piece count, as at
+    # initialisation) is beyond the gap limit: no gradient, the adversarial term leads
+    grey = torch.zeros(1, 1, 16, 8, requires_grad=True)
+    euler_loss(grey, real).backward()
+    assert grey.grad.abs().max() == 0
 
 
-def test_euler_term_joins_the_generator_loss_only_when_on():
+def test_euler_term_joins_the_generator_loss_only_when_on(monkeypatch):
+    from src_new.models.wgan_gp import losses
+    monkeypatch.setattr(losses, "EULER_GAP_LIMIT", float("inf"))     # the untrained model draws grey images
     m = _head_model(lambda_cond=0.0)
     x, c = torch.zeros(8, 5, 64, 32), torch.randn(8, 2)
     x[:, :, 10:20, 5:9] = 1
@@ -562,3 +569,4 @@ def test_euler_term_joins_the_generator_loss_only_when_on():
                                                          rel=1e-4, abs=1e-5)
     out["generator_loss"].backward()
     assert all(p.grad is None for p in m.critic.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())

@@ -233,8 +233,8 @@ MODEL_SCHEMA = {
                 "pixel (0 = off; one-seed screening in docs/results.md)", min=0),
             "lambda_euler": _float(0.0,
                 "topology term: Huber gap between each generated component's expected Euler number (pieces "
-                "minus holes, 4-connected) and the real batch's median, in the generator loss, against stray "
-                "specks and broken thin parts (0 = off)", min=0),
+                "minus holes, 4-connected; `losses.euler_loss`) and the real batch's median, in the generator "
+                "loss, against stray specks and broken thin parts (0 = off)", min=0),
             "critic_input": _choice("soft", "critic_input",
                 "what the critic scores of a fake: `soft` (the [0, 1] output) or `binary` (thresholded at 0.5, "
                 "the image a user gets; straight-through gradients), so that thresholding specks cost score"),
