@@ -268,17 +268,19 @@ def test_inpaint_posterior_draws_keep_the_kept_components_and_vary_the_hidden(mo
 
 
 def test_checkpoint_benchmarks_write_provenance_and_refuse_to_overwrite(tiny_cfg, tmp_path):
-    """bench/inversion.py, inpaint_curve.py and recall_diagnosis.py on a tiny checkpoint: each
-    writes its figures with a provenance block, and refuses an existing file without --overwrite."""
+    """bench/inversion.py, inpaint_curve.py, recall_diagnosis.py and pieces.py on a tiny
+    checkpoint: each writes its figures with a provenance block, and refuses an existing file
+    without --overwrite."""
     import inpaint_curve
     import inversion
+    import pieces
     import recall_diagnosis
     from src_new.models.wgan_gp.train import WGANGPTrainer
 
     ckpt = str(WGANGPTrainer(tiny_cfg, verbose=False).run() / "checkpoint_latest.pt")
     runs = {inversion: ["--checkpoints", ckpt], inpaint_curve: ["--checkpoint", ckpt, "--n", "4", "--settings",
                                                                  "bce:1:2,bce:0:0"],
-            recall_diagnosis: ["--checkpoint", ckpt, "--temperatures", "1.0"]}
+            recall_diagnosis: ["--checkpoint", ckpt, "--temperatures", "1.0"], pieces: ["--checkpoints", ckpt]}
     for script, args in runs.items():
         out = tmp_path / f"{script.__name__}.json"
         script.main([*args, "--out", str(out)])
@@ -295,3 +297,9 @@ def test_checkpoint_benchmarks_write_provenance_and_refuse_to_overwrite(tiny_cfg
     assert {(r["restarts"], r["steps"]) for r in curve} == {(1, 2), (0, 0)} and len(curve) == 2 * 3
     spread = json.loads((tmp_path / "recall_diagnosis.json").read_text())["rows"][0]["residual_spread_ratio"]
     assert spread and all(v >= 0 for v in spread.values())
+    result = json.loads((tmp_path / "pieces.json").read_text())
+    row, names = result["rows"][0], tiny_cfg["data"]["component_dirs"]
+    assert all(0 <= row[f"{kind}_same_pieces_{n}"] <= 1 for kind in ("raw", "clean") for n in names)
+    # a sample has every component right only if each of its components is
+    assert row["raw_same_pieces_fraction"] <= min(row[f"raw_same_pieces_{n}"] for n in names)
+    assert result["summary"][row["design"]]["raw_fd"]["n"] == 1
