@@ -707,6 +707,26 @@ def recall_diagnosis():
                         f"{x['coverage']:.2f}", f"{x['condition_mae']:.2f}"] for x in r["rows"]]))
 
 
+def pieces():
+    """Raw piece counts per component and FD raw vs cleaned, per design (bench/results/pieces.json,
+    bench/pieces.py)."""
+    r = load("pieces.json")
+    designs = r["summary"]
+    first = next(iter(designs.values()))
+    names = [k[len("raw_same_pieces_"):] for k in first if k.startswith("raw_same_pieces_") and k != "raw_same_pieces_fraction"]
+    fmt = lambda s, d=3: f"{s['mean']:.{d}f}" if s["n"] == 1 else f"{s['mean']:.{d}f} ± {s['sd']:.{d}f}"
+    rows = [[f"`{d}` ({v['raw_fd']['n']} seeds)", fmt(v["raw_same_pieces_fraction"]),
+             *[fmt(v[f"raw_same_pieces_{n}"]) for n in names], fmt(v["raw_fd"]), fmt(v["clean_fd"]),
+             fmt(v["fd_raw_over_clean"], 2), fmt(v["raw_condition_mae"]), fmt(v["clean_same_pieces_fraction"])]
+            for d, v in designs.items()]
+    return join(source("pieces.json") + f"; one sample per test condition (n = {r['rows'][0]['n']}), sampling "
+                "seed 0; share of raw samples with the real piece count, every component and each one, "
+                "FD raw and after `--postprocess clean` (mirror side read from the data: "
+                f"{', '.join(sorted({row['mirror'] for row in r['rows']}))}):", "",
+                table(["design", "same pieces, all", *names, "FD raw", "FD cleaned", "raw / cleaned",
+                       "condition MAE px (raw)", "same pieces, all (cleaned)"], rows))
+
+
 def frames():
     """The picture path's run (bench/results/frames.json, written by `make frames`)."""
     if not (ROOT / "bench" / "results" / "frames.json").is_file():
@@ -768,6 +788,11 @@ RENDERERS = {
     "seeds_condmod": lambda: seeds_table("shipped_400s", "condmod_400s"),
     "seeds_shipped_drift": lambda: seeds_table("reach20_400s", "shipped_400s"),
     "seeds_reach_cond": lambda: seeds_table("reach20_400s", "reach20_cond1_400s"),
+    "seeds_euler01": lambda: seeds_table("shipped2_400s", "euler01_400s"),
+    "seeds_euler1": lambda: seeds_table("shipped2_400s", "euler1_400s"),
+    "seeds_euler5": lambda: seeds_table("shipped2_400s", "euler5_400s"),
+    "seeds_shipped_drift2": lambda: seeds_table("shipped_400s", "shipped2_400s"),
+    "pieces": pieces,
     "quality_headline": quality_headline,
     "quality": quality,
     "quality_trajectory": quality_trajectory,
