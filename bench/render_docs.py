@@ -707,19 +707,19 @@ def recall_diagnosis():
                         f"{x['coverage']:.2f}", f"{x['condition_mae']:.2f}"] for x in r["rows"]]))
 
 
-def pieces():
-    """Raw piece counts per component and FD raw vs cleaned, per design (bench/results/pieces.json,
+def pieces(name="pieces.json"):
+    """Raw piece counts per component and FD raw vs cleaned, per design (bench/results/<name>,
     bench/pieces.py)."""
-    r = load("pieces.json")
+    r = load(name)
     designs = r["summary"]
     first = next(iter(designs.values()))
     names = [k[len("raw_same_pieces_"):] for k in first if k.startswith("raw_same_pieces_") and k != "raw_same_pieces_fraction"]
     fmt = lambda s, d=3: f"{s['mean']:.{d}f}" if s["n"] == 1 else f"{s['mean']:.{d}f} ± {s['sd']:.{d}f}"
-    rows = [[f"`{d}` ({v['raw_fd']['n']} seeds)", fmt(v["raw_same_pieces_fraction"]),
+    rows = [[f"`{d}` ({v['raw_fd']['n']} seed{'s' if v['raw_fd']['n'] > 1 else ''})", fmt(v["raw_same_pieces_fraction"]),
              *[fmt(v[f"raw_same_pieces_{n}"]) for n in names], fmt(v["raw_fd"]), fmt(v["clean_fd"]),
              fmt(v["fd_raw_over_clean"], 2), fmt(v["raw_condition_mae"]), fmt(v["clean_same_pieces_fraction"])]
             for d, v in designs.items()]
-    return join(source("pieces.json") + f"; one sample per test condition (n = {r['rows'][0]['n']}), sampling "
+    return join(source(name) + f"; one sample per test condition (n = {r['rows'][0]['n']}), sampling "
                 "seed 0; share of raw samples with the real piece count, every component and each one, "
                 "FD raw and after `--postprocess clean` (mirror side read from the data: "
                 f"{', '.join(sorted({row['mirror'] for row in r['rows']}))}):", "",
@@ -793,6 +793,7 @@ RENDERERS = {
     "seeds_euler5": lambda: seeds_table("shipped2_400s", "euler5_400s"),
     "seeds_shipped_drift2": lambda: seeds_table("shipped_400s", "shipped2_400s"),
     "pieces": pieces,
+    "pieces_quality": lambda: pieces("pieces_quality.json"),
     "quality_headline": quality_headline,
     "quality": quality,
     "quality_trajectory": quality_trajectory,
