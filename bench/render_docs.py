@@ -790,6 +790,7 @@ RENDERERS = {
     "seeds_reach_cond": lambda: seeds_table("reach20_400s", "reach20_cond1_400s"),
     "seeds_euler01": lambda: seeds_table("shipped2_400s", "euler01_400s"),
     "seeds_euler1": lambda: seeds_table("shipped2_400s", "euler1_400s"),
+    "seeds_euler2": lambda: seeds_table("shipped2_400s", "euler2_400s"),
     "seeds_euler5": lambda: seeds_table("shipped2_400s", "euler5_400s"),
     "seeds_shipped_drift2": lambda: seeds_table("shipped_400s", "shipped2_400s"),
     "pieces": pieces,
