@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablation import measure, one_per_condition  # noqa: E402
+from seeds import summarize  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.evaluation.postprocess import clean  # noqa: E402
@@ -47,15 +48,10 @@ def piece_figures(images, real_pieces, names):
 
 
 def summarise(rows):
-    """Per design, mean and sd (ddof 1; 0 for one seed) of every numeric figure."""
-    out = {}
-    for design in dict.fromkeys(r["design"] for r in rows):
-        mine = [r for r in rows if r["design"] == design]
-        keys = [k for k, v in mine[0].items() if isinstance(v, float)]
-        out[design] = {k: {"mean": float(np.mean([r[k] for r in mine])),
-                           "sd": float(np.std([r[k] for r in mine], ddof=1)) if len(mine) > 1 else 0.0,
-                           "n": len(mine)} for k in keys}
-    return out
+    """Per design, ``seeds.summarize`` (mean, sd with n - 1, n) of every float figure of its rows."""
+    return {design: summarize([{k: v for k, v in r.items() if isinstance(v, float)}
+                               for r in rows if r["design"] == design])
+            for design in dict.fromkeys(r["design"] for r in rows)}
 
 
 def main(argv=None):
