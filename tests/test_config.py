@@ -96,6 +96,8 @@ def test_convenience_flags(tmp_path):
     (lambda c: c["model"].update(cond_dim=3), r"model.cond_dim \(3\) does not match"),
     (lambda c: c.setdefault("data", {}).update(filename_pattern="x.png"), r"must contain '\{prefix\}'"),
     (lambda c: c["model"].update(cond_modulation=True, style_dim=64), r"model.cond_modulation needs model.style_dim = 0"),
+    (lambda c: c["model"].update(lambda_cond=1, cond_planes="critic"), r"model.lambda_cond = 1 needs .*cond_planes none or generator"),
+    (lambda c: c["model"].update(cond_planes="all"), r"model.cond_planes = 'all': expected one of \['none', 'generator', 'critic', 'both'\]"),
 ])
 def test_validation_errors(mutate, match):
     cfg = base()

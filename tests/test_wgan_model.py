@@ -570,3 +570,68 @@ def test_euler_term_joins_the_generator_loss_only_when_on(monkeypatch):
     out["generator_loss"].backward()
     assert all(p.grad is None for p in m.critic.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())
+
+
+def test_condition_planes_hold_coordinates_condition_and_presence():
+    from src_new.models.wgan_gp.layers import condition_planes, plane_count
+
+    like, c = torch.zeros(3, 7, 4, 6), torch.tensor([[0.5, -2.0], [1.0, 3.0], [-1.0, 0.25]])
+    p = condition_planes(c, torch.tensor([False, True, False]), 2, like)
+    assert p.shape == (3, plane_count(2), 4, 6) == (3, 5, 4, 6)
+    assert torch.equal(p[0, 0, :, 0], torch.linspace(-1, 1, 4)) and torch.equal(p[0, 1, 0], torch.linspace(-1, 1, 6))
+    assert torch.equal(p[0, 2:, 2, 3], torch.tensor([0.5, -2.0, 1.0]))        # the condition, given
+    assert torch.equal(p[1, 2:, 1, 1], torch.zeros(3))                        # dropped: zeros, presence 0
+    assert torch.equal(p[2, 2:].amax((1, 2)), p[2, 2:].amin((1, 2)))            # constant over the image
+    missing = condition_planes(None, None, 2, like)
+    assert torch.equal(missing[:, 2:], torch.zeros(3, 3, 4, 6))
+    assert condition_planes(None, None, 0, like).shape == (3, plane_count(0), 4, 6) == (3, 2, 4, 6)
+
+
+@pytest.mark.parametrize("upsample", ["nearest_conv", "transpose"])
+def test_generator_condition_planes_carry_the_condition_at_every_stage(upsample):
+    """With cond_planes the condition reaches the image through the planes alone (its embedding
+    zeroed); a dropped condition is the missing one; samples stay independent of each other."""
+    torch.manual_seed(0)
+    g = Generator(C, 10, 2, (H, W), dim=8, res_blocks=(1, 1, 1), upsample=upsample, cond_planes=True)
+    plain = Generator(C, 10, 2, (H, W), dim=8, res_blocks=(1, 1, 1), upsample=upsample)
+    convs = lambda gen: [m for m in gen.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    widened = [a.in_channels - b.in_channels for a, b in zip(convs(g), convs(plain))]
+    assert widened.count(5) == 4 and set(widened) == {0, 5}     # three upsampling convs and the output conv
+    with torch.no_grad():
+        g.cond_embed.weight.zero_()
+        g.cond_embed.bias.zero_()
+    z, c = torch.randn(4, 10), torch.randn(4, 2)
+    c2 = c.clone()
+    c2[1:] += 1.0
+    a, b = g(z, c), g(z, c2)
+    assert torch.allclose(a[0], b[0], atol=1e-6) and not torch.allclose(a[1:], b[1:], atol=1e-4)
+    drop = torch.tensor([True, False, True, False])
+    assert torch.allclose(g(z, c, drop_mask=drop)[drop], g(z[drop], None), atol=1e-6)
+    with torch.no_grad():
+        plain.cond_embed.weight.zero_()
+        plain.cond_embed.bias.zero_()
+    assert torch.allclose(plain(z, c), plain(z, c2))          # without planes the embedding was the only way in
+
+
+def test_critic_condition_planes_let_its_input_see_the_condition():
+    torch.manual_seed(0)
+    d = Critic(C, 2, (H, W), dim=8, minibatch_std_group=0, cond_planes=True)
+    assert d.features[0].in_channels == C + 5
+    with torch.no_grad():
+        d.cond_embed.weight.zero_()
+        d.cond_embed.bias.zero_()
+    x, c = torch.rand(3, C, H, W), torch.randn(3, 2)
+    assert not torch.allclose(d(x, c), d(x, c + 1.0))
+    assert torch.allclose(d(x, c, drop_mask=torch.ones(3, dtype=torch.bool)), d(x, None), atol=1e-6)
+    with pytest.raises(ValueError, match="no cond_planes"):
+        Critic(C, 2, (H, W), dim=8, condition_head=True, cond_planes=True)
+
+
+@pytest.mark.parametrize("planes, gen, critic", [("none", False, False), ("generator", True, False),
+                                                 ("critic", False, True), ("both", True, True)])
+def test_cond_planes_config_builds_the_planes_where_it_says(planes, gen, critic):
+    cfg = load_config("wgan_gp_toy")
+    cfg["model"]["cond_planes"] = planes
+    m = build_wgan_gp(validate_config(auto_complete_config(cfg, verbose=False)))
+    assert (m.generator.cond_planes, m.critic.cond_planes) == (gen, critic)
+    assert m.ema_generator.cond_planes == gen

@@ -58,6 +58,7 @@ CHOICES = {
     "postprocess": ("none", "clean"),
     "critic_input": ("soft", "binary"),
     "augment": ("translation", "cutout"),       # src_new/models/wgan_gp/augment.py
+    "cond_planes": ("none", "generator", "critic", "both"),
 }
 
 # Documented ceilings on sizes (beyond them a model or a request does not fit a machine anyway).
@@ -201,6 +202,11 @@ MODEL_SCHEMA = {
                 "as in BigGAN) while z still enters once, through the first Linear; needs `style_dim: 0`. Measured: "
                 "a lower condition error, but fewer samples in clean pieces and less variety at one size "
                 "(docs/results.md, round six)"),
+            "cond_planes": _choice("none", "cond_planes",
+                "CoordConv planes with the condition (row and column coordinates, each normalized condition "
+                "broadcast, a presence plane) into the `generator`'s upsampling and output convs, the `critic`'s "
+                "input, or `both`: an edge can sit where an affine function of the condition puts it (`critic` "
+                "and `both` need `lambda_cond: 0`)"),
             "critic_cond": _choice("projection", "critic_cond",
                 "how the critic sees the condition: `projection` (score + <embed(c), features>, Miyato & "
                 "Koyama) or `concat` (an embedding map concatenated to the input)"),
@@ -690,10 +696,13 @@ def _check_filename_pattern(data):
 
 
 def _check_wgan_gp(model, training):
-    if model["lambda_cond"] > 0 and (model["critic_cond"] != "projection" or not model["cond_dim"]):
-        raise ValueError(f"model.lambda_cond = {model['lambda_cond']} needs model.critic_cond = projection and "
-                         f"condition columns (the head regresses the condition from features that must not "
-                         f"see it); got critic_cond = {model['critic_cond']!r}, cond_dim = {model['cond_dim']}")
+    if model["lambda_cond"] > 0 and (model["critic_cond"] != "projection" or not model["cond_dim"]
+                                     or model["cond_planes"] in ("critic", "both")):
+        raise ValueError(f"model.lambda_cond = {model['lambda_cond']} needs model.critic_cond = projection, "
+                         f"condition columns and model.cond_planes none or generator (the head regresses the "
+                         f"condition from features that must not see it); got critic_cond = "
+                         f"{model['critic_cond']!r}, cond_dim = {model['cond_dim']}, cond_planes = "
+                         f"{model['cond_planes']!r}")
     if model["cond_modulation"] and model["style_dim"]:
         raise ValueError(f"model.cond_modulation needs model.style_dim = 0 (style_dim = {model['style_dim']} "
                          "already modulates every norm with the latent and the condition): set one of them")

@@ -14,10 +14,11 @@ def build_wgan_gp(cfg):
     generator = Generator(channels, latent, cond_dim, size, dim=m["dim"], dim_mults=m["dim_mults"],
                           res_blocks=m["res_blocks"], bottleneck_res_blocks=m["bottleneck_res_blocks"],
                           upsample=m["upsample"], style_dim=m["style_dim"], mapping_layers=m["mapping_layers"],
-                          cond_modulation=m["cond_modulation"])
+                          cond_modulation=m["cond_modulation"], cond_planes=m["cond_planes"] in ("generator", "both"))
     critic = Critic(channels, cond_dim, size, dim=m["critic_dim"], spectral_norm=m["spectral_norm"],
                     cond_mode=m["critic_cond"], minibatch_std_group=m["minibatch_std_group"],
-                    condition_head=m["lambda_cond"] > 0, patch_weight=m["critic_patch_weight"])
+                    condition_head=m["lambda_cond"] > 0, patch_weight=m["critic_patch_weight"],
+                    cond_planes=m["cond_planes"] in ("critic", "both"))
     model = WGANGP(encoder, generator, critic, image_size=size, latent_dim=latent, lambda_gp=m["lambda_gp"],
                    n_critic=m["n_critic"], cond_drop_prob=m["cond_drop_prob"],
                    critic_null_condition=m["critic_null_condition"], lambda_ms=m["lambda_ms"],

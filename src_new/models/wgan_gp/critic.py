@@ -6,7 +6,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from ...pipeline.config import CHOICES, defaults_for
 from ...utils.checks import check_cond, check_image
 from ...utils.precision import GroupNorm32
-from .layers import MinibatchStd, embed_or_null
+from .layers import MinibatchStd, condition_planes, embed_or_null, plane_count
 
 # Keyword defaults are the config schema's (one place for every default).
 _M = defaults_for("wgan_gp")["model"]
@@ -37,6 +37,10 @@ class Critic(nn.Module):
     mode, where the features never see the condition input (with ``concat`` the head could
     read the condition off its own input). ``forward(..., return_condition=True)`` returns it.
 
+    ``cond_planes``: CoordConv planes with the condition (``layers.condition_planes``) are
+    concatenated to the input, so the first conv can compare an edge's position with where the
+    condition puts it; the features then see the condition, so no condition head with them.
+
     ``patch_weight > 0``: a local (PatchGAN-style) head beside the global one: on the H/4 x W/4
     feature map (each location sees a ~10 px patch), conv 3x3 + LeakyReLU + conv 1x1 give one
     score per patch; their mean, times ``patch_weight``, joins the score, so a few stray pixels
@@ -49,22 +53,23 @@ class Critic(nn.Module):
     def __init__(self, channels, cond_dim, image_size, dim=_M["critic_dim"], cond_emb_dim=64,
                  spectral_norm=_M["spectral_norm"], cond_mode=_M["critic_cond"],
                  minibatch_std_group=_M["minibatch_std_group"], condition_head=False,
-                 patch_weight=_M["critic_patch_weight"]):
+                 patch_weight=_M["critic_patch_weight"], cond_planes=False):
         super().__init__()
         if cond_mode not in CHOICES["critic_cond"]:
             raise ValueError(f"Critic cond_mode must be one of {CHOICES['critic_cond']}, got {cond_mode!r}")
-        if condition_head and (cond_mode != "projection" or cond_dim == 0):
-            raise ValueError("Critic condition_head needs cond_mode='projection' and cond_dim > 0 (with concat the "
-                             "features see the condition input)")
+        if condition_head and (cond_mode != "projection" or cond_dim == 0 or cond_planes):
+            raise ValueError("Critic condition_head needs cond_mode='projection', cond_dim > 0 and no cond_planes "
+                             "(otherwise the features see the condition input)")
         self.channels, self.cond_dim, self.image_size = channels, cond_dim, tuple(image_size)
-        self.cond_mode = cond_mode
+        self.cond_mode, self.cond_planes = cond_mode, cond_planes
         sn = _spectral_norm if spectral_norm else (lambda m: m)
         widths = [dim, dim * 2, dim * 4, dim * 8]
         features = widths[-1] + (1 if minibatch_std_group else 0)
         emb_dim = cond_emb_dim if cond_mode == "concat" else features
         self.cond_embed = nn.Linear(cond_dim, emb_dim) if cond_dim > 0 else None
         self.null_embed = nn.Parameter(torch.zeros(emb_dim)) if cond_dim > 0 else None
-        c_in = channels + (cond_emb_dim if cond_dim > 0 and cond_mode == "concat" else 0)
+        c_in = channels + (cond_emb_dim if cond_dim > 0 and cond_mode == "concat" else 0) \
+            + (plane_count(cond_dim) if cond_planes else 0)
         layers = [sn(nn.Conv2d(c_in, widths[0], 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [sn(nn.Conv2d(a, b, 4, stride=2, padding=1)), GroupNorm32(1, b),
@@ -106,16 +111,19 @@ class Critic(nn.Module):
         return (score, predicted) if return_condition else score
 
     def _input(self, x, cond, drop_mask):
-        """-> (the network's input: x, with the condition map in concat mode; the condition
-        embedding (B, emb_dim) or None)."""
+        """-> (the network's input: x, with the condition map in concat mode and the condition
+        planes with ``cond_planes``; the condition embedding (B, emb_dim) or None)."""
         check_image(x, self.channels, self.image_size, "Critic input")
         emb = None
+        cond = check_cond(cond, x.shape[0], self.cond_dim, "Critic condition") if self.cond_dim else None
         if self.cond_embed is not None:
-            cond = check_cond(cond, x.shape[0], self.cond_dim, "Critic condition")
             emb = self.embed_condition(None if cond is None else cond.to(x.dtype), x.shape[0], drop_mask)
+        inputs = [x]
         if emb is not None and self.cond_mode == "concat":
-            x = torch.cat([x, emb[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
-        return x, emb
+            inputs.append(emb[:, :, None, None].expand(-1, -1, *x.shape[2:]))
+        if self.cond_planes:
+            inputs.append(condition_planes(cond, drop_mask, self.cond_dim, x))
+        return torch.cat(inputs, dim=1) if len(inputs) > 1 else x, emb
 
     def _features(self, x):
         """-> (pooled features phi (B, 8dim), the H/4 map the patch head reads or None)."""

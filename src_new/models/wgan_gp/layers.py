@@ -15,6 +15,35 @@ def embed_or_null(embed, null, cond, batch_size, drop_mask=None):
     return emb if drop_mask is None else torch.where(drop_mask.view(-1, 1), null, emb)
 
 
+def plane_count(cond_dim):
+    """Channels of ``condition_planes``: the two coordinates, and with a condition its cond_dim
+    planes and the presence plane."""
+    return 2 + (cond_dim + 1 if cond_dim else 0)
+
+
+def condition_planes(cond, drop_mask, cond_dim, like):
+    """(B, plane_count(cond_dim), H, W) CoordConv planes with the condition (Liu et al. 2018)
+    for the feature map ``like`` (B, *, H, W), in its dtype and device: row and
+    column coordinates in [-1, 1], each normalized condition value (B, cond_dim) broadcast over
+    the image, and a presence plane, 1 where the condition is given and 0 where it is missing
+    (``cond=None``) or dropped (``drop_mask`` True; its condition planes are then 0 too). A 1x1
+    conv over them computes any ``a * row + b * c + d``: the signed distance to an edge whose
+    position is an affine function of the condition, whatever quantity the condition columns
+    measure (no data set's convention is built in)."""
+    b, _, h, w = like.shape
+    kw = dict(device=like.device, dtype=like.dtype)
+    planes = [torch.linspace(-1, 1, h, **kw).view(1, 1, h, 1).expand(b, 1, h, w),
+              torch.linspace(-1, 1, w, **kw).view(1, 1, 1, w).expand(b, 1, h, w)]
+    if cond_dim:
+        if cond is None:
+            given, cond = torch.zeros(b, **kw), torch.zeros(b, cond_dim, **kw)
+        else:
+            given = torch.ones(b, **kw) if drop_mask is None else (~drop_mask).to(**kw)
+        values = torch.cat([cond.to(**kw) * given[:, None], given[:, None]], dim=1)
+        planes.append(values[:, :, None, None].expand(b, cond_dim + 1, h, w))
+    return torch.cat(planes, dim=1)
+
+
 class AdaGroupNorm(nn.Module):
     """GroupNorm whose scale and shift come from a style vector (conditional normalization,
     FiLM): ``GN(x) * (1 + gamma(w)) + beta(w)``. With ``style_dim = 0`` it is a plain
