@@ -144,6 +144,43 @@ def seeds_table(base_name, new_name, command=None):
     return "\n".join(lines) + "\n"
 
 
+# The issues' targets that bench/seeds.py measures: (figure, label, issue, "min" / "max", bound).
+SEEDS_TARGETS = [
+    ("cond_fd", "conditional FD", "27", "max", 1.6),
+    ("cond_precision", "precision", "27", "min", 0.9),
+    ("cond_recall", "recall", "27", "min", 0.5),
+    ("cond_coverage", "coverage", "27", "min", 0.85),
+    ("cond_condition_mae", "condition MAE (px)", "27", "max", 0.85),
+    ("cond_condition_mae", "condition MAE (px)", "31", "max", 0.5),
+    ("cond_same_pieces_fraction", "same piece count, all components", "31", "min", 0.995),
+    ("inversion_iou", "inversion IoU of G(E(x))", "27", "min", 0.85),
+]
+
+
+def seeds_targets(name):
+    """One seeds.json entry's mean ± sd against the issues' targets (``SEEDS_TARGETS``; the
+    default unconditional mode against 1.5x the conditional FD): met when the mean is."""
+    entries = load("seeds.json")
+    if name not in entries:
+        return f"(not measured yet: {name} missing from bench/results/seeds.json)\n"
+    entry = entries[name]
+    summary, prov = entry["summary"], entry["provenance"]
+    fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
+    met = lambda value, how, bound: "met" if (value <= bound if how == "max" else value >= bound) else "missed"
+    rows = [[label, f"#{issue}", ("<= " if how == "max" else ">= ") + f"{bound:g}", fmt(summary[key]),
+             met(summary[key]["mean"], how, bound)] for key, label, issue, how, bound in SEEDS_TARGETS]
+    ratio = summary["uncond_marginal_fd"]["mean"] / summary["cond_fd"]["mean"]
+    rows.append(["default unconditional mode (`marginal`) FD / conditional FD", "#31", "<= 1.5",
+                 f"{ratio:.2f} (means)", met(ratio, "max", 1.5)])
+    steps = summary["generator_steps"]
+    return join(f"`{seeds_command(name, prov)}` -> `bench/results/seeds.json` entry `{name}` ({machine_line(prov)}); "
+                f"{prov['budget_seconds']:.0f} s of training per seed ({steps['mean']:.0f} ± {steps['sd']:.0f} "
+                f"generator steps), mean ± sd over training seeds "
+                f"{', '.join(str(r['seed']) for r in entry['per_seed'])}, sampling seed {prov['sampling_seed']}; "
+                "a target counts as met when the mean meets it:", "",
+                table(["figure", "issue", "target", "measured", ""], rows))
+
+
 def compare_reach():
     """The WGAN-GP column of the headline before the reach term (compare_models_before_reach.json,
     the headline file as committed at 072e4a7) and now (compare_models.json), with verdicts."""
@@ -793,6 +830,11 @@ RENDERERS = {
     "seeds_euler2": lambda: seeds_table("shipped2_400s", "euler2_400s"),
     "seeds_euler5": lambda: seeds_table("shipped2_400s", "euler5_400s"),
     "seeds_shipped_drift2": lambda: seeds_table("shipped_400s", "shipped2_400s"),
+    "seeds_shipped_drift3": lambda: seeds_table("euler1_400s", "shipped3_400s"),
+    "seeds_planes_generator": lambda: seeds_table("shipped3_400s", "planes_generator_400s"),
+    "seeds_planes_both": lambda: seeds_table("shipped3_400s", "planes_both_400s"),
+    "seeds_planes_critic": lambda: seeds_table("shipped3_400s", "planes_critic_400s"),
+    "targets_planes_critic": lambda: seeds_targets("planes_critic_900s"),
     "pieces": pieces,
     "pieces_quality": lambda: pieces("pieces_quality.json"),
     "quality_headline": quality_headline,
