@@ -236,3 +236,26 @@ def test_collect_results_writes_provenance_and_training_facts(tiny_cfg, tmp_path
     assert written["runs"]["conditional"]["metrics"]["geometric_fd"] == result["runs"]["conditional"]["metrics"]["geometric_fd"]
     with pytest.raises(SystemExit, match="evaluate the folder first"):
         collect([str(tmp_path / "nothing"), "--out", str(out)])
+
+
+def test_seeds_targets_says_met_or_missed_by_the_mean_and_which_way_each_bound_runs(monkeypatch):
+    import render_docs
+
+    figure = lambda mean: {"mean": mean, "sd": 0.01, "n": 3}
+    summary = {key: figure(0.5) for key, *_ in render_docs.SEEDS_TARGETS}
+    summary.update(cond_fd=figure(1.0), cond_recall=figure(0.6), cond_condition_mae=figure(0.7),
+                   uncond_marginal_fd=figure(1.6), generator_steps=figure(2000))
+    entry = {"summary": summary, "per_seed": [{"seed": s} for s in range(3)],
+             "provenance": {"budget_seconds": 900, "config_file": "configs/wgan_gp_toy.yaml", "seeds": [0, 1, 2],
+                            "overrides": [], "sampling_seed": 0, "commit": "abcdef0", "date": "2026-12-07",
+                            "machine": {"cpu": "cpu", "torch_threads": 2, "torch": "2"}}}
+    monkeypatch.setattr(render_docs, "load", lambda name: {"d": entry})
+    rows = {(line.split(" | ")[0].strip("| "), line.split(" | ")[1]): line.rstrip(" |").rsplit(" | ", 1)[1]
+            for line in render_docs.seeds_targets("d").splitlines() if line.startswith("| ") and "---" not in line}
+    assert rows[("conditional FD", "#27")] == "met"                   # 1.0 <= 1.6
+    assert rows[("recall", "#27")] == "met"                           # 0.6 >= 0.5
+    assert rows[("coverage", "#27")] == "missed"                      # 0.5 < 0.85
+    assert rows[("condition MAE (px)", "#27")] == "met"               # 0.7 <= 0.85
+    assert rows[("condition MAE (px)", "#31")] == "missed"            # 0.7 > 0.5
+    assert rows[("default unconditional mode (`marginal`) FD / conditional FD", "#31")] == "missed"   # 1.6x
+    assert "(not measured yet" in render_docs.seeds_targets("absent")
