@@ -7,12 +7,14 @@ truncation psi and the flow prior's temperature, on the checkpoints of a multi-s
     python bench/guidance.py --design reach20_400s --truncations 0.9 0.7 --out bench/results/guidance_reach20.json
     python bench/guidance.py --design reach20_400s --scales --flow_temperatures 1 1.5 2 3 \
         --encoder_reference --out bench/results/flow_temperature.json
+    python bench/guidance.py --design planes_critic_900s --scales --candidates 2 4 --out bench/results/candidates.json
 
 Every checkpoint samples the whole test split at its own conditions (the README protocol), for
 every (space, scale), every truncation psi (``truncation@psi``, unguided: each style pulled
 toward its condition's mean, the alternative to guidance) and every flow-prior temperature
 (``flow@T``, unguided: z = flow(T u, c), u ~ N(0, I), on checkpoints with a fitted flow; T = 1
-is ``--prior flow``, T > 1 spreads the flow's draws); ``none@0`` is the plain sampler (z ~
+is ``--prior flow``, T > 1 spreads the flow's draws), every number of candidates (``best_of@k``,
+unguided: the latent the critic scores highest of k, ``WGANGP.sample(candidates=k)``); ``none@0`` is the plain sampler (z ~
 N(0, I)). ``--encoder_reference`` adds ``encoder@test``: z = E(x, c) of each test design x,
 decoded at its own condition: the latents a prior fitted to the encoder imitates, so about the
 most such a prior can give.
@@ -68,14 +70,14 @@ def encoder_latents(model, test, batch=256):
 
 
 @torch.no_grad()
-def guided_figures(model, cfg, sets, space, scale, truncation_psi=1.0, latents=None, batch=256):
+def guided_figures(model, cfg, sets, space, scale, truncation_psi=1.0, latents=None, batch=256, candidates=1):
     """FIGURES of one sample per test condition (the figures ``measure`` gives that a checkpoint
     written before one of them existed lacks are left out); z from ``latents`` (one_per_condition's:
     a tensor or a function) when given, else N(0, I)."""
     test = sets["test"]
     gen = torch.Generator().manual_seed(SAMPLING_SEED)
     images = one_per_condition(model, test.conditions, gen, batch, latents, guidance_scale=scale,
-                               guidance_space=space, truncation_psi=truncation_psi)
+                               guidance_space=space, truncation_psi=truncation_psi, candidates=candidates)
     raw = test.raw_conditions.numpy()
     figures, real = measure(images, cfg, sets, raw, seed=SAMPLING_SEED)
     out = {k: figures[k] for k in FIGURES if k in figures}
@@ -104,6 +106,8 @@ def main(argv=None):
                         help="truncation psi values in [0, 1) to measure unguided beside the guidance settings")
     parser.add_argument("--flow_temperatures", type=float, nargs="*", default=[],
                         help="flow-prior temperatures T > 0 to measure unguided (checkpoints with a fitted flow)")
+    parser.add_argument("--candidates", type=int, nargs="*", default=[],
+                        help="numbers of candidates k > 1 to measure unguided (best of k latents by the critic)")
     parser.add_argument("--encoder_reference", action="store_true",
                         help="also decode the encoder's latents of the test designs themselves (encoder@test)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "guidance.json"))
@@ -114,23 +118,26 @@ def main(argv=None):
         parser.error(f"--truncations must lie in [0, 1) (1 is the plain sampler), got {args.truncations}")
     if any(t <= 0 for t in args.flow_temperatures):
         parser.error(f"--flow_temperatures must be > 0, got {args.flow_temperatures}")
+    if any(k < 2 for k in args.candidates):
+        parser.error(f"--candidates must be >= 2 (1 is the plain sampler), got {args.candidates}")
     # (label, guidance space, scale, truncation psi, z: None for N(0, I), a flow temperature, or
-    # "encoder" for E(x, c) of the test designs)
-    settings = ([("none@0", "pixels", 0.0, 1.0, None)]
-                + [(f"{space}@{scale:g}", space, scale, 1.0, None) for space in args.spaces for scale in args.scales]
-                + [(f"truncation@{psi:g}", "pixels", 0.0, psi, None) for psi in args.truncations]
-                + [(f"flow@{t:g}", "pixels", 0.0, 1.0, t) for t in args.flow_temperatures]
-                + [("encoder@test", "pixels", 0.0, 1.0, "encoder")] * args.encoder_reference)
+    # "encoder" for E(x, c) of the test designs, candidates)
+    settings = ([("none@0", "pixels", 0.0, 1.0, None, 1)]
+                + [(f"{space}@{scale:g}", space, scale, 1.0, None, 1) for space in args.spaces for scale in args.scales]
+                + [(f"truncation@{psi:g}", "pixels", 0.0, psi, None, 1) for psi in args.truncations]
+                + [(f"flow@{t:g}", "pixels", 0.0, 1.0, t, 1) for t in args.flow_temperatures]
+                + [(f"best_of@{k}", "pixels", 0.0, 1.0, None, k) for k in args.candidates]
+                + [("encoder@test", "pixels", 0.0, 1.0, "encoder", 1)] * args.encoder_reference)
     per_seed = []
     for seed in args.seeds:
         ckpt = ROOT / args.runs / f"{args.design}_s{seed}" / "checkpoint_latest.pt"
         model, cfg = load_model_from_checkpoint(str(ckpt))
         sets = build_datasets(cfg, ("train", "test"), verbose=False)
         row = {"seed": seed, "checkpoint": str(ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt), "settings": {}}
-        for label, space, scale, psi, z in tqdm(settings, desc=f"seed {seed}"):
+        for label, space, scale, psi, z, k in tqdm(settings, desc=f"seed {seed}"):
             latents = (None if z is None else encoder_latents(model, sets["test"]) if z == "encoder"
                        else flow_latents(model, z))
-            row["settings"][label] = guided_figures(model, cfg, sets, space, scale, psi, latents)
+            row["settings"][label] = guided_figures(model, cfg, sets, space, scale, psi, latents, candidates=k)
         per_seed.append(row)
     summary = summarize_settings(per_seed)
     verdicts = {setting: {k: verdict(summary["none@0"][k], summary[setting][k], better)

@@ -164,8 +164,8 @@ def test_condition_error_profile_separates_specks_from_the_typical_sample(tiny_c
         profile([str(folder), "--out", str(out)])                             # no silent overwrite
 
 
-def test_guidance_bench_measures_truncation_and_flow_temperature_beside_guidance_and_never_overwrites(toy_root,
-                                                                                                     tmp_path):
+def test_guidance_bench_measures_truncation_flow_temperature_and_candidates_beside_guidance_and_never_overwrites(
+        toy_root, tmp_path):
     from guidance import main as guidance
     from conftest import make_cfg
     from src_new.models.wgan_gp.train import WGANGPTrainer
@@ -175,11 +175,12 @@ def test_guidance_bench_measures_truncation_and_flow_temperature_beside_guidance
     run_dir = WGANGPTrainer(cfg, verbose=False).run()
     out = tmp_path / "guidance.json"
     args = ["--design", "tiny", "--runs", str(run_dir.parent), "--seeds", "0", "--scales", "2", "--spaces", "logits",
-            "--truncations", "0.5", "--flow_temperatures", "1.5", "--encoder_reference", "--out", str(out)]
+            "--truncations", "0.5", "--flow_temperatures", "1.5", "--candidates", "2", "--encoder_reference",
+            "--out", str(out)]
     guidance(args)
     r = json.loads(out.read_text())
-    assert list(r["summary"]) == ["none@0", "logits@2", "truncation@0.5", "flow@1.5", "encoder@test"]
-    assert set(r["verdicts_vs_unguided"]) == {"logits@2", "truncation@0.5", "flow@1.5", "encoder@test"}
+    assert list(r["summary"]) == ["none@0", "logits@2", "truncation@0.5", "flow@1.5", "best_of@2", "encoder@test"]
+    assert set(r["verdicts_vs_unguided"]) == {"logits@2", "truncation@0.5", "flow@1.5", "best_of@2", "encoder@test"}
     for figures in r["summary"].values():
         assert 0 <= figures["same_pieces_fraction"]["mean"] <= 1 and figures["condition_mae"]["mean"] >= 0
         assert 0 < figures["residual_spread_median"]["mean"] < 10

@@ -635,3 +635,32 @@ def test_cond_planes_config_builds_the_planes_where_it_says(planes, gen, critic)
     m = build_wgan_gp(validate_config(auto_complete_config(cfg, verbose=False)))
     assert (m.generator.cond_planes, m.critic.cond_planes) == (gen, critic)
     assert m.ema_generator.cond_planes == gen
+
+
+def test_critic_score_alone_is_each_images_score_in_a_group_of_its_copies():
+    torch.manual_seed(0)
+    d = Critic(C, 2, (H, W), dim=8, minibatch_std_group=4, cond_planes=True, patch_weight=0.5)
+    x, c = torch.rand(6, C, H, W), torch.randn(6, 2)
+    alone = d.score_alone(x, c)
+    copies = torch.stack([d(x[i:i + 1].repeat(4, 1, 1, 1), c[i:i + 1].repeat(4, 1))[0, 0] for i in range(6)])
+    assert alone.shape == (6,) and torch.allclose(alone, copies, atol=1e-5)
+    assert torch.allclose(d.score_alone(x[:3], c[:3]), alone[:3], atol=1e-6)     # the others do not move it
+    assert not torch.allclose(d.score_alone(x, None), alone)                       # the null condition differs
+
+
+def test_sample_candidates_keeps_the_latent_the_critic_scores_highest():
+    m = tiny_model()
+    m.critic = Critic(C, 2, (H, W), dim=8, minibatch_std_group=4, cond_planes=True)
+    c = torch.randn(5, 2)
+    assert torch.equal(m.sample(cond=c, generator=torch.Generator().manual_seed(3)),
+                       m.sample(cond=c, generator=torch.Generator().manual_seed(3), candidates=1))
+    best = m.sample(cond=c, generator=torch.Generator().manual_seed(3), candidates=3)
+    g = torch.Generator().manual_seed(3)
+    each = torch.stack([m.sample(cond=c, z=torch.randn(5, m.latent_dim, generator=g)) for _ in range(3)])
+    scores = torch.stack([m.critic.score_alone(images, c) for images in each])
+    expected = each[scores.argmax(0), torch.arange(5)]
+    assert torch.allclose(best, expected) and len(set(scores.argmax(0).tolist())) > 1
+    with pytest.raises(ValueError, match="candidates"):
+        m.sample(cond=c, z=torch.randn(5, m.latent_dim), candidates=2)
+    with pytest.raises(ValueError, match="candidates"):
+        m.sample(cond=c, candidates=0)

@@ -103,12 +103,30 @@ class Critic(nn.Module):
             predicted = self.condition_head(phi).float()
         if self.minibatch_std is not None:
             phi = self.minibatch_std(phi)
+        score = self._score(phi, emb, local)
+        return (score, predicted) if return_condition else score
+
+    def score_alone(self, x, cond=None):
+        """(B,) fp32: each image's score on its own, its minibatch-std feature that of a group of
+        copies of it, so that images scored together do not move each other's scores (ranking
+        candidates: ``WGANGP.sample(candidates=k)``). x: (B, C, H, W) in [0, 1]; cond:
+        (B, cond_dim) normalized, or None (the null condition)."""
+        x, emb = self._input(x, cond, None)
+        phi, local = self._features(x)
+        if self.minibatch_std is not None:
+            g = self.minibatch_std.group_size
+            phi = self.minibatch_std(phi.repeat_interleave(g, 0))[::g]
+        return self._score(phi, emb, local).squeeze(1).float()
+
+    def _score(self, phi, emb, local):
+        """(B, 1) the score from the pooled features phi (after the minibatch std), the condition
+        embedding (or None) and the patch head's map (or None)."""
         score = self.head(phi)
         if emb is not None and self.cond_mode == "projection":
             score = score + (emb * phi).sum(1, keepdim=True)
         if self.patch_head is not None:
             score = score + self.patch_weight * self.patch_head(local).mean((2, 3))
-        return (score, predicted) if return_condition else score
+        return score
 
     def _input(self, x, cond, drop_mask):
         """-> (the network's input: x, with the condition map in concat mode and the condition

@@ -223,7 +223,7 @@ class WGANGP(nn.Module):
     @torch.inference_mode()
     def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None,
                truncation_psi=_SAMPLING["truncation_psi"], unconditional=None, prior=_SAMPLING["prior"],
-               guidance_space=_SAMPLING["guidance_space"]):
+               guidance_space=_SAMPLING["guidance_space"], candidates=1):
         """-> (B, C, H, W) in [0, 1] from the EMA generator.
 
         cond: (B, cond_dim) normalized conditions, or ``raw_cond`` in raw units (normalized
@@ -239,7 +239,11 @@ class WGANGP(nn.Module):
         the stored training conditions (``draw_train_conditions``); ``null`` = G(z, null), the
         jointly trained unconditional mode; None = marginal when training conditions are
         stored (a trained model: the better mode by measurement), else null.
-        prior: where z is drawn from when not given: normal N(0, I), or flow (the fitted p(z | c))."""
+        prior: where z is drawn from when not given: normal N(0, I), or flow (the fitted p(z | c)).
+        candidates k > 1: k latents are drawn per sample and the one whose image the critic
+        scores highest (``Critic.score_alone``, at the sample's condition) is kept: the
+        critic's judgement as a filter (best-of-k, in the spirit of discriminator rejection
+        sampling, Azadi et al. 2019); k times the sampling work; needs z drawn here."""
         device = next(self.parameters()).device
         if unconditional is None:
             unconditional = "marginal" if self.train_conditions is not None and self.cond_dim > 0 else "null"
@@ -258,15 +262,33 @@ class WGANGP(nn.Module):
         if cond is not None:
             batch_size = cond.shape[0]
             cond = check_cond(cond.to(device, torch.float32), batch_size, self.cond_dim, "sample condition")
-        if z is None and prior == "flow":   # one latent per condition row (batch_size when unconditional)
-            flow = require_fitted(self.flow, "sample(prior='flow')")
-            z = flow.sample(cond, None if cond is not None else batch_size, generator=generator)
-        elif z is None:
-            z = self.latent(batch_size, device, generator)
+        if not isinstance(candidates, int) or candidates < 1 or (candidates > 1 and z is not None):
+            raise ValueError(f"sample: candidates must be a whole number >= 1 (got {candidates!r}), and > 1 only "
+                             f"when z is drawn here (z=None)")
+
+        def draw():
+            if prior == "flow":   # one latent per condition row (batch_size when unconditional)
+                flow = require_fitted(self.flow, "sample(prior='flow')")
+                return flow.sample(cond, None if cond is not None else batch_size, generator=generator)
+            return self.latent(batch_size, device, generator)
+
+        if z is None:
+            z = draw()
         elif z.dim() != 2 or z.shape[1] != self.latent_dim or (cond is not None and len(z) != batch_size):
             raise ValueError(f"sample: z has shape {tuple(z.shape)}, expected ({batch_size if cond is not None else 'B'}, "
                              f"{self.latent_dim})")
-        z = z.to(device)
+        best = self._decode(z.to(device), cond, guidance_scale, guidance_space, truncation_psi)
+        if candidates > 1:
+            best_score = self.critic.score_alone(best, cond)
+            for _ in range(candidates - 1):
+                images = self._decode(draw().to(device), cond, guidance_scale, guidance_space, truncation_psi)
+                score = self.critic.score_alone(images, cond)
+                better = score > best_score
+                best[better], best_score = images[better], torch.maximum(score, best_score)
+        return best
+
+    def _decode(self, z, cond, guidance_scale, guidance_space, truncation_psi):
+        """``sample``'s images of latents z (B, latent_dim) at normalized conditions cond (or None)."""
         gen = self.compiled("sampling_generator")
         if truncation_psi != 1.0:
             gen = functools.partial(self.sampling_generator, truncation_psi=truncation_psi)
@@ -274,7 +296,7 @@ class WGANGP(nn.Module):
             return gen(z, cond)
         if guidance_space == "style":
             return self._style_guided(z, cond, guidance_scale, truncation_psi)
-        drop = torch.arange(2 * len(z), device=device) >= len(z)
+        drop = torch.arange(2 * len(z), device=z.device) >= len(z)
         logits = guidance_space == "logits"
         both = gen(torch.cat([z, z]), torch.cat([cond, cond]), drop, logits=logits)
         with_cond, without = both[: len(z)], both[len(z):]
