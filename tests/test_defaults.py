@@ -32,7 +32,6 @@ SIGNATURE_DEFAULTS = {
     (WGANGP.encoder_loss, "latent_weight"): ("wgan_gp", "training.encoder_latent_weight"),
     (WGANGP.sample, "truncation_psi"): ("wgan_gp", "sampling.truncation_psi"),
     (WGANGP.sample, "prior"): ("wgan_gp", "sampling.prior"),
-    (WGANGP.sample, "candidates"): ("wgan_gp", "sampling.candidates"),
     (WGANGP.inpaint, "num_steps"): ("wgan_gp", "sampling.inpaint_steps"),
     (WGANGP.inpaint, "lr"): ("wgan_gp", "sampling.inpaint_lr"),
     (WGANGP.inpaint, "restarts"): ("wgan_gp", "sampling.restarts"),

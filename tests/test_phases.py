@@ -233,10 +233,9 @@ def test_cli_flow_phase_sample_and_likelihood(toy_root, gan_checkpoint, tmp_path
     run_script("train.py", "--resume", ckpt_path, "--set", "training.phase=flow", "--epochs", "1")
     out = tmp_path / "flow_samples"
     run_script("sample.py", "--checkpoint", ckpt_path, "--mode", "conditional", "--prior", "flow",
-               "--candidates", 2, "--num_samples", 8, "--out", out)
+               "--num_samples", 8, "--out", out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model_options"]["prior"] == "flow" and manifest["num_samples"] == 8
-    assert manifest["model_options"]["candidates"] == 2
     report = tmp_path / "likelihood.json"
     proc = run_script("evaluate.py", "--likelihood", ckpt_path, "--out", report)
     result = json.loads(report.read_text())
@@ -302,5 +301,3 @@ def test_prior_flow_is_refused_for_models_without_one(tmp_path):
     with pytest.raises(ValueError, match="--guidance_space logits: model 'ddpm' has no such option"):
         run_sampling(None, {"model": {"type": "ddpm"}}, Namespace(guidance_space="logits"), "x.pt",
                      sample_kwargs={"sampler": "ddim"})
-    with pytest.raises(ValueError, match="--candidates 4: model 'ddpm' has no such option"):
-        run_sampling(None, {"model": {"type": "ddpm"}}, Namespace(candidates=4), "x.pt", sample_kwargs={"sampler": "ddim"})

@@ -307,9 +307,6 @@ MODEL_SCHEMA = {
             "restarts": _int(2,
                 "WGAN-GP inpainting restarts (encoder guess + random), optimized as one batch; the best by "
                 "masked loss is kept", min=1),
-            "candidates": _int(1,
-                "WGAN-GP: latents drawn per sample, the one whose image the critic scores highest kept (1 = off; "
-                "k times the sampling work)", min=1, max=1024),
             "truncation_psi": _float(1.0,
                 "WGAN-GP truncation trick: styles pulled toward their condition's mean style (1 = off, 0 = the "
                 "mean image)", min=0, max=1),

@@ -48,9 +48,6 @@ def add_sampling_args(parser: argparse.ArgumentParser):
                              "evaluate.py measure the within-condition diversity; default: config, 1)")
     parser.add_argument("--truncation_psi", type=float,
                         help="WGAN-GP: truncation trick in [0, 1] (1 = off; lower = more typical, less varied)")
-    parser.add_argument("--candidates", type=int,
-                        help="WGAN-GP: draw k latents per sample and keep the one the critic scores highest "
-                             "(1 = off; k times the sampling work) (default: config, 1)")
     parser.add_argument("--unconditional", choices=CHOICES["unconditional"],
                         help="WGAN-GP unconditional mode: null = G(z, null token) (jointly trained), marginal = "
                              "G(z, c) with c drawn from the stored training conditions (default: config)")
@@ -95,7 +92,7 @@ def sampling_options(args, cfg):
     names = ("mode", "num_samples", "batch_sz", "guidance_scale", "components", "inpaint_steps", "inpaint_lr",
              "inpaint_loss", "restarts", "per_condition", "precision")
     known = schema_for(model_type)["sampling"]
-    for name in names + ("truncation_psi", "candidates"):      # a flag's value meets the schema's type and range
+    for name in names + ("truncation_psi",):      # a flag's value meets the schema's type and range
         if getattr(args, name, None) is not None and name in known:
             check_value(model_type, "sampling", name, getattr(args, name), f"--{name}")
     opts = {name: cli_or_config(args, s, name) for name in names}
@@ -275,7 +272,7 @@ MODE_RUNNERS = {"unconditional": sample_unconditional, "conditional": sample_con
 
 def check_model_flags(cfg, args, sample_kwargs):
     """A sampling flag the model's ``sample`` does not take is an error, not silently ignored."""
-    for flag in ("prior", "guidance_space", "truncation_psi", "unconditional", "candidates"):
+    for flag in ("prior", "guidance_space", "truncation_psi", "unconditional"):
         if getattr(args, flag, None) is not None and flag not in sample_kwargs:
             raise ValueError(f"--{flag} {getattr(args, flag)}: model '{cfg['model']['type']}' has no such option "
                              f"(it is the WGAN-GP's); drop the flag")

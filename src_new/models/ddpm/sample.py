@@ -35,7 +35,7 @@ def load_model_from_checkpoint(path, device="cpu", ckpt=None):
 
 
 def main(args, ckpt=None):
-    for flag in ("truncation_psi", "unconditional", "candidates"):
+    for flag in ("truncation_psi", "unconditional"):
         if getattr(args, flag, None) is not None:
             raise ValueError(f"--{flag} applies to WGAN-GP checkpoints only; drop it for the DDPM")
     model, cfg = load_model_from_checkpoint(args.checkpoint, args.device, ckpt)

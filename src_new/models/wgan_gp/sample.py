@@ -92,8 +92,7 @@ def main(args, ckpt=None):
     sample_kwargs = {"truncation_psi": cli_or_config(args, s, "truncation_psi"),
                      "unconditional": cli_or_config(args, s, "unconditional"),
                      "prior": cli_or_config(args, s, "prior"),
-                     "guidance_space": cli_or_config(args, s, "guidance_space"),
-                     "candidates": cli_or_config(args, s, "candidates")}
+                     "guidance_space": cli_or_config(args, s, "guidance_space")}
     out = run_sampling(model, cfg, args, args.checkpoint, extra_modes={"interpolate": interpolate},
                        sample_kwargs=sample_kwargs)
     if (out / "manifest.json").exists() and (args.mode or cfg["sampling"]["mode"]) == "interpolate":

@@ -223,7 +223,7 @@ class WGANGP(nn.Module):
     @torch.inference_mode()
     def sample(self, *, batch_size=16, cond=None, guidance_scale=0.0, z=None, generator=None, raw_cond=None,
                truncation_psi=_SAMPLING["truncation_psi"], unconditional=None, prior=_SAMPLING["prior"],
-               guidance_space=_SAMPLING["guidance_space"], candidates=_SAMPLING["candidates"]):
+               guidance_space=_SAMPLING["guidance_space"], candidates=1):
         """-> (B, C, H, W) in [0, 1] from the EMA generator.
 
         cond: (B, cond_dim) normalized conditions, or ``raw_cond`` in raw units (normalized
