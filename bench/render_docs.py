@@ -835,6 +835,8 @@ RENDERERS = {
     "seeds_planes_both": lambda: seeds_table("shipped3_400s", "planes_both_400s"),
     "seeds_planes_critic": lambda: seeds_table("shipped3_400s", "planes_critic_400s"),
     "targets_planes_critic": lambda: seeds_targets("planes_critic_900s"),
+    "seeds_planes_budget": lambda: seeds_table("planes_critic_400s", "planes_critic_900s"),
+    "candidates": lambda: guidance("candidates.json"),
     "pieces": pieces,
     "pieces_quality": lambda: pieces("pieces_quality.json"),
     "quality_headline": quality_headline,

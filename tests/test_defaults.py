@@ -69,7 +69,8 @@ SIGNATURE_DEFAULTS = {
 }
 # Keyword defaults that mean "off" in the Python API, whatever the config's choice: a notebook
 # call samples unguided unless asked (the CLI's default is the config's sampling.guidance_scale).
-OFF_DEFAULTS = {(WGANGP.sample, "guidance_scale"): 0.0, (GaussianDiffusion.sample, "guidance_scale"): 0.0,
+OFF_DEFAULTS = {(WGANGP.sample, "guidance_scale"): 0.0, (WGANGP.sample, "candidates"): 1,
+                (GaussianDiffusion.sample, "guidance_scale"): 0.0,
                 (GaussianDiffusion.inpaint, "guidance_scale"): 0.0}
 
 
