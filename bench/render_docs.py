@@ -837,6 +837,7 @@ RENDERERS = {
     "targets_planes_critic": lambda: seeds_targets("planes_critic_900s"),
     "seeds_planes_budget": lambda: seeds_table("planes_critic_400s", "planes_critic_900s"),
     "candidates": lambda: guidance("candidates.json"),
+    "pieces_planes": lambda: pieces("pieces_planes.json"),
     "pieces": pieces,
     "pieces_quality": lambda: pieces("pieces_quality.json"),
     "quality_headline": quality_headline,
