@@ -13,9 +13,9 @@ Every checkpoint samples the whole test split at its own conditions (the README 
 every (space, scale), every truncation psi (``truncation@psi``, unguided: each style pulled
 toward its condition's mean, the alternative to guidance) and every flow-prior temperature
 (``flow@T``, unguided: z = flow(T u, c), u ~ N(0, I), on checkpoints with a fitted flow; T = 1
-is ``--prior flow``, T > 1 spreads the flow's draws), every number of candidates (``best_of@k``,
-unguided: the latent the critic scores highest of k, ``WGANGP.sample(candidates=k)``); ``none@0`` is the plain sampler (z ~
-N(0, I)). ``--encoder_reference`` adds ``encoder@test``: z = E(x, c) of each test design x,
+is ``--prior flow``, T > 1 spreads the flow's draws) and every number of candidates
+(``best_of@k``, unguided: the latent the critic scores highest of k,
+``WGANGP.sample(candidates=k)``); ``none@0`` is the plain sampler (z ~ N(0, I)). ``--encoder_reference`` adds ``encoder@test``: z = E(x, c) of each test design x,
 decoded at its own condition: the latents a prior fitted to the encoder imitates, so about the
 most such a prior can give.
 Writes --out (refused when it exists, unless --overwrite): per seed and per setting {fd,
