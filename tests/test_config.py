@@ -98,6 +98,7 @@ def test_convenience_flags(tmp_path):
     (lambda c: c["model"].update(cond_modulation=True, style_dim=64), r"model.cond_modulation needs model.style_dim = 0"),
     (lambda c: c["model"].update(lambda_cond=1, cond_planes="critic"), r"model.lambda_cond = 1 needs .*cond_planes none or generator"),
     (lambda c: c["model"].update(cond_planes="all"), r"model.cond_planes = 'all': expected one of \['none', 'generator', 'critic', 'both'\]"),
+    (lambda c: (c["model"].update(lambda_size=1), c.setdefault("data", {}).update(condition_columns=[])), r"model.lambda_size = 1 needs condition columns"),
 ])
 def test_validation_errors(mutate, match):
     cfg = base()

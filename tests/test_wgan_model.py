@@ -2,6 +2,7 @@
 inpainting, batch independence and input checks."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -571,6 +572,81 @@ def test_euler_term_joins_the_generator_loss_only_when_on(monkeypatch):
     assert all(p.grad is None for p in m.critic.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())
 
+
+
+def test_expected_measurements_are_exact_on_certain_lines_and_the_mean_on_uncertain_ones():
+    from src_new.utils.geometry import expected_measurements, union_measurements
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(40, 3, 12, 6, generator=g) < 0.04 * torch.rand(40, 1, 1, 1, generator=g)).float()
+    x[0] = 0                                                     # an empty image measures 0 everywhere
+    union = x.amax(1)
+    line = lambda occupied: torch.where(occupied > 0.5, -1e4, 0.0)
+    exact, soft = union_measurements(x.numpy()), expected_measurements(line(union.amax(2)), line(union.amax(1)))
+    assert (exact["height"] < 12).any() and (exact["width"] == 0).any()    # partial and empty extents occur
+    for name, value in exact.items():
+        assert np.array_equal(soft[name].numpy(), value.astype(np.float32)), name
+    # uncertain lines: the mean over every occupancy pattern of 5 independent rows (and columns)
+    p = torch.rand(5, generator=g)
+    bits = torch.tensor([[(k >> i) & 1 for i in range(5)] for k in range(32)], dtype=torch.float32)
+    prob = (bits * p + (1 - bits) * (1 - p)).prod(1).numpy()
+    rows, cols = union_measurements(bits.view(32, 1, 5, 1).numpy()), union_measurements(bits.view(32, 1, 1, 5).numpy())
+    expected = expected_measurements(torch.log1p(-p)[None], torch.log1p(-p)[None])
+    for name, value in {**{k: rows[k] for k in ("height", "y_end", "y_from_bottom")},
+                        **{k: cols[k] for k in ("width", "x_end", "x_from_right")}}.items():
+        assert expected[name].item() == pytest.approx(float((prob * value).sum()), abs=1e-5), name
+
+SIZE_FITS = [{"measure": "x_end", "slope": 2.0, "intercept": -1.0}, {"measure": "height", "slope": 1.0, "intercept": 0.0}]
+
+
+def test_size_loss_moves_the_edges_to_the_requested_size_by_the_data_convention():
+    """Gradient descent on the size term alone moves the edges of a drawn bar (its logits a
+    signed distance to three learnable edges) to the requested size, the width measured by a
+    mirrored convention (2 * x_end - 1) rather than the bounding box; the measured value is the
+    thresholded image's, so the term is 0 once the size is right."""
+    from src_new.models.wgan_gp.losses import line_measurements, size_loss
+    from src_new.utils.geometry import union_measurements
+    rows, cols = torch.arange(24.0)[:, None], torch.arange(12.0)[None, :]
+    edges = torch.tensor([5.5, 15.5, 3.5], requires_grad=True)       # top, bottom, right: 10 rows, x_end 4
+    draw = lambda: torch.stack([3 * torch.minimum(torch.minimum(rows - edges[0], edges[1] - rows), edges[2] - cols),
+                                torch.full((24, 12), -8.0)])[None]   # (1, 2, 24, 12), the 2nd component empty
+    requested = torch.tensor([[11.0, 13.0]])                      # x_end 6, height 13
+    opt = torch.optim.SGD([edges], lr=0.1)
+    for _ in range(200):
+        loss = size_loss(draw(), requested, torch.ones(1), SIZE_FITS)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    logits = draw().detach()
+    measured = union_measurements(torch.sigmoid(logits).numpy())
+    assert measured["x_end"][0] == 6 and measured["height"][0] == 13
+    assert size_loss(logits, requested, torch.ones(1), SIZE_FITS).item() == 0
+    assert {k: v.item() for k, v in line_measurements(logits).items()} == {k: v[0] for k, v in measured.items()}
+    # a sample whose condition was dropped is not asked anything; no column fitted: a clear error
+    fresh = torch.zeros(1, 2, 24, 12, requires_grad=True)
+    size_loss(fresh, requested, torch.zeros(1), SIZE_FITS).backward()
+    assert fresh.grad.abs().max() == 0
+    with pytest.raises(ValueError, match="size_conventions"):
+        size_loss(fresh, requested, torch.ones(1), [None, None])
+
+
+def test_size_term_joins_the_generator_loss_only_when_on():
+    from src_new.datasets.multicomponent import ConditionNormalizer
+    m = _head_model(lambda_cond=0.0)
+    m.cond_normalizer = ConditionNormalizer([20.0, 40.0], [5.0, 8.0])
+    x, c = torch.zeros(8, 5, 64, 32), torch.randn(8, 2)
+    base = m(x, cond=c, step="generator", noise=_draws(m))
+    assert "size_loss" not in base
+    m.lambda_size = 0.5
+    with pytest.raises(ValueError, match="size_conventions"):
+        m(x, cond=c, step="generator", noise=_draws(m))
+    m.size_conventions = [{"measure": "width", "slope": 1.0, "intercept": 0.0}, None]   # height fits nothing
+    out = m(x, cond=c, step="generator", noise=_draws(m))
+    assert out["size_loss"].item() > 0
+    assert out["generator_loss"].item() == pytest.approx(base["generator_loss"].item() + 0.5 * out["size_loss"].item(),
+                                                         rel=1e-4, abs=1e-5)
+    out["generator_loss"].backward()
+    assert all(p.grad is None for p in m.critic.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())
 
 def test_condition_planes_hold_coordinates_condition_and_presence():
     from src_new.models.wgan_gp.layers import condition_planes, plane_count

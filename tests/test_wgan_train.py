@@ -1,6 +1,7 @@
 """WGAN-GP training: conditions reach the losses, exact resume, checkpoints, divergence,
 and the CLI end to end (train, resume, sample every mode without --model)."""
 import json
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -18,6 +19,28 @@ from conftest import make_cfg, run_script, write_yaml
 def read_losses(run_dir):
     return pd.read_csv(run_dir / "losses.csv")
 
+
+
+def test_size_term_fits_the_datasets_conventions_and_trains(toy_root, tmp_path):
+    trainer = WGANGPTrainer(make_cfg(toy_root, tmp_path, model={"lambda_size": 1.0}), verbose=False)
+    # the toy data's columns are the union's bounding box, read from the train split
+    assert trainer.model.size_conventions == [{"measure": "width", "slope": 1.0, "intercept": 0.0},
+                                              {"measure": "height", "slope": 1.0, "intercept": 0.0}]
+    real, cond = next(iter(trainer.loader))
+    row = trainer.train_step(real, cond)
+    assert np.isfinite(row["size_loss"]) and row["size_loss"] > 0
+
+
+def test_size_term_refuses_columns_that_measure_nothing(toy_root, tmp_path):
+    root = shutil.copytree(toy_root, tmp_path / "toy")
+    table = pd.read_csv(root / "dimensions.csv", dtype={"matching": str})
+    rng = np.random.default_rng(0)
+    for column in ("width_px", "height_px"):
+        table[column] = rng.permutation(table[column].to_numpy())   # no longer a size of its image
+    table.to_csv(root / "dimensions.csv", index=False)
+    cfg = make_cfg(root, tmp_path / "out", model={"lambda_size": 1.0})
+    with pytest.raises(ValueError, match=r"lambda_size = 1.0: no condition column is a measurement.*lambda_size: 0"):
+        WGANGPTrainer(cfg, verbose=False)
 
 def test_conditions_reach_the_losses(tiny_cfg):
     trainer = WGANGPTrainer(tiny_cfg, verbose=False)

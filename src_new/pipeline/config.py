@@ -241,6 +241,11 @@ MODEL_SCHEMA = {
                 "topology term: Huber gap between each generated component's expected Euler number (pieces "
                 "minus holes, 4-connected; `losses.euler_loss`) and the real batch's median, in the generator "
                 "loss, against stray specks and broken thin parts (0 = off)", min=0),
+            "lambda_size": _float(0.0,
+                "size term: Huber gap in px between each generated sample's measured size, through the "
+                "convention fitted on the train split for each condition column (bounding-box extent or far "
+                "edge, affinely mapped; `losses.size_loss`), and its requested condition, in the generator "
+                "loss; needs condition columns (0 = off)", min=0),
             "critic_input": _choice("soft", "critic_input",
                 "what the critic scores of a fake: `soft` (the [0, 1] output) or `binary` (thresholded at 0.5, "
                 "the image a user gets; straight-through gradients), so that thresholding specks cost score"),
@@ -703,6 +708,9 @@ def _check_wgan_gp(model, training):
                          f"condition from features that must not see it); got critic_cond = "
                          f"{model['critic_cond']!r}, cond_dim = {model['cond_dim']}, cond_planes = "
                          f"{model['cond_planes']!r}")
+    if model["lambda_size"] > 0 and not model["cond_dim"]:
+        raise ValueError(f"model.lambda_size = {model['lambda_size']} needs condition columns "
+                         "(data.condition_columns): it compares each sample's size with its condition")
     if model["cond_modulation"] and model["style_dim"]:
         raise ValueError(f"model.cond_modulation needs model.style_dim = 0 (style_dim = {model['style_dim']} "
                          "already modulates every norm with the latent and the condition): set one of them")

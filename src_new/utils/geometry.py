@@ -37,6 +37,26 @@ def union_measurements(images, threshold=0.5):
     return out
 
 
+
+def expected_measurements(log_empty_rows, log_empty_cols):
+    """``union_measurements`` in expectation, differentiably, from each line's log-probability of
+    holding no component: log_empty_rows (N, H), log_empty_cols (N, W), lines independent; 0 =
+    surely empty. -> {name: (N,) float32 px}, the same names; on certain lines (0 / -inf) the
+    exact measurements. E[first occupied line] = sum_i P(lines 0..i all empty), likewise from
+    the far end; the far edges are affine in them (an empty image has first = size and last =
+    -1, so they measure 0) and the extent last - first + 1 gets size * P(all empty) back (an
+    empty image's extent is 0, not -size)."""
+    out = {}
+    for empty, (ext, end, from_far) in ((log_empty_cols, ("width", "x_end", "x_from_right")),
+                                        (log_empty_rows, ("height", "y_end", "y_from_bottom"))):
+        empty, size = empty.float(), empty.shape[1]
+        all_empty = empty.cumsum(1).exp()                     # P(lines 0..i all empty)
+        first = all_empty.sum(1)
+        last = size - 1 - empty.flip(1).cumsum(1).exp().sum(1)
+        out[ext] = last - first + 1 + size * all_empty[:, -1]
+        out[end], out[from_far] = last + 1, size - first
+    return out
+
 def measure_dimensions(images, threshold=0.5):
     """Bounding box of the union of all components, in pixels.
 

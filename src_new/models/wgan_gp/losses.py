@@ -2,7 +2,8 @@
 
 critic_loss     -W + lambda_gp * GP (+ lambda_cond * condition regression on real images)
 critic_view     what the critic sees: thresholded fakes, DiffAugment (both optional)
-generator_loss  -mean D(G(z)) (+ condition regression on fakes, mode seeking, reach, Euler number)
+generator_loss  -mean D(G(z)) (+ condition regression on fakes, mode seeking, reach, Euler number,
+                size)
 encoder_loss    GAN inversion of the frozen sampling generator (the inpainting initialiser)
 
 W = mean D(real) - mean D(fake) (Arjovsky et al. 2017); GP = mean_i (||grad D(x_hat_i)|| - 1)^2
@@ -18,6 +19,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from ...utils.geometry import expected_measurements
 from . import augment
 
 
@@ -113,8 +115,9 @@ def generator_loss(m, real, cond, noise):
     d_fake, predicted = scored if head else (scored, None)
     g_loss = -d_fake.float().mean()
     out = {}
-    if head:   # squared error of the requested condition, over the samples that were given one
-        given = (~drop).float() if drop is not None else torch.ones(len(fake), device=fake.device)
+    # the condition terms count the samples that were given their condition only
+    given = (~drop).float() if drop is not None else torch.ones(len(fake), device=fake.device)
+    if head:   # squared error of the requested condition
         error = (predicted - cond.float()).pow(2).mean(1)
         cond_fake = (error * given).sum() / given.sum().clamp_min(1.0)
         g_loss = g_loss + m.lambda_cond * cond_fake
@@ -127,6 +130,10 @@ def generator_loss(m, real, cond, noise):
         topology = euler_loss(fake_logits, real)
         g_loss = g_loss + m.lambda_euler * topology
         out["euler_loss"] = topology.detach()
+    if m.lambda_size > 0 and cond is not None:
+        size = size_loss(fake_logits, m.cond_normalizer.denormalize(cond), given, m.size_conventions)
+        g_loss = g_loss + m.lambda_size * size
+        out["size_loss"] = size.detach()
     if m.lambda_rec > 0:
         reach = reach_loss(m.encoder, m.generator, real, real_cond)
         logits = reach.pop("reconstruction_logits")
@@ -178,6 +185,41 @@ def euler_loss(fake_logits, real):
     active = (gap.detach().abs() <= EULER_GAP_LIMIT).float()
     return (F.smooth_l1_loss(gap, torch.zeros_like(gap), reduction="none") * active).mean()
 
+
+# How soft the size term's gradient is: each line's occupancy is sigmoid(SIZE_SOFTNESS * its
+# largest logit). Only the direction comes from it (the measured value is the hard one); at 0.5
+# an edge line of a trained sample (largest logit ~5, measured on a quality-budget checkpoint)
+# still passes a gradient, where at 2 it would pass almost none.
+SIZE_SOFTNESS = 0.5
+
+
+def line_measurements(logits):
+    """(B, C, H, W) logits -> {name: (B,) px}: the union's ``union_measurements`` at threshold 0.5,
+    with the gradient of ``expected_measurements`` of lines occupied with probability
+    sigmoid(SIZE_SOFTNESS * the line's largest logit) (straight through: Bengio et al. 2013)."""
+    rows, cols = logits.float().amax((1, 3)), logits.float().amax((1, 2))
+    soft = expected_measurements(-F.softplus(SIZE_SOFTNESS * rows), -F.softplus(SIZE_SOFTNESS * cols))
+    certain = lambda q: torch.where(q > 0, -1e4, 0.0)      # log P(empty) of a thresholded line
+    hard = expected_measurements(certain(rows.detach()), certain(cols.detach()))
+    return {name: soft[name] + (hard[name] - soft[name]).detach() for name in soft}
+
+
+def size_loss(fake_logits, raw_cond, given, conventions):
+    """mean over the ``given`` samples ((B,) 0 / 1) and the fitted columns of huber(slope *
+    measure + intercept - requested) in px: the size each sample measures (``line_measurements``
+    of its logits (B, C, H, W)) through the dataset's own convention (``conventions``: one
+    {"measure", "slope", "intercept"} per condition column, fitted on the train split, or None
+    for a column that fits no measurement) against the raw condition it was asked for
+    (B, cond_dim). A sample of the requested size adds nothing."""
+    if not conventions or all(fit is None for fit in conventions):
+        raise ValueError("the size term (model.lambda_size > 0) needs the model's size_conventions: one "
+                         "{'measure', 'slope', 'intercept'} per condition column (training fits them on the "
+                         "train split; see models/wgan_gp/train.py fit_size_conventions)")
+    measured = line_measurements(fake_logits)
+    gap = torch.stack([fit["slope"] * measured[fit["measure"]] + fit["intercept"] - raw_cond[:, j].float()
+                       for j, fit in enumerate(conventions) if fit is not None], 1)
+    per_sample = F.smooth_l1_loss(gap, torch.zeros_like(gap), reduction="none").mean(1)
+    return (per_sample * given).sum() / given.sum().clamp_min(1.0)
 
 def reach_loss(encoder, generator, real, cond=None):
     """{reconstruction_loss: BCE(G(E(x, c), c) logits, x), latent_kl: KL of the batch's

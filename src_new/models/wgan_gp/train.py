@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ...evaluation.metrics import mean_pairwise_l1, real_pair_diversity, within_condition_diversity
+from ...evaluation.metrics import fit_condition_conventions, mean_pairwise_l1, real_pair_diversity, within_condition_diversity
 from ...utils.checkpoint import load_state_strict
 from ...utils.ema import EMA
 from ...utils.io import save_grid
@@ -47,7 +47,7 @@ PHASE_LOGS = {
     "gan": ("losses.csv",
             ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
              "mode_seeking_loss", "cond_loss_real", "cond_loss_fake", "reconstruction_loss", "latent_kl",
-             "euler_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
+             "euler_loss", "size_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
              "flow_nll", "flow_grad_norm", "critic_clipped", "generator_clipped", "encoder_clipped", "flow_clipped",
              "lr_generator", "lr_critic", "lr_encoder", "lr_flow", "images_per_s"],
             ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"),
@@ -110,6 +110,8 @@ class WGANGPTrainer(Trainer):
         # Algorithm 1 of Gulrajani et al.: a fresh real minibatch for each critic iteration.
         self.batches_per_step = self.model.n_critic if t["fresh_critic_batches"] and self.phase == "gan" else 1
         self.model.train_conditions = self.data["train"].raw_conditions.clone()
+        if self.model.lambda_size > 0:
+            self.model.size_conventions = self.fit_size_conventions()
         self.ema = EMA(self.model.generator, t["ema_decay"], t["ema_update_every"],
                        ema_model=self.model.ema_generator)
         self.opt_g, self.opt_c, self.opt_e = make_optimizers(self.model, t)
@@ -223,10 +225,28 @@ class WGANGPTrainer(Trainer):
                "critic_grad_norm": c_norm, "generator_grad_norm": g_norm,
                "critic_clipped": float(c_clipped), "generator_clipped": float(g_clipped)}
         for out, key in ((out_g, "mode_seeking_loss"), (out_c, "cond_loss_real"), (out_g, "cond_loss_fake"),
-                         (out_g, "reconstruction_loss"), (out_g, "latent_kl"), (out_g, "euler_loss")):
+                         (out_g, "reconstruction_loss"), (out_g, "latent_kl"), (out_g, "euler_loss"),
+                         (out_g, "size_loss")):
             if key in out:
                 row[key] = out[key].item()
         return row
+
+    def fit_size_conventions(self):
+        """How each condition column measures the train split's images (``fit_condition_conventions``,
+        as evaluation measures the condition error) -> one {"measure", "slope", "intercept"} per
+        column, None where no measurement fits (the size term leaves it out, with a warning)."""
+        train, columns = self.data["train"], list(self.cfg["data"]["condition_columns"])
+        fits = fit_condition_conventions(train.images_float.numpy(), train.raw_conditions.numpy(), columns)
+        unfit = [f"{c} (best: {f['slope']:.3g} * {f['measure']} + {f['intercept']:.3g}, off by {f['residual']:.2f} px)"
+                 for c, f in fits.items() if not f["ok"]]
+        if len(unfit) == len(columns):
+            raise ValueError(f"model.lambda_size = {self.model.lambda_size}: no condition column is a measurement "
+                             f"of the train images: {'; '.join(unfit)}. Set model.lambda_size: 0")
+        if unfit:
+            self.say(f"WARNING: the size term leaves out condition column(s) that no measurement fits: "
+                     f"{'; '.join(unfit)}")
+        return [{k: fits[c][k] for k in ("measure", "slope", "intercept")} if fits[c]["ok"] else None
+                for c in columns]
 
     def encoder_step(self, real, cond):
         """One encoder (GAN inversion) update (on the step's first minibatch) -> {"encoder_loss",

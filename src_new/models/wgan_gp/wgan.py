@@ -69,6 +69,13 @@ class WGANGP(nn.Module):
     (VAE-GAN, Larsen et al. 2016), in the generator loss: a per-pixel BCE alone pulls what it
     cannot pin down toward the mean; the critic is not trained on reconstructions.
 
+    lambda_size: weight of the size term: the Huber gap in px between the size each generated
+    sample measures (thresholded, as a user receives it; the gradient straight through a soft
+    measurement of its lines, ``losses.line_measurements``) through the convention that relates
+    each condition column to the images of the train split (``size_conventions``, fitted by
+    training: which bounding-box measurement, affinely mapped) and the size it was asked for, in
+    the generator loss; columns that no measurement fits are left out.
+
     lambda_euler: weight of the topology term: the Huber gap between each generated
     component's expected Euler number (pieces minus holes, 4-connected, ``losses.euler_number``)
     and the real batch's median for that component, in the generator loss; a detached speck or
@@ -88,7 +95,7 @@ class WGANGP(nn.Module):
                  cond_drop_prob=_MODEL["cond_drop_prob"], critic_null_condition=_MODEL["critic_null_condition"],
                  lambda_ms=_MODEL["lambda_ms"], lambda_cond=_MODEL["lambda_cond"], lambda_rec=_MODEL["lambda_rec"],
                  lambda_latent_kl=_MODEL["lambda_latent_kl"], lambda_rec_adv=_MODEL["lambda_rec_adv"],
-                 lambda_euler=_MODEL["lambda_euler"], critic_input=_MODEL["critic_input"],
+                 lambda_euler=_MODEL["lambda_euler"], lambda_size=_MODEL["lambda_size"], critic_input=_MODEL["critic_input"],
                  augment_p=_MODEL["augment_p"], augment_policy=_MODEL["augment_policy"]):
         super().__init__()
         self.encoder, self.generator, self.critic = encoder, generator, critic
@@ -98,7 +105,10 @@ class WGANGP(nn.Module):
         self.cond_drop_prob = cond_drop_prob
         self.critic_null_condition, self.lambda_ms, self.lambda_cond = critic_null_condition, lambda_ms, lambda_cond
         self.lambda_rec, self.lambda_latent_kl, self.lambda_rec_adv = lambda_rec, lambda_latent_kl, lambda_rec_adv
-        self.lambda_euler = lambda_euler
+        self.lambda_euler, self.lambda_size = lambda_euler, lambda_size
+        # One {"measure", "slope", "intercept"} (or None) per condition column: how the dataset's
+        # columns measure an image, fitted on the train split by training (``lambda_size``).
+        self.size_conventions = None
         if critic_input not in CHOICES["critic_input"]:
             raise ValueError(f"critic_input must be one of {CHOICES['critic_input']}, got {critic_input!r}")
         unknown = sorted(set(augment_policy) - set(CHOICES["augment"]))
