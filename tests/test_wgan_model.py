@@ -595,7 +595,8 @@ def test_expected_measurements_are_exact_on_certain_lines_and_the_mean_on_uncert
                         **{k: cols[k] for k in ("width", "x_end", "x_from_right")}}.items():
         assert expected[name].item() == pytest.approx(float((prob * value).sum()), abs=1e-5), name
 
-SIZE_FITS = [{"measure": "x_end", "slope": 2.0, "intercept": -1.0}, {"measure": "height", "slope": 1.0, "intercept": 0.0}]
+SIZE_FITS = [{"measure": "x_end", "slope": 2.0, "intercept": -1.0},   # a mirrored half's full width
+             {"measure": "height", "slope": 1.0, "intercept": 0.0}]
 
 
 def test_size_loss_moves_the_edges_to_the_requested_size_by_the_data_convention():

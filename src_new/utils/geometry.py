@@ -37,7 +37,6 @@ def union_measurements(images, threshold=0.5):
     return out
 
 
-
 def expected_measurements(log_empty_rows, log_empty_cols):
     """``union_measurements`` in expectation, differentiably, from each line's log-probability of
     holding no component: log_empty_rows (N, H), log_empty_cols (N, W), lines independent; 0 =

@@ -221,6 +221,7 @@ def size_loss(fake_logits, raw_cond, given, conventions):
     per_sample = F.smooth_l1_loss(gap, torch.zeros_like(gap), reduction="none").mean(1)
     return (per_sample * given).sum() / given.sum().clamp_min(1.0)
 
+
 def reach_loss(encoder, generator, real, cond=None):
     """{reconstruction_loss: BCE(G(E(x, c), c) logits, x), latent_kl: KL of the batch's
     latents to N(0, I), reconstruction_logits: G(E(x, c), c) before the sigmoid (B, C, H, W)} on

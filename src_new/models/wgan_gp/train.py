@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from ...evaluation.metrics import fit_condition_conventions, mean_pairwise_l1, real_pair_diversity, within_condition_diversity
+from ...evaluation.metrics import (fit_condition_conventions, mean_pairwise_l1, real_pair_diversity,
+                                   within_condition_diversity)
 from ...utils.checkpoint import load_state_strict
 from ...utils.ema import EMA
 from ...utils.io import save_grid

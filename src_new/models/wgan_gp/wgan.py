@@ -95,8 +95,9 @@ class WGANGP(nn.Module):
                  cond_drop_prob=_MODEL["cond_drop_prob"], critic_null_condition=_MODEL["critic_null_condition"],
                  lambda_ms=_MODEL["lambda_ms"], lambda_cond=_MODEL["lambda_cond"], lambda_rec=_MODEL["lambda_rec"],
                  lambda_latent_kl=_MODEL["lambda_latent_kl"], lambda_rec_adv=_MODEL["lambda_rec_adv"],
-                 lambda_euler=_MODEL["lambda_euler"], lambda_size=_MODEL["lambda_size"], critic_input=_MODEL["critic_input"],
-                 augment_p=_MODEL["augment_p"], augment_policy=_MODEL["augment_policy"]):
+                 lambda_euler=_MODEL["lambda_euler"], lambda_size=_MODEL["lambda_size"],
+                 critic_input=_MODEL["critic_input"], augment_p=_MODEL["augment_p"],
+                 augment_policy=_MODEL["augment_policy"]):
         super().__init__()
         self.encoder, self.generator, self.critic = encoder, generator, critic
         self.ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
