@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src_new.datasets.factory import build_datasets  # noqa: E402
+from src_new.datasets.multicomponent import ConditionNormalizer  # noqa: E402
 from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
@@ -120,6 +121,9 @@ def time_generator_step(cfg, steps, batch):
     generator step) of a fresh model built from ``cfg``, on random data."""
     torch.manual_seed(0)
     model = build_wgan_gp(cfg)
+    if model.lambda_size > 0:   # what training fits on the data; on random data any convention costs the same
+        model.cond_normalizer = ConditionNormalizer.identity(model.cond_dim)
+        model.size_conventions = [{"measure": "width", "slope": 1.0, "intercept": 0.0}] * model.cond_dim
     opt_g = torch.optim.Adam(model.generator.parameters(), 1e-4, betas=(0.0, 0.9))
     opt_c = torch.optim.Adam(model.critic.parameters(), 1e-4, betas=(0.0, 0.9))
     real = (torch.rand(batch, model.channels, *model.image_size) > 0.9).float()

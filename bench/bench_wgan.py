@@ -66,7 +66,8 @@ from src_new.utils.provenance import provenance  # noqa: E402
 # The plan's training step has no reach or topology term and no condition planes (the shipped configs'
 # model.lambda_rec, model.lambda_euler and model.cond_planes): both paths time the same computation,
 # the plan's WGAN-GP step.
-PLAN_OVERRIDES = ["model.lambda_rec=0", "model.lambda_latent_kl=0", "model.lambda_euler=0", "model.cond_planes=none"]
+PLAN_OVERRIDES = ["model.lambda_rec=0", "model.lambda_latent_kl=0", "model.lambda_euler=0", "model.cond_planes=none",
+                  "model.lambda_size=0"]
 QUICK_OVERRIDES = ["model.dim=8", "model.critic_dim=8", "model.encoder_dim=8", "model.res_blocks=[1,1,1]",
                    "model.n_critic=2"]
 

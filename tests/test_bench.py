@@ -303,3 +303,13 @@ def test_checkpoint_benchmarks_write_provenance_and_refuse_to_overwrite(tiny_cfg
     # a sample has every component right only if each of its components is
     assert row["raw_same_pieces_fraction"] <= min(row[f"raw_same_pieces_{n}"] for n in names)
     assert result["summary"][row["design"]]["raw_fd"]["n"] == 1
+
+
+def test_ablation_times_a_step_of_a_design_with_the_size_term(monkeypatch, toy_root, tmp_path):
+    """bench/ablation.py's step timing builds a fresh model on random data: the size term's
+    conventions (fitted by training) are stood in for, so a shipped design can be timed."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from ablation import time_generator_step
+    from conftest import make_cfg
+    cfg = make_cfg(toy_root, tmp_path, model={"lambda_size": 1.0})
+    assert time_generator_step(cfg, steps=1, batch=4) > 0
