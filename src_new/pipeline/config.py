@@ -315,10 +315,10 @@ MODEL_SCHEMA = {
             "truncation_psi": _float(1.0,
                 "WGAN-GP truncation trick: styles pulled toward their condition's mean style (1 = off, 0 = the "
                 "mean image)", min=0, max=1),
-            "guidance_scale": _float(1.5,
-                "guidance scale s: `G(z,∅) + s (G(z,c) - G(z,∅))` in `guidance_space` (0 = plain conditional); "
-                "style at 1.5: a lower condition error, FD within noise, a little coverage lost "
-                "(docs/results.md, guidance)"),
+            "guidance_scale": _float(0.0,
+                "guidance scale s: `G(z,∅) + s (G(z,c) - G(z,∅))` in `guidance_space` (0 = plain conditional, "
+                "the default: with the size term, style guidance at 1.5 leaves the condition error where it is "
+                "and costs FD, recall and spread; docs/results.md, round nine)"),
             "guidance_space": _choice("style", "guidance_space",
                 "WGAN-GP: where guidance extrapolates: `style` (the generator's input w, one pass), `pixels` "
                 "(the [0, 1] outputs, clamped) or `logits` (before the sigmoid); pixels and logits measured "
