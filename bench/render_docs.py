@@ -845,6 +845,7 @@ RENDERERS = {
     "targets_size": lambda: seeds_targets("size03_900s"),
     "pieces_size": lambda: pieces("pieces_size.json"),
     "guidance_size": lambda: guidance("guidance_size.json"),
+    "seeds_size_euler2": lambda: seeds_table("size03_400s", "size03_euler2_400s"),
     "pieces": pieces,
     "pieces_quality": lambda: pieces("pieces_quality.json"),
     "quality_headline": quality_headline,
