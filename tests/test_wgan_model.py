@@ -564,9 +564,15 @@ def test_euler_term_joins_the_generator_loss_only_when_on(monkeypatch):
     base = m(x, cond=c, step="generator", noise=_draws(m))
     assert "euler_loss" not in base
     m.lambda_euler = 0.5
+    _assert_term_joins_generator_loss(m, x, c, base, "euler_loss", 0.5)
+
+
+def _assert_term_joins_generator_loss(m, x, c, base, key, weight):
+    """With its weight set, the term ``key`` is positive, adds weight * itself to ``base``'s
+    generator loss (same draws) and trains the generator, never the critic."""
     out = m(x, cond=c, step="generator", noise=_draws(m))
-    assert out["euler_loss"].item() > 0
-    assert out["generator_loss"].item() == pytest.approx(base["generator_loss"].item() + 0.5 * out["euler_loss"].item(),
+    assert out[key].item() > 0
+    assert out["generator_loss"].item() == pytest.approx(base["generator_loss"].item() + weight * out[key].item(),
                                                          rel=1e-4, abs=1e-5)
     out["generator_loss"].backward()
     assert all(p.grad is None for p in m.critic.parameters())
@@ -641,13 +647,8 @@ def test_size_term_joins_the_generator_loss_only_when_on():
     with pytest.raises(ValueError, match="size_conventions"):
         m(x, cond=c, step="generator", noise=_draws(m))
     m.size_conventions = [{"measure": "width", "slope": 1.0, "intercept": 0.0}, None]   # height fits nothing
-    out = m(x, cond=c, step="generator", noise=_draws(m))
-    assert out["size_loss"].item() > 0
-    assert out["generator_loss"].item() == pytest.approx(base["generator_loss"].item() + 0.5 * out["size_loss"].item(),
-                                                         rel=1e-4, abs=1e-5)
-    out["generator_loss"].backward()
-    assert all(p.grad is None for p in m.critic.parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())
+    _assert_term_joins_generator_loss(m, x, c, base, "size_loss", 0.5)
+
 
 def test_condition_planes_hold_coordinates_condition_and_presence():
     from src_new.models.wgan_gp.layers import condition_planes, plane_count
