@@ -25,6 +25,7 @@ SIGNATURE_DEFAULTS = {
     (WGANGP.__init__, "lambda_latent_kl"): ("wgan_gp", "model.lambda_latent_kl"),
     (WGANGP.__init__, "lambda_rec_adv"): ("wgan_gp", "model.lambda_rec_adv"),
     (WGANGP.__init__, "lambda_euler"): ("wgan_gp", "model.lambda_euler"),
+    (WGANGP.__init__, "euler_gap"): ("wgan_gp", "model.euler_gap"),
     (WGANGP.__init__, "lambda_size"): ("wgan_gp", "model.lambda_size"),
     (WGANGP.__init__, "critic_input"): ("wgan_gp", "model.critic_input"),
     (WGANGP.__init__, "augment_p"): ("wgan_gp", "model.augment_p"),

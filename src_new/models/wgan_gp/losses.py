@@ -127,7 +127,7 @@ def generator_loss(m, real, cond, noise):
         g_loss = g_loss + m.lambda_ms * ms
         out["mode_seeking_loss"] = ms.detach()
     if m.lambda_euler > 0:
-        topology = euler_loss(fake_logits, real)
+        topology = euler_loss(fake_logits, real, thresholded=m.euler_gap == "thresholded")
         g_loss = g_loss + m.lambda_euler * topology
         out["euler_loss"] = topology.detach()
     if m.lambda_size > 0 and cond is not None:
@@ -175,14 +175,21 @@ EULER_SHARPNESS = 2.0
 EULER_GAP_LIMIT = 3.0
 
 
-def euler_loss(fake_logits, real):
+def euler_loss(fake_logits, real, thresholded=False):
     """mean over samples and components of huber(E(sigmoid(EULER_SHARPNESS * fake_logits)) -
     median E(real)), E = ``euler_number`` and the median per component over the real batch: the
     data's own piece count (minus holes), read from the images, asked of every generated sample;
-    a (sample, component) whose gap exceeds EULER_GAP_LIMIT contributes no gradient."""
+    a (sample, component) whose gap exceeds EULER_GAP_LIMIT contributes no gradient.
+    ``thresholded``: the gap is the thresholded sample's (logits > 0, what a user receives), the
+    gradient straight through the expected one, so a sample in the right number of pieces adds
+    nothing and one a piece off is pulled at full strength, however faint its defect."""
     target = euler_number(real).median(0).values
     gap = euler_number(torch.sigmoid(EULER_SHARPNESS * fake_logits.float())) - target
-    active = (gap.detach().abs() <= EULER_GAP_LIMIT).float()
+    active = (gap.detach().abs() <= EULER_GAP_LIMIT).float()    # nearly binary samples only, either way
+    if thresholded:
+        hard = euler_number((fake_logits.detach() > 0).float()) - target
+        gap = gap + (hard - gap).detach()
+        active = active * (hard.abs() <= EULER_GAP_LIMIT).float()
     return (F.smooth_l1_loss(gap, torch.zeros_like(gap), reduction="none") * active).mean()
 
 

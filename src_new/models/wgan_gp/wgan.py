@@ -79,7 +79,10 @@ class WGANGP(nn.Module):
     lambda_euler: weight of the topology term: the Huber gap between each generated
     component's expected Euler number (pieces minus holes, 4-connected, ``losses.euler_number``)
     and the real batch's median for that component, in the generator loss; a detached speck or
-    a belt broken at a diagonal step adds a piece, the term takes it back.
+    a belt broken at a diagonal step adds a piece, the term takes it back. euler_gap:
+    ``expected`` (that gap on the soft output) or ``thresholded`` (the thresholded sample's
+    count, the gradient straight through the expected one: only samples in the wrong number of
+    pieces are pulled, ``losses.euler_loss``).
 
     critic_input: ``soft`` (the generator's [0, 1] output) or ``binary`` (thresholded at 0.5,
     the image a user receives, with straight-through gradients): the critic then scores the
@@ -95,7 +98,7 @@ class WGANGP(nn.Module):
                  cond_drop_prob=_MODEL["cond_drop_prob"], critic_null_condition=_MODEL["critic_null_condition"],
                  lambda_ms=_MODEL["lambda_ms"], lambda_cond=_MODEL["lambda_cond"], lambda_rec=_MODEL["lambda_rec"],
                  lambda_latent_kl=_MODEL["lambda_latent_kl"], lambda_rec_adv=_MODEL["lambda_rec_adv"],
-                 lambda_euler=_MODEL["lambda_euler"], lambda_size=_MODEL["lambda_size"],
+                 lambda_euler=_MODEL["lambda_euler"], euler_gap=_MODEL["euler_gap"], lambda_size=_MODEL["lambda_size"],
                  critic_input=_MODEL["critic_input"], augment_p=_MODEL["augment_p"],
                  augment_policy=_MODEL["augment_policy"]):
         super().__init__()
@@ -107,6 +110,9 @@ class WGANGP(nn.Module):
         self.critic_null_condition, self.lambda_ms, self.lambda_cond = critic_null_condition, lambda_ms, lambda_cond
         self.lambda_rec, self.lambda_latent_kl, self.lambda_rec_adv = lambda_rec, lambda_latent_kl, lambda_rec_adv
         self.lambda_euler, self.lambda_size = lambda_euler, lambda_size
+        if euler_gap not in CHOICES["euler_gap"]:
+            raise ValueError(f"euler_gap must be one of {CHOICES['euler_gap']}, got {euler_gap!r}")
+        self.euler_gap = euler_gap
         # One {"measure", "slope", "intercept"} (or None) per condition column: how the dataset's
         # columns measure an image, fitted on the train split by training (``lambda_size``).
         self.size_conventions = None
