@@ -527,8 +527,8 @@ def test_euler_number_is_pieces_minus_holes_on_binary_images():
     assert euler_number(p).item() == pytest.approx(mean.item(), abs=1e-5)
 
 
-@pytest.mark.parametrize("thresholded", [False, True])
-def test_euler_loss_removes_a_speck_and_keeps_the_body(thresholded):
+@pytest.mark.parametrize("gap", ["expected", "thresholded", "both"])
+def test_euler_loss_removes_a_speck_and_keeps_the_body(gap):
     """Gradient descent on the topology term alone, from logits that draw a bar plus a detached
     speck, turns the speck off and leaves the bar: the term needs no critic to see a stray piece."""
     from src_new.models.wgan_gp.losses import euler_loss
@@ -541,7 +541,7 @@ def test_euler_loss_removes_a_speck_and_keeps_the_body(thresholded):
     opt = torch.optim.Adam([logits], lr=0.1)
     first = None
     for _ in range(50):
-        loss = euler_loss(logits, real, thresholded)
+        loss = euler_loss(logits, real, gap)
         first = loss.item() if first is None else first
         opt.zero_grad()
         loss.backward()
@@ -552,30 +552,32 @@ def test_euler_loss_removes_a_speck_and_keeps_the_body(thresholded):
     # a grey image (every pixel 0.5: an expected Euler number far from any piece count, as at
     # initialisation) is beyond the gap limit: no gradient, the adversarial term leads
     grey = torch.zeros(1, 1, 16, 8, requires_grad=True)
-    euler_loss(grey, real, thresholded).backward()
+    euler_loss(grey, real, gap).backward()
     assert grey.grad.abs().max() == 0
 
 
 def test_thresholded_euler_gap_pulls_only_samples_in_the_wrong_number_of_pieces():
     """The same bar with a faint speck (below the threshold: the user sees one piece) and with a
     visible one (two pieces): the thresholded gap leaves the first alone and pulls the second at
-    the full Huber slope; the expected gap pulls both, the faint one too."""
+    the full Huber slope; the expected gap pulls both, the faint one too; ``both`` adds them."""
     from src_new.models.wgan_gp.losses import euler_loss
     real = torch.zeros(4, 1, 16, 8)
     real[:, 0, 2:12, 2:4] = 1
     logits = torch.full((2, 1, 16, 8), -6.0)
     logits[:, 0, 2:12, 2:4] = 6.0
     logits[0, 0, 14, 6], logits[1, 0, 14, 6] = -0.5, 0.5
-    grads = {}
-    for thresholded in (False, True):
+    losses, grads = {}, {}
+    for gap in ("expected", "thresholded", "both"):
         x = logits.clone().requires_grad_(True)
-        loss = euler_loss(x, real, thresholded)
-        loss.backward()
-        grads[thresholded] = x.grad
-    assert loss.item() == pytest.approx(0.25)                   # huber(1) = 0.5 on one of two samples
-    assert grads[True][0].abs().max() == 0                      # one piece as thresholded: not pulled
-    assert grads[True][1, 0, 14, 6] > 0                         # descent turns the visible speck off
-    assert grads[False][0, 0, 14, 6] > 0                        # the expected gap also pulls the faint one
+        losses[gap] = euler_loss(x, real, gap)
+        losses[gap].backward()
+        grads[gap] = x.grad
+    assert losses["thresholded"].item() == pytest.approx(0.25)  # huber(1) = 0.5 on one of two samples
+    assert grads["thresholded"][0].abs().max() == 0             # one piece as thresholded: not pulled
+    assert grads["thresholded"][1, 0, 14, 6] > 0                # descent turns the visible speck off
+    assert grads["expected"][0, 0, 14, 6] > 0                   # the expected gap also pulls the faint one
+    assert losses["both"].item() == pytest.approx(losses["expected"].item() + losses["thresholded"].item())
+    assert torch.allclose(grads["both"], grads["expected"] + grads["thresholded"])
     m = _head_model(lambda_cond=0.0)
     with pytest.raises(ValueError, match="euler_gap must be one of"):
         WGANGP(m.encoder, m.generator, m.critic, image_size=(64, 32), latent_dim=m.latent_dim, lambda_gp=10.0,

@@ -59,7 +59,7 @@ CHOICES = {
     "critic_input": ("soft", "binary"),
     "augment": ("translation", "cutout"),       # src_new/models/wgan_gp/augment.py
     "cond_planes": ("none", "generator", "critic", "both"),
-    "euler_gap": ("expected", "thresholded"),   # src_new/models/wgan_gp/losses.py euler_loss
+    "euler_gap": ("expected", "thresholded", "both"),   # src_new/models/wgan_gp/losses.py euler_loss
 }
 
 # Documented ceilings on sizes (beyond them a model or a request does not fit a machine anyway).
@@ -246,7 +246,7 @@ MODEL_SCHEMA = {
                 "with `lambda_euler`: the gap the topology term scores: `expected` (the soft output's expected "
                 "Euler number: every sample pulled toward the count) or `thresholded` (the count of the "
                 "thresholded sample, as a user receives it, the gradient straight through the expected one: "
-                "only samples in the wrong number of pieces are pulled)"),
+                "only samples in the wrong number of pieces are pulled) or `both` (the sum of the two)"),
             "lambda_size": _float(0.0,
                 "size term: Huber gap in px between each generated sample's measured size, through the "
                 "convention fitted on the train split for each condition column (bounding-box extent or far "

@@ -127,7 +127,7 @@ def generator_loss(m, real, cond, noise):
         g_loss = g_loss + m.lambda_ms * ms
         out["mode_seeking_loss"] = ms.detach()
     if m.lambda_euler > 0:
-        topology = euler_loss(fake_logits, real, thresholded=m.euler_gap == "thresholded")
+        topology = euler_loss(fake_logits, real, m.euler_gap)
         g_loss = g_loss + m.lambda_euler * topology
         out["euler_loss"] = topology.detach()
     if m.lambda_size > 0 and cond is not None:
@@ -175,22 +175,27 @@ EULER_SHARPNESS = 2.0
 EULER_GAP_LIMIT = 3.0
 
 
-def euler_loss(fake_logits, real, thresholded=False):
+def euler_loss(fake_logits, real, gap="expected"):
     """mean over samples and components of huber(E(sigmoid(EULER_SHARPNESS * fake_logits)) -
     median E(real)), E = ``euler_number`` and the median per component over the real batch: the
     data's own piece count (minus holes), read from the images, asked of every generated sample;
     a (sample, component) whose gap exceeds EULER_GAP_LIMIT contributes no gradient.
-    ``thresholded``: the gap is the thresholded sample's (logits > 0, what a user receives), the
-    gradient straight through the expected one, so a sample in the right number of pieces adds
-    nothing and one a piece off is pulled at full strength, however faint its defect."""
+    ``gap="thresholded"``: the gap is the thresholded sample's (logits > 0, what a user
+    receives), the gradient straight through the expected one, so a sample in the right number
+    of pieces adds nothing and one a piece off is pulled at full strength, however faint its
+    defect; ``"both"``: the sum of the two Huber terms (the expected gap keeps every sample's
+    faint pixels off the threshold, the thresholded one adds a full pull on the broken ones)."""
     target = euler_number(real).median(0).values
-    gap = euler_number(torch.sigmoid(EULER_SHARPNESS * fake_logits.float())) - target
-    active = (gap.detach().abs() <= EULER_GAP_LIMIT).float()    # nearly binary samples only, either way
-    if thresholded:
-        hard = euler_number((fake_logits.detach() > 0).float()) - target
-        gap = gap + (hard - gap).detach()
-        active = active * (hard.abs() <= EULER_GAP_LIMIT).float()
-    return (F.smooth_l1_loss(gap, torch.zeros_like(gap), reduction="none") * active).mean()
+    expected = euler_number(torch.sigmoid(EULER_SHARPNESS * fake_logits.float())) - target
+    active = (expected.detach().abs() <= EULER_GAP_LIMIT).float()    # nearly binary samples only
+    huber = lambda g: F.smooth_l1_loss(g, torch.zeros_like(g), reduction="none")
+    if gap == "expected":
+        return (huber(expected) * active).mean()
+    hard = euler_number((fake_logits.detach() > 0).float()) - target
+    thresholded = expected + (hard - expected).detach()
+    active = active * (hard.abs() <= EULER_GAP_LIMIT).float()
+    terms = huber(thresholded) + (huber(expected) if gap == "both" else 0)
+    return (terms * active).mean()
 
 
 # How soft the size term's gradient is: each line's occupancy is sigmoid(SIZE_SOFTNESS * its

@@ -82,7 +82,7 @@ class WGANGP(nn.Module):
     a belt broken at a diagonal step adds a piece, the term takes it back. euler_gap:
     ``expected`` (that gap on the soft output) or ``thresholded`` (the thresholded sample's
     count, the gradient straight through the expected one: only samples in the wrong number of
-    pieces are pulled, ``losses.euler_loss``).
+    pieces are pulled) or ``both`` (the sum of the two), ``losses.euler_loss``.
 
     critic_input: ``soft`` (the generator's [0, 1] output) or ``binary`` (thresholded at 0.5,
     the image a user receives, with straight-through gradients): the critic then scores the
