@@ -850,6 +850,7 @@ RENDERERS = {
     "seeds_eulerst1": lambda: seeds_table("base10_900s", "eulerst1_900s"),
     "seeds_eulerboth": lambda: seeds_table("base10_900s", "eulerboth_900s"),
     "targets_base10": lambda: seeds_targets("base10_900s"),
+    "seeds_eulerboth2": lambda: seeds_table("base10_900s", "eulerboth2_900s"),
     "pieces_euler_gap": lambda: pieces("pieces_euler_gap.json"),
     "pieces": pieces,
     "pieces_quality": lambda: pieces("pieces_quality.json"),
