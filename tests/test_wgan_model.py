@@ -578,6 +578,9 @@ def test_thresholded_euler_gap_pulls_only_samples_in_the_wrong_number_of_pieces(
     assert grads["expected"][0, 0, 14, 6] > 0                   # the expected gap also pulls the faint one
     assert losses["both"].item() == pytest.approx(losses["expected"].item() + losses["thresholded"].item())
     assert torch.allclose(grads["both"], grads["expected"] + grads["thresholded"])
+
+
+def test_an_unknown_euler_gap_is_refused():
     m = _head_model(lambda_cond=0.0)
     with pytest.raises(ValueError, match="euler_gap must be one of"):
         WGANGP(m.encoder, m.generator, m.critic, image_size=(64, 32), latent_dim=m.latent_dim, lambda_gp=10.0,

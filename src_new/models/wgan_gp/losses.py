@@ -175,6 +175,11 @@ EULER_SHARPNESS = 2.0
 EULER_GAP_LIMIT = 3.0
 
 
+def huber(gap):
+    """Elementwise Huber loss of a gap (delta 1: quadratic within a unit, linear beyond)."""
+    return F.smooth_l1_loss(gap, torch.zeros_like(gap), reduction="none")
+
+
 def euler_loss(fake_logits, real, gap="expected"):
     """mean over samples and components of huber(E(sigmoid(EULER_SHARPNESS * fake_logits)) -
     median E(real)), E = ``euler_number`` and the median per component over the real batch: the
@@ -188,7 +193,6 @@ def euler_loss(fake_logits, real, gap="expected"):
     target = euler_number(real).median(0).values
     expected = euler_number(torch.sigmoid(EULER_SHARPNESS * fake_logits.float())) - target
     active = (expected.detach().abs() <= EULER_GAP_LIMIT).float()    # nearly binary samples only
-    huber = lambda g: F.smooth_l1_loss(g, torch.zeros_like(g), reduction="none")
     if gap == "expected":
         return (huber(expected) * active).mean()
     hard = euler_number((fake_logits.detach() > 0).float()) - target
@@ -230,7 +234,7 @@ def size_loss(fake_logits, raw_cond, given, conventions):
     measured = line_measurements(fake_logits)
     gap = torch.stack([fit["slope"] * measured[fit["measure"]] + fit["intercept"] - raw_cond[:, j].float()
                        for j, fit in enumerate(conventions) if fit is not None], 1)
-    per_sample = F.smooth_l1_loss(gap, torch.zeros_like(gap), reduction="none").mean(1)
+    per_sample = huber(gap).mean(1)
     return (per_sample * given).sum() / given.sum().clamp_min(1.0)
 
 

@@ -110,14 +110,13 @@ class WGANGP(nn.Module):
         self.critic_null_condition, self.lambda_ms, self.lambda_cond = critic_null_condition, lambda_ms, lambda_cond
         self.lambda_rec, self.lambda_latent_kl, self.lambda_rec_adv = lambda_rec, lambda_latent_kl, lambda_rec_adv
         self.lambda_euler, self.lambda_size = lambda_euler, lambda_size
-        if euler_gap not in CHOICES["euler_gap"]:
-            raise ValueError(f"euler_gap must be one of {CHOICES['euler_gap']}, got {euler_gap!r}")
+        for name, value in (("euler_gap", euler_gap), ("critic_input", critic_input)):
+            if value not in CHOICES[name]:
+                raise ValueError(f"{name} must be one of {CHOICES[name]}, got {value!r}")
         self.euler_gap = euler_gap
         # One {"measure", "slope", "intercept"} (or None) per condition column: how the dataset's
         # columns measure an image, fitted on the train split by training (``lambda_size``).
         self.size_conventions = None
-        if critic_input not in CHOICES["critic_input"]:
-            raise ValueError(f"critic_input must be one of {CHOICES['critic_input']}, got {critic_input!r}")
         unknown = sorted(set(augment_policy) - set(CHOICES["augment"]))
         if unknown or not 0 <= augment_p <= 1:
             raise ValueError(f"augment_policy must list {CHOICES['augment']} (got {unknown}) and augment_p be in "
