@@ -115,6 +115,11 @@ def seeds_command(name, prov):
     return " ".join(parts + [f"--set {item}" for item in prov["overrides"]])
 
 
+def seed_list(entry):
+    """'0, 1, 2': the training seeds of a seeds.json entry, in order."""
+    return ", ".join(str(seed) for seed in sorted(row["seed"] for row in entry["per_seed"]))
+
+
 def seeds_table(base_name, new_name, command=None):
     """Mean ± sd of two designs' seeds (bench/results/seeds.json) with the verdict per figure
     (none for a one-seed screening row); ``command``: what produced the new entry (default: its
@@ -132,7 +137,7 @@ def seeds_table(base_name, new_name, command=None):
     steps = lambda e: e["summary"]["generator_steps"]
     lines = [f"`{command}` -> `bench/results/seeds.json` entries `{base_name}` / `{new_name}` ({machine_line(prov)}); "
              f"{prov['budget_seconds']:.0f} s of training per seed, mean ± sd over training seeds "
-             f"{', '.join(str(r['seed']) for r in new['per_seed'])}, sampling seed {prov['sampling_seed']}:", "",
+             f"{seed_list(new)}, sampling seed {prov['sampling_seed']}:", "",
              f"| | {base_name} | {new_name} | verdict |", "|---|---|---|---|",
              f"| generator steps in the budget | {steps(base)['mean']:.0f} ± {steps(base)['sd']:.0f} | "
              f"{steps(new)['mean']:.0f} ± {steps(new)['sd']:.0f} | |"]
@@ -157,9 +162,11 @@ SEEDS_TARGETS = [
 ]
 
 
-def seeds_targets(name):
+def seeds_targets(name, pieces_file=None):
     """One seeds.json entry's mean ± sd against the issues' targets (``SEEDS_TARGETS``; the
-    default unconditional mode against 1.5x the conditional FD): met when the mean is."""
+    default unconditional mode against 1.5x the conditional FD): met when the mean is.
+    ``pieces_file``: a bench/pieces.py results file with the entry's checkpoints, for issue 31's
+    piece bound per component (its lowest component's mean)."""
     entries = load("seeds.json")
     if name not in entries:
         return f"(not measured yet: {name} missing from bench/results/seeds.json)\n"
@@ -172,11 +179,18 @@ def seeds_targets(name):
     ratio = summary["uncond_marginal_fd"]["mean"] / summary["cond_fd"]["mean"]
     rows.append(["default unconditional mode (`marginal`) FD / conditional FD", "#31", "<= 1.5",
                  f"{ratio:.2f} (means)", met(ratio, "max", 1.5)])
+    if pieces_file:
+        design = load(pieces_file)["summary"][name]
+        component, lowest = min(((k[len("raw_same_pieces_"):], v) for k, v in design.items()
+                                 if k.startswith("raw_same_pieces_") and k != "raw_same_pieces_fraction"),
+                                key=lambda kv: kv[1]["mean"])
+        rows.insert(7, [f"same piece count, each component (the lowest: `{component}`, `{pieces_file}`)", "#31",
+                        ">= 0.995", fmt(lowest), met(round(lowest["mean"], 6), "min", 0.995)])
     steps = summary["generator_steps"]
     return join(f"`{seeds_command(name, prov)}` -> `bench/results/seeds.json` entry `{name}` ({machine_line(prov)}); "
                 f"{prov['budget_seconds']:.0f} s of training per seed ({steps['mean']:.0f} ± {steps['sd']:.0f} "
                 f"generator steps), mean ± sd over training seeds "
-                f"{', '.join(str(r['seed']) for r in entry['per_seed'])}, sampling seed {prov['sampling_seed']}; "
+                f"{seed_list(entry)}, sampling seed {prov['sampling_seed']}; "
                 "a target counts as met when the mean meets it:", "",
                 table(["figure", "issue", "target", "measured", ""], rows))
 
@@ -252,7 +266,7 @@ def flow_vs_normal(name):
                f"then `python bench/seeds.py --rescore {name}`")
     return join(f"`{seeds_command(name, prov)}` -> `bench/results/seeds.json` entry `{name}` ({machine_line(prov)}); "
                 f"{prov['budget_seconds']:.0f} s of training per seed, {how}; mean ± sd over training seeds "
-                f"{', '.join(str(r['seed']) for r in entry['per_seed'])}; the same checkpoints sampled with z from "
+                f"{seed_list(entry)}; the same checkpoints sampled with z from "
                 f"N(0, I) and from the flow (sampling seed {prov['sampling_seed']}), one sample per "
                 "test condition:", "",
                 table(["conditional", "prior normal", "prior flow", "flow vs normal"], rows), "",
@@ -261,11 +275,11 @@ def flow_vs_normal(name):
                 f"shifted 3 px: {auroc('corrupted')}.")
 
 
-def trajectory():
-    """Both models over several multiples of one budget, one seed (bench/results/trajectory.json)."""
-    if not (ROOT / "bench" / "results" / "trajectory.json").is_file():
-        return "(not measured yet: run python bench/trajectory.py)\n"
-    r = load("trajectory.json")
+def trajectory(name="trajectory.json"):
+    """Models over several multiples of one budget, one seed (a bench/trajectory.py results file)."""
+    if not (ROOT / "bench" / "results" / name).is_file():
+        return f"(not measured yet: run python bench/trajectory.py --out bench/results/{name})\n"
+    r = load(name)
     prov = r["provenance"]
     figures = [("FD", "geometric_fd"), ("precision", "precision"), ("recall", "recall"), ("coverage", "coverage"),
                ("condition MAE (px)", "condition_mae"), ("same piece count", "same_pieces_fraction")]
@@ -273,12 +287,40 @@ def trajectory():
             + [f"{row[key]:.3f}" if key in row else "" for _, key in figures]
             + [f"{1000 * row['seconds_per_image']:.1f}" if row.get("seconds_per_image") else ""]
             for model, run in r["models"].items() for row in run["rows"]]
-    return join(f"`{command_of(prov)}` -> `bench/results/trajectory.json` ({machine_line(prov)}): each model's "
+    return join(f"`{command_of(prov)}` -> `bench/results/{name}` ({machine_line(prov)}): each model's "
                 f"toy config trained for {prov['budget_seconds']:g} s of wall clock, scored, resumed for another "
                 f"{prov['budget_seconds']:g} s, and so on (training seed {prov['training_seed']}, one run per model: "
                 f"a screening, not a 3-seed figure); scored at every multiple with `sample.py`'s defaults, one "
                 f"sample per test condition ({prov['n']}), sampling seed {prov['sampling_seed']}:", "",
                 table(["model", "budget", "training (s)", "steps", *(f for f, _ in figures), "ms / image"], rows))
+
+
+def models_at_budget(ddpm_name, seeds_names):
+    """The DDPM's one run of a bench/trajectory.py file (its first multiple) beside WGAN-GP
+    seeds.json entries trained for the same budget, in one table (the same evaluator: one sample
+    per test condition, sampling seed 0)."""
+    entries = load("seeds.json")
+    missing = [n for n in seeds_names if n not in entries]
+    if not (ROOT / "bench" / "results" / ddpm_name).is_file() or missing:
+        return f"(not measured yet: bench/results/{ddpm_name} and seeds.json entries {', '.join(seeds_names)})\n"
+    r = load(ddpm_name)
+    prov, ddpm = r["provenance"], r["models"]["ddpm"]["rows"][0]
+    keys = ["geometric_fd", "precision", "recall", "coverage", "condition_mae", "same_pieces_fraction"]
+    rows = [["DDPM (`configs/ddpm_toy.yaml`)", prov["training_seed"], f"{ddpm['train_seconds']:.0f}", ddpm["steps"]]
+            + [f"{ddpm[k]:.3f}" for k in keys]]
+    for name in seeds_names:
+        summary = entries[name]["summary"]
+        steps = summary["generator_steps"]
+        rows.append([f"WGAN-GP `{name}`", seed_list(entries[name]),
+                     f"{entries[name]['provenance']['budget_seconds']:.0f}", f"{steps['mean']:.0f} ± {steps['sd']:.0f}"]
+                    + [f"{summary['cond_' + k]['mean']:.3f} ± {summary['cond_' + k]['sd']:.3f}"
+                       for k in ["fd", *keys[1:]]])
+    return join(f"`{command_of(prov)}` -> `bench/results/{ddpm_name}` ({machine_line(prov)}), beside "
+                f"`bench/results/seeds.json` entries {', '.join(f'`{n}`' for n in seeds_names)} (mean ± sd over "
+                "their seeds); every model trained through `train.py` for the wall clock shown and scored with one "
+                "sample per test condition, sampling seed 0 (the DDPM with its defaults: DDIM, its guidance):", "",
+                table(["model", "training seeds", "training (s)", "steps", "FD", "precision", "recall", "coverage",
+                       "condition MAE (px)", "same piece count"], rows))
 
 
 def condition_error():
@@ -617,9 +659,11 @@ def flow_prior():
                 f"{sampled['recall']:.2f} vs {base['recall']:.2f}.")
 
 
-def inpaint_curve():
-    """Inpainting IoU and time per setting on the previous design (bench/results/inpaint_curve.json)."""
-    r = load("inpaint_curve.json")
+def inpaint_curve(name="inpaint_curve.json"):
+    """Inpainting IoU and time per setting on one checkpoint (a bench/inpaint_curve.py results file)."""
+    if not (ROOT / "bench" / "results" / name).is_file():
+        return f"(not measured yet: run python bench/inpaint_curve.py --out bench/results/{name})\n"
+    r = load(name)
     sets = kept_sets()
     settings = list(dict.fromkeys((x["loss"], x["restarts"], x["steps"]) for x in r["rows"]))
     cell = {(tuple(x["preserved"]), (x["loss"], x["restarts"], x["steps"])): x for x in r["rows"]}
@@ -634,7 +678,8 @@ def inpaint_curve():
         rows.append([label] + [f"**{v:.3f}**" if v == best[s] else f"{v:.3f}" for v, s in zip(iou, sets)]
                     + [f"{1000 * sum(cell[s, k]['seconds_per_image'] for s in sets) / len(sets):.0f} ms"])
     rows.append(["nearest train sample"] + [f"{cell[s, settings[0]]['nearest_train_iou']:.3f}" for s in sets] + [""])
-    return join(source("inpaint_curve.json") + f": the first {r['n']} test samples per preserved set, IoU on the generated components (bold: the "
+    return join(source(name) + f" (training seed {r['provenance']['training_seed']}, generator step "
+                f"{r['provenance']['global_step']}): the first {r['n']} test samples per preserved set, IoU on the generated components (bold: the "
                 f"best setting per set), lr {r['rows'][0]['lr']} with the cosine schedule; time per image is the mean over "
                 "the sets:", "",
                 table(["setting (loss, restarts x steps)"] + [f"keep {', '.join(s)}" for s in sets] + ["time / image"],
@@ -850,8 +895,13 @@ RENDERERS = {
     "seeds_eulerst1": lambda: seeds_table("base10_900s", "eulerst1_900s"),
     "seeds_eulerboth": lambda: seeds_table("base10_900s", "eulerboth_900s"),
     "targets_base10": lambda: seeds_targets("base10_900s"),
-    "seeds_eulerboth2": lambda: seeds_table("base10_900s", "eulerboth2_900s"),
     "pieces_euler_gap": lambda: pieces("pieces_euler_gap.json"),
+    "seeds_shipped_drift6": lambda: seeds_table("base10_900s", "base11_900s"),
+    "seeds_eulerboth2": lambda: seeds_table("base11_900s", "eulerboth2_900s"),
+    "pieces_euler_weight": lambda: pieces("pieces_euler_weight.json"),
+    "targets_eulerboth2": lambda: seeds_targets("eulerboth2_900s", "pieces_euler_weight.json"),
+    "inpaint_eulerboth2": lambda: inpaint_curve("inpaint_eulerboth2.json"),
+    "ddpm_900s": lambda: models_at_budget("ddpm_900s.json", ["base11_900s", "eulerboth2_900s"]),
     "pieces": pieces,
     "pieces_quality": lambda: pieces("pieces_quality.json"),
     "quality_headline": quality_headline,

@@ -239,20 +239,35 @@ def test_collect_results_writes_provenance_and_training_facts(tiny_cfg, tmp_path
         collect([str(tmp_path / "nothing"), "--out", str(out)])
 
 
+def _figure(mean):
+    return {"mean": mean, "sd": 0.01, "n": 3}
+
+
+def _seeds_entry(render_docs):
+    """A seeds.json entry whose figures sit on both sides of the issues' bounds."""
+    summary = {key: _figure(0.5) for key, *_ in render_docs.SEEDS_TARGETS}
+    summary.update(cond_fd=_figure(1.0), cond_recall=_figure(0.6), cond_condition_mae=_figure(0.7),
+                   uncond_marginal_fd=_figure(1.6), generator_steps=_figure(2000))
+    return {"summary": summary, "per_seed": [{"seed": s} for s in (2, 0, 1)],
+            "provenance": {"budget_seconds": 900, "config_file": "configs/wgan_gp_toy.yaml", "seeds": [0, 1, 2],
+                           "overrides": [], "sampling_seed": 0, "commit": "abcdef0", "date": "2026-12-07",
+                           "machine": {"cpu": "cpu", "torch_threads": 2, "torch": "2"}}}
+
+
+def _verdicts(text):
+    """{(figure, issue): verdict} of a rendered targets table."""
+    return {(line.split(" | ")[0].strip("| "), line.split(" | ")[1]): line.rstrip(" |").rsplit(" | ", 1)[1]
+            for line in text.splitlines() if line.startswith("| ") and "---" not in line}
+
+
 def test_seeds_targets_says_met_or_missed_by_the_mean_and_which_way_each_bound_runs(monkeypatch):
     import render_docs
 
-    figure = lambda mean: {"mean": mean, "sd": 0.01, "n": 3}
-    summary = {key: figure(0.5) for key, *_ in render_docs.SEEDS_TARGETS}
-    summary.update(cond_fd=figure(1.0), cond_recall=figure(0.6), cond_condition_mae=figure(0.7),
-                   uncond_marginal_fd=figure(1.6), generator_steps=figure(2000))
-    entry = {"summary": summary, "per_seed": [{"seed": s} for s in range(3)],
-             "provenance": {"budget_seconds": 900, "config_file": "configs/wgan_gp_toy.yaml", "seeds": [0, 1, 2],
-                            "overrides": [], "sampling_seed": 0, "commit": "abcdef0", "date": "2026-12-07",
-                            "machine": {"cpu": "cpu", "torch_threads": 2, "torch": "2"}}}
+    entry = _seeds_entry(render_docs)
     monkeypatch.setattr(render_docs, "load", lambda name: {"d": entry})
-    rows = {(line.split(" | ")[0].strip("| "), line.split(" | ")[1]): line.rstrip(" |").rsplit(" | ", 1)[1]
-            for line in render_docs.seeds_targets("d").splitlines() if line.startswith("| ") and "---" not in line}
+    text = render_docs.seeds_targets("d")
+    assert "training seeds 0, 1, 2," in text                          # in order, whatever order they were run in
+    rows = _verdicts(text)
     assert rows[("conditional FD", "#27")] == "met"                   # 1.0 <= 1.6
     assert rows[("recall", "#27")] == "met"                           # 0.6 >= 0.5
     assert rows[("coverage", "#27")] == "missed"                      # 0.5 < 0.85
@@ -260,3 +275,16 @@ def test_seeds_targets_says_met_or_missed_by_the_mean_and_which_way_each_bound_r
     assert rows[("condition MAE (px)", "#31")] == "missed"            # 0.7 > 0.5
     assert rows[("default unconditional mode (`marginal`) FD / conditional FD", "#31")] == "missed"   # 1.6x
     assert "(not measured yet" in render_docs.seeds_targets("absent")
+
+
+def test_seeds_targets_bounds_each_component_by_its_lowest_mean(monkeypatch):
+    import render_docs
+
+    entry = _seeds_entry(render_docs)
+    pieces = lambda belt: {"summary": {"d": {"raw_same_pieces_fraction": _figure(0.99), "raw_same_pieces_nc": _figure(1.0),
+                                             "raw_same_pieces_bt": _figure(belt), "raw_same_pieces_km": _figure(0.998)}}}
+    for belt, verdict in ((0.995, "met"), (0.9949, "missed")):
+        monkeypatch.setattr(render_docs, "load", lambda name: pieces(belt) if name == "p.json" else {"d": entry})
+        rows = _verdicts(render_docs.seeds_targets("d", "p.json"))
+        assert rows[("same piece count, each component (the lowest: `bt`, `p.json`)", "#31")] == verdict
+        assert rows[("same piece count, all components", "#31")] == "missed"    # 0.5 (the entry's own figure)
