@@ -900,6 +900,7 @@ RENDERERS = {
     "seeds_eulerboth2": lambda: seeds_table("base11_900s", "eulerboth2_900s"),
     "pieces_euler_weight": lambda: pieces("pieces_euler_weight.json"),
     "targets_eulerboth2": lambda: seeds_targets("eulerboth2_900s", "pieces_euler_weight.json"),
+    "seeds_eulerboth3": lambda: seeds_table("eulerboth2_900s", "eulerboth3_900s"),
     "inpaint_eulerboth2": lambda: inpaint_curve("inpaint_eulerboth2.json"),
     "ddpm_900s": lambda: models_at_budget("ddpm_900s.json", ["base11_900s", "eulerboth2_900s"]),
     "pieces": pieces,
