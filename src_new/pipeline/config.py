@@ -60,6 +60,7 @@ CHOICES = {
     "augment": ("translation", "cutout"),       # src_new/models/wgan_gp/augment.py
     "cond_planes": ("none", "generator", "critic", "both"),
     "euler_gap": ("expected", "thresholded", "both"),   # src_new/models/wgan_gp/losses.py euler_loss
+    "encoder_pool": ("mean", "flatten"),                # src_new/models/wgan_gp/encoder.py
 }
 
 # Documented ceilings on sizes (beyond them a model or a request does not fit a machine anyway).
@@ -193,6 +194,10 @@ MODEL_SCHEMA = {
             "critic_dim": _int(64, "critic base width", min=1, max=MAX_WIDTH),
             "spectral_norm": Key(False, "bool", "spectral norm on the critic's layers"),
             "encoder_dim": _int(64, "encoder base width", min=1, max=MAX_WIDTH),
+            "encoder_pool": _choice("mean", "encoder_pool",
+                "how the encoder reduces its H/8 x W/8 feature map to a vector: `mean` (global average pool: "
+                "blind to where a feature is) or `flatten` (a Linear over the whole map: keeps positions, so "
+                "G(E(x)) places thin bands where x has them; docs/results.md, round twelve)"),
             "style_dim": _int(0,
                 "WGAN-GP mapping-network width: `w = mapping([z, embed(c)])` modulates every generator norm; 0 "
                 "= off (z enters once, through the first Linear): modulation was sharper but far less varied "
