@@ -274,6 +274,22 @@ def test_encoder_reads_mask_and_condition():
     assert not torch.allclose(full, m.encoder(x, None, c + 1))           # the condition matters
 
 
+def test_encoder_pool_mean_is_blind_to_position_flatten_is_not():
+    # A blob far from the borders, moved by the encoder's total stride (8 px): the feature map
+    # moves by one cell, so a global average pool cannot tell the two apart; a flatten can.
+    x = torch.zeros(1, 1, 96, 96)
+    x[..., 40:46, 40:44] = 1
+    moved = torch.roll(x, shifts=(8, 8), dims=(2, 3))
+    torch.manual_seed(0)
+    for pool, blind in (("mean", True), ("flatten", False)):
+        e = Encoder(1, 6, (96, 96), dim=8, pool=pool)
+        a, b = e(x), e(moved)
+        assert torch.allclose(a, b, atol=1e-5) == blind, pool
+    assert Encoder(3, 6, (30, 45), dim=8, pool="flatten")(torch.rand(2, 3, 30, 45)).shape == (2, 6)
+    with pytest.raises(ValueError, match="pool must be one of"):
+        Encoder(1, 6, (96, 96), pool="max")
+
+
 def test_encoder_loss_trains_encoder_only():
     m = tiny_model()
     x, c = torch.rand(4, C, H, W), torch.randn(4, 2)
