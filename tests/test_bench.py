@@ -313,3 +313,17 @@ def test_ablation_times_a_step_of_a_design_with_the_size_term(monkeypatch, toy_r
     from conftest import make_cfg
     cfg = make_cfg(toy_root, tmp_path, model={"lambda_size": 1.0})
     assert time_generator_step(cfg, steps=1, batch=4) > 0
+
+
+def test_autoencoder_probe_trains_and_traces_the_test_iou(monkeypatch, tiny_cfg):
+    """bench/autoencoder.py: the reach term alone, timed; one row per evaluation with the mean
+    and per-component test IoU, steps growing."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from autoencoder import train_autoencoder
+    trace = train_autoencoder(tiny_cfg, budget=1.0, eval_every=0.4, seed=0, say=lambda line: None)
+    names = tiny_cfg["data"]["component_dirs"]
+    assert len(trace) >= 2 and trace[-1]["seconds"] >= 1.0
+    assert all(a["step"] < b["step"] for a, b in zip(trace, trace[1:]))
+    for row in trace:
+        assert 0 <= row["iou"] <= 1 and set(row) == {"seconds", "step", "iou", *(f"iou_{n}" for n in names)}
+        assert abs(row["iou"] - sum(row[f"iou_{n}"] for n in names) / len(names)) < 1e-9
