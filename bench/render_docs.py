@@ -690,6 +690,23 @@ def inpaint_curve(name="inpaint_curve.json"):
                       rows))
 
 
+def autoencoder(name="autoencoder.json"):
+    """The encoder and generator trained by the reach term alone, per design (a bench/autoencoder.py file)."""
+    r = load(name)
+    names = [k[len("iou_"):] for k in r["rows"][0]["trace"][-1] if k.startswith("iou_")]
+    evals = max(len(row["trace"]) - 1 for row in r["rows"])
+    rows = [[f"{row['design']} (`{' '.join(row['overrides'])}`)" if row["overrides"] else row["design"],
+             *[f"{x['iou']:.3f} ({x['seconds']:.0f} s, {x['step']} steps)" for x in row["trace"][:-1]],
+             *[""] * (evals + 1 - len(row["trace"])),
+             f"**{row['trace'][-1]['iou']:.3f}** ({row['trace'][-1]['step']} steps)",
+             " / ".join(f"{row['trace'][-1]['iou_' + n]:.3f}" for n in names)] for row in r["rows"]]
+    return join(source(name) + f": `{r['config']}`, training seed {r['seed']}, {r['budget']:.0f} s of training per "
+                "design (evaluations not counted); IoU of G(E(x, c), c) against all test images, every "
+                "evaluation, then at the end, and per component at the end:", "",
+                table(["design"] + [f"evaluation {i + 1}" for i in range(evals)]
+                      + [f"at {r['budget']:.0f} s", " / ".join(names)], rows))
+
+
 def inpaint_references():
     """Model-free inpainting references (bench/results/inpaint_references.json)."""
     r = load("inpaint_references.json")
