@@ -692,6 +692,8 @@ def inpaint_curve(name="inpaint_curve.json"):
 
 def autoencoder(name="autoencoder.json"):
     """The encoder and generator trained by the reach term alone, per design (a bench/autoencoder.py file)."""
+    if not (ROOT / "bench" / "results" / name).is_file():
+        return f"(not measured yet: run python bench/autoencoder.py --out bench/results/{name})\n"
     r = load(name)
     names = [k[len("iou_"):] for k in r["rows"][0]["trace"][-1] if k.startswith("iou_")]
     evals = max(len(row["trace"]) - 1 for row in r["rows"])
@@ -930,6 +932,12 @@ RENDERERS = {
     "seeds_eulerboth3": lambda: seeds_table("eulerboth2_900s", "eulerboth3_900s"),
     "inpaint_eulerboth2": lambda: inpaint_curve("inpaint_eulerboth2.json"),
     "ddpm_900s": lambda: models_at_budget("ddpm_900s.json", ["base11_900s", "eulerboth2_900s"]),
+    "seeds_shipped_drift7": lambda: seeds_table("eulerboth2_900s", "base12_900s"),
+    "autoencoder_pool": lambda: autoencoder("autoencoder.json"),
+    "seeds_encflat": lambda: seeds_table("base12_900s", "encflat_900s"),
+    "pieces_encoder_pool": lambda: pieces("pieces_encoder_pool.json"),
+    "targets_encflat": lambda: seeds_targets("encflat_900s", "pieces_encoder_pool.json"),
+    "inpaint_encflat": lambda: inpaint_curve("inpaint_encflat.json"),
     "pieces": pieces,
     "pieces_quality": lambda: pieces("pieces_quality.json"),
     "quality_headline": quality_headline,
