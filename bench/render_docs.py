@@ -32,6 +32,14 @@ def load(name):
     return json.loads((ROOT / "bench" / "results" / name).read_text())
 
 
+def unmeasured(name, script):
+    """The placeholder for a section whose results file ``name`` does not exist yet (it is written
+    by ``python bench/<script> --out bench/results/<name>``), else None."""
+    if (ROOT / "bench" / "results" / name).is_file():
+        return None
+    return f"(not measured yet: run python bench/{script} --out bench/results/{name})\n"
+
+
 def pct(x):
     return f"{100 * x:.0f}%"
 
@@ -286,8 +294,8 @@ RUN_FIGURES = [("FD", "geometric_fd", "cond_fd"), ("precision", "precision", "co
 
 def trajectory(name="trajectory.json"):
     """Models over several multiples of one budget, one seed (a bench/trajectory.py results file)."""
-    if not (ROOT / "bench" / "results" / name).is_file():
-        return f"(not measured yet: run python bench/trajectory.py --out bench/results/{name})\n"
+    if placeholder := unmeasured(name, "trajectory.py"):
+        return placeholder
     r = load(name)
     prov = r["provenance"]
     rows = [[model, f"{row['multiple']}x", f"{row['train_seconds']:.0f}", row["steps"]]
@@ -665,8 +673,8 @@ def flow_prior():
 
 def inpaint_curve(name="inpaint_curve.json"):
     """Inpainting IoU and time per setting on one checkpoint (a bench/inpaint_curve.py results file)."""
-    if not (ROOT / "bench" / "results" / name).is_file():
-        return f"(not measured yet: run python bench/inpaint_curve.py --out bench/results/{name})\n"
+    if placeholder := unmeasured(name, "inpaint_curve.py"):
+        return placeholder
     r = load(name)
     sets = kept_sets()
     settings = list(dict.fromkeys((x["loss"], x["restarts"], x["steps"]) for x in r["rows"]))
@@ -692,8 +700,8 @@ def inpaint_curve(name="inpaint_curve.json"):
 
 def autoencoder(name="autoencoder.json"):
     """The encoder and generator trained by the reach term alone, per design (a bench/autoencoder.py file)."""
-    if not (ROOT / "bench" / "results" / name).is_file():
-        return f"(not measured yet: run python bench/autoencoder.py --out bench/results/{name})\n"
+    if placeholder := unmeasured(name, "autoencoder.py"):
+        return placeholder
     r = load(name)
     names = [k[len("iou_"):] for k in r["rows"][0]["trace"][-1] if k.startswith("iou_")]
     evals = max(len(row["trace"]) - 1 for row in r["rows"])
