@@ -23,6 +23,7 @@ SIGNATURE_DEFAULTS = {
     (WGANGP.__init__, "lambda_cond"): ("wgan_gp", "model.lambda_cond"),
     (WGANGP.__init__, "lambda_rec"): ("wgan_gp", "model.lambda_rec"),
     (WGANGP.__init__, "lambda_latent_kl"): ("wgan_gp", "model.lambda_latent_kl"),
+    (WGANGP.__init__, "latent_kl"): ("wgan_gp", "model.latent_kl"),
     (WGANGP.__init__, "lambda_rec_adv"): ("wgan_gp", "model.lambda_rec_adv"),
     (WGANGP.__init__, "lambda_euler"): ("wgan_gp", "model.lambda_euler"),
     (WGANGP.__init__, "euler_gap"): ("wgan_gp", "model.euler_gap"),

@@ -395,6 +395,48 @@ def test_reach_term_trains_generator_and_encoder_never_the_critic():
     assert m.batch_latent_kl(z).item() < 1e-3 and m.batch_latent_kl(2 * z + 1).item() > 0.5
 
 
+def _with_moments(mean, cov, n=512):
+    """n samples whose batch mean and (biased) covariance are exactly ``mean`` and ``cov``."""
+    z = torch.randn(n, len(mean), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    z = z - z.mean(0)
+    z = z @ torch.linalg.inv(torch.linalg.cholesky(z.T @ z / n)).T          # whitened: cov I
+    return (z @ torch.linalg.cholesky(cov).T + mean).float()
+
+
+def test_full_latent_kl_is_the_gaussian_kl_and_sees_correlations_the_diagonal_misses():
+    mean, r = torch.tensor([0.5, -1.0], dtype=torch.float64), 0.8
+    correlated = _with_moments(mean, torch.tensor([[1.0, r], [r, 1.0]], dtype=torch.float64))
+    # KL(N(mu, S) || N(0, I)) / D by hand: tr S = 2, |mu|^2 = 1.25, log det S = log(1 - r^2)
+    by_hand = 0.5 * (2 + 1.25 - 2 - torch.log(torch.tensor(1 - r * r))).item() / 2
+    assert WGANGP.batch_latent_kl(correlated, full=True).item() == pytest.approx(by_hand, rel=1e-4)
+    assert WGANGP.batch_latent_kl(correlated).item() == pytest.approx(0.5 * 1.25 / 2, rel=1e-4)   # blind to r
+    # uncorrelated latents: the two agree
+    diagonal = _with_moments(mean, torch.diag(torch.tensor([0.5, 2.0], dtype=torch.float64)))
+    assert WGANGP.batch_latent_kl(diagonal, full=True).item() == pytest.approx(
+        WGANGP.batch_latent_kl(diagonal).item(), rel=1e-4)
+    # bf16 autocast (training's precision) computes it in fp32, and the gradient flows
+    z = correlated.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kl = WGANGP.batch_latent_kl(z, full=True)
+    assert kl.dtype == torch.float32 and kl.item() == pytest.approx(by_hand, rel=1e-4)
+    kl.backward()
+    assert z.grad.abs().sum() > 0
+
+
+def test_latent_kl_option_reaches_the_generator_loss():
+    m = _head_model(lambda_cond=0.0)
+    m.lambda_rec, m.lambda_latent_kl, m.latent_kl = 1.0, 0.1, "full"
+    x, c = torch.rand(32, 5, 64, 32).round(), torch.randn(32, 2)
+    with torch.no_grad():
+        z = m.encoder(x, None, c).float()
+    assert m.reach_loss(x, c)["latent_kl"].item() == pytest.approx(m.batch_latent_kl(z, full=True).item(), rel=1e-4)
+    assert m(x, cond=c, step="generator", noise=_draws(m, batch=32))["latent_kl"].item() == pytest.approx(
+        m.batch_latent_kl(z, full=True).item(), rel=1e-4)
+    with pytest.raises(ValueError, match="latent_kl must be one of"):
+        WGANGP(m.encoder, m.generator, m.critic, image_size=(64, 32), latent_dim=m.latent_dim, lambda_gp=10,
+               n_critic=1, latent_kl="spherical")
+
+
 def test_adversarial_reconstruction_term_is_the_frozen_critics_score_of_the_reconstructions():
     m = _head_model(lambda_cond=0.0)
     m.lambda_rec = 1.0

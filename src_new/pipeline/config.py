@@ -61,6 +61,7 @@ CHOICES = {
     "cond_planes": ("none", "generator", "critic", "both"),
     "euler_gap": ("expected", "thresholded", "both"),   # src_new/models/wgan_gp/losses.py euler_loss
     "encoder_pool": ("mean", "flatten"),                # src_new/models/wgan_gp/encoder.py
+    "latent_kl": ("diagonal", "full"),                  # src_new/models/wgan_gp/losses.py batch_latent_kl
 }
 
 # Documented ceilings on sizes (beyond them a model or a request does not fit a machine anyway).
@@ -239,6 +240,10 @@ MODEL_SCHEMA = {
             "lambda_latent_kl": _float(0.0,
                 "with `lambda_rec`: KL of the batch's E(x) moments to N(0, I), so reached latents stay where "
                 "sampling draws z", min=0),
+            "latent_kl": _choice("diagonal", "latent_kl",
+                "with `lambda_latent_kl`: the Gaussian fitted to the batch's E(x): `diagonal` (each latent's mean "
+                "and variance) or `full` (the mean and the full covariance, so correlated latents are pulled "
+                "apart too; needs batches larger than the latent size)"),
             "lambda_rec_adv": _float(0.0,
                 "with `lambda_rec`: the critic's score of the reconstructions G(E(x, c), c) joins the generator "
                 "loss (VAE-GAN's adversarial reconstruction), so that they must look real, not only match per "

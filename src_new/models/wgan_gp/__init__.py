@@ -23,6 +23,7 @@ def build_wgan_gp(cfg):
                    n_critic=m["n_critic"], cond_drop_prob=m["cond_drop_prob"],
                    critic_null_condition=m["critic_null_condition"], lambda_ms=m["lambda_ms"],
                    lambda_cond=m["lambda_cond"], lambda_rec=m["lambda_rec"], lambda_latent_kl=m["lambda_latent_kl"],
+                   latent_kl=m["latent_kl"],
                    lambda_rec_adv=m["lambda_rec_adv"], lambda_euler=m["lambda_euler"], euler_gap=m["euler_gap"],
                    lambda_size=m["lambda_size"],
                    critic_input=m["critic_input"], augment_p=m["augment_p"], augment_policy=m["augment_policy"])

@@ -135,7 +135,7 @@ def generator_loss(m, real, cond, noise):
         g_loss = g_loss + m.lambda_size * size
         out["size_loss"] = size.detach()
     if m.lambda_rec > 0:
-        reach = reach_loss(m.encoder, m.generator, real, real_cond)
+        reach = reach_loss(m.encoder, m.generator, real, real_cond, m.latent_kl)
         logits = reach.pop("reconstruction_logits")
         g_loss = g_loss + m.lambda_rec * reach["reconstruction_loss"]
         if m.lambda_latent_kl > 0:
@@ -238,21 +238,31 @@ def size_loss(fake_logits, raw_cond, given, conventions):
     return (per_sample * given).sum() / given.sum().clamp_min(1.0)
 
 
-def reach_loss(encoder, generator, real, cond=None):
+def reach_loss(encoder, generator, real, cond=None, latent_kl="diagonal"):
     """{reconstruction_loss: BCE(G(E(x, c), c) logits, x), latent_kl: KL of the batch's
-    latents to N(0, I), reconstruction_logits: G(E(x, c), c) before the sigmoid (B, C, H, W)} on
-    the real batch; differentiable w.r.t. the generator and the encoder."""
+    latents to N(0, I) (``batch_latent_kl``), reconstruction_logits: G(E(x, c), c) before the
+    sigmoid (B, C, H, W)} on the real batch; differentiable w.r.t. the generator and the encoder."""
     z = encoder(real, None, cond)
     logits = generator(z, cond, logits=True)
     return {"reconstruction_loss": F.binary_cross_entropy_with_logits(logits.float(), real.float()),
-            "latent_kl": batch_latent_kl(z.float()), "reconstruction_logits": logits}
+            "latent_kl": batch_latent_kl(z.float(), full=latent_kl == "full"), "reconstruction_logits": logits}
 
 
-def batch_latent_kl(z):
-    """KL(N(mu, diag var) || N(0, I)) per latent dimension (mean over dimensions), mu and var
-    the batch's moments of z (B, D): 0 when the batch looks like the prior."""
-    var, mu = torch.var_mean(z, dim=0, correction=0)
-    return 0.5 * (var + mu.pow(2) - 1 - torch.log(var + 1e-6)).mean()
+def batch_latent_kl(z, full=False):
+    """KL(N(mu, S) || N(0, I)) / D = 0.5 (tr S + |mu|^2 - D - log det S) / D, mu and S the
+    batch's moments of z (B, D): S its diagonal (each latent's variance) or, ``full``, its
+    whole covariance, so that latents which vary together are penalized too (the two agree
+    when the batch's latents are uncorrelated). 0 when the batch looks like the prior."""
+    if not full:
+        var, mu = torch.var_mean(z, dim=0, correction=0)
+        return 0.5 * (var + mu.pow(2) - 1 - torch.log(var + 1e-6)).mean()
+    with torch.autocast(z.device.type, enabled=False):   # a bf16 covariance is not positive definite
+        z = z.float()
+        mu = z.mean(0)
+        centred = z - mu
+        cov = centred.T @ centred / len(z) + 1e-6 * torch.eye(z.shape[1], device=z.device)
+        log_det = 2 * torch.log(torch.diagonal(torch.linalg.cholesky(cov))).sum()
+        return 0.5 * (torch.trace(cov) + mu.pow(2).sum() - z.shape[1] - log_det) / z.shape[1]
 
 
 def mode_seeking_loss(img_a, img_b, z_a, z_b, eps=1e-5):

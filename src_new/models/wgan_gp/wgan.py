@@ -63,8 +63,9 @@ class WGANGP(nn.Module):
     reconstruction): BCE between G(E(x, c), c)'s logits and the real binary image x, added to
     the generator loss, its gradient reaching the generator AND the encoder (full images, the
     true condition), so the generator is asked to reach the real designs it misses.
-    lambda_latent_kl: weight of KL(N(mean, var) || N(0, I)) of a diagonal Gaussian fitted to
-    the batch's E(x), keeping the reached latents where the sampler draws z from.
+    lambda_latent_kl: weight of KL(N(mean, S) || N(0, I)) of a Gaussian fitted to the batch's
+    E(x), keeping the reached latents where the sampler draws z from; latent_kl: its covariance
+    S, ``diagonal`` (each latent's variance) or ``full`` (``losses.batch_latent_kl``).
     lambda_rec_adv: weight of -D(G(E(x, c), c)), the critic's score of the reconstructions
     (VAE-GAN, Larsen et al. 2016), in the generator loss: a per-pixel BCE alone pulls what it
     cannot pin down toward the mean; the critic is not trained on reconstructions.
@@ -97,7 +98,8 @@ class WGANGP(nn.Module):
     def __init__(self, encoder, generator, critic, *, image_size, latent_dim, lambda_gp, n_critic,
                  cond_drop_prob=_MODEL["cond_drop_prob"], critic_null_condition=_MODEL["critic_null_condition"],
                  lambda_ms=_MODEL["lambda_ms"], lambda_cond=_MODEL["lambda_cond"], lambda_rec=_MODEL["lambda_rec"],
-                 lambda_latent_kl=_MODEL["lambda_latent_kl"], lambda_rec_adv=_MODEL["lambda_rec_adv"],
+                 lambda_latent_kl=_MODEL["lambda_latent_kl"], latent_kl=_MODEL["latent_kl"],
+                 lambda_rec_adv=_MODEL["lambda_rec_adv"],
                  lambda_euler=_MODEL["lambda_euler"], euler_gap=_MODEL["euler_gap"], lambda_size=_MODEL["lambda_size"],
                  critic_input=_MODEL["critic_input"], augment_p=_MODEL["augment_p"],
                  augment_policy=_MODEL["augment_policy"]):
@@ -110,10 +112,10 @@ class WGANGP(nn.Module):
         self.critic_null_condition, self.lambda_ms, self.lambda_cond = critic_null_condition, lambda_ms, lambda_cond
         self.lambda_rec, self.lambda_latent_kl, self.lambda_rec_adv = lambda_rec, lambda_latent_kl, lambda_rec_adv
         self.lambda_euler, self.lambda_size = lambda_euler, lambda_size
-        for name, value in (("euler_gap", euler_gap), ("critic_input", critic_input)):
+        for name, value in (("euler_gap", euler_gap), ("critic_input", critic_input), ("latent_kl", latent_kl)):
             if value not in CHOICES[name]:
                 raise ValueError(f"{name} must be one of {CHOICES[name]}, got {value!r}")
-        self.euler_gap = euler_gap
+        self.euler_gap, self.latent_kl = euler_gap, latent_kl
         # One {"measure", "slope", "intercept"} (or None) per condition column: how the dataset's
         # columns measure an image, fitted on the train split by training (``lambda_size``).
         self.size_conventions = None
@@ -192,7 +194,7 @@ class WGANGP(nn.Module):
         return losses.generator_loss(self, real, cond, noise or self.draw_noise(real.shape[0], real.device))
 
     def reach_loss(self, real, cond=None):
-        return losses.reach_loss(self.encoder, self.generator, real, cond)
+        return losses.reach_loss(self.encoder, self.generator, real, cond, self.latent_kl)
 
     batch_latent_kl = staticmethod(losses.batch_latent_kl)
     mode_seeking_loss = staticmethod(losses.mode_seeking_loss)
