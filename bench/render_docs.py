@@ -717,6 +717,56 @@ def autoencoder(name="autoencoder.json"):
                       + [f"at {r['budget']:.0f} s", " / ".join(names)], rows))
 
 
+SCREENING_COLUMNS = [("steps", "generator_steps", ".0f"), ("FD", "cond_fd", ".3f"),
+                     ("precision", "cond_precision", ".3f"), ("recall", "cond_recall", ".3f"),
+                     ("coverage", "cond_coverage", ".3f"), ("cond. MAE px", "cond_condition_mae", ".3f"),
+                     ("same pieces", "cond_same_pieces_fraction", ".3f"), ("null FD", "uncond_null_fd", ".3f"),
+                     ("inversion IoU", "inversion_iou", ".3f"), ("s / step", "seconds_per_step", ".3f")]
+
+
+def screening(names, seed=0):
+    """One-seed screening rows against their references (bench/results/seeds.json): every entry's
+    figures at training seed ``seed``, and, for an entry with more seeds, its mean ± sd beneath
+    (the spread that a one-seed difference must exceed to mean anything)."""
+    entries = load("seeds.json")
+    if missing := [n for n in names if n not in entries]:
+        return f"(not measured yet: {', '.join(missing)} missing from bench/results/seeds.json)\n"
+    rows = []
+    for name in names:
+        entry = entries[name]
+        at_seed = next(row for row in entry["per_seed"] if row["seed"] == seed)
+        overrides = " ".join(f"`{o}`" for o in entry["provenance"]["overrides"]) or "none"
+        rows.append([f"`{name}` seed {seed}", overrides, *[format(at_seed[k], f) for _, k, f in SCREENING_COLUMNS]])
+        if len(entry["per_seed"]) > 1:
+            s = entry["summary"]
+            rows.append([f"`{name}` seeds {seed_list(entry)}", "",
+                         *[f"{s[k]['mean']:{f}} ± {s[k]['sd']:{f}}" for _, k, f in SCREENING_COLUMNS]])
+    prov = entries[names[-1]]["provenance"]
+    return join(f"`python bench/seeds.py --name NAME --budget {prov['budget_seconds']:g} --seeds {seed} --set ...` "
+                f"-> `bench/results/seeds.json` entries {', '.join(f'`{n}`' for n in names)} (the last: "
+                f"{machine_line(prov)}); {prov['budget_seconds']:.0f} s of training per seed, sampling seed "
+                f"{prov['sampling_seed']}:", "",
+                table(["design", "--set", *[label for label, _, _ in SCREENING_COLUMNS]], rows))
+
+
+def latents(name="latents.json"):
+    """The covariance spectrum of the encoder's latents of the train split and the reach term's
+    batch KL, per checkpoint (a bench/latents.py file)."""
+    if placeholder := unmeasured(name, "latents.py"):
+        return placeholder
+    r = load(name)
+    eig = lambda row: row["eigenvalues"]
+    rows = [[f"`{row['design']}` seed {row['training_seed']}", f"{eig(row)[0]:.3f}",
+             f"{eig(row)[len(eig(row)) // 2]:.3f}", f"{eig(row)[-1]:.3f}",
+             f"{sum(v < 0.1 for v in eig(row))} of {len(eig(row))}", f"{row['kl_diagonal']:.3f}",
+             f"{row['kl_full']:.3f}"] for row in r["rows"]]
+    return join(source(name) + f": E(x, c) of the {r['rows'][0]['n']} training designs; eigenvalues of their "
+                f"covariance (N(0, I) has all of them at 1) and the reach term's KL per latent, mean over batches of "
+                f"{r['rows'][0]['batch_size']} (the training batch):", "",
+                table(["checkpoint", "smallest eigenvalue", "median", "largest", "below 0.1", "KL diagonal",
+                       "KL full"], rows))
+
+
 def inpaint_references():
     """Model-free inpainting references (bench/results/inpaint_references.json)."""
     r = load("inpaint_references.json")
@@ -946,6 +996,9 @@ RENDERERS = {
     "pieces_encoder_pool": lambda: pieces("pieces_encoder_pool.json"),
     "targets_encflat": lambda: seeds_targets("encflat_900s", "pieces_encoder_pool.json"),
     "inpaint_encflat": lambda: inpaint_curve("inpaint_encflat.json"),
+    "screening_encflat": lambda: screening(["base12_900s", "encflat_900s", "encflat_kl1_900s",
+                                            "encflat_fullkl1_900s", "encflat_rec10_900s"]),
+    "latents_encflat": lambda: latents("latents.json"),
     "pieces": pieces,
     "pieces_quality": lambda: pieces("pieces_quality.json"),
     "quality_headline": quality_headline,
