@@ -327,3 +327,22 @@ def test_autoencoder_probe_trains_and_traces_the_test_iou(monkeypatch, tiny_cfg)
     for row in trace:
         assert 0 <= row["iou"] <= 1 and set(row) == {"seconds", "step", "iou", *(f"iou_{n}" for n in names)}
         assert abs(row["iou"] - sum(row[f"iou_{n}"] for n in names) / len(names)) < 1e-9
+
+
+def test_latent_figures_read_the_covariance_spectrum_and_the_batch_kls(monkeypatch):
+    """bench/latents.py: an 'encoder' that returns its input's first pixels gives the spectrum
+    of a covariance known by hand and the losses' batch KLs of the same batches."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from latents import latent_figures
+    from types import SimpleNamespace
+    from src_new.models.wgan_gp.losses import batch_latent_kl
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(600, 3, generator=g) * torch.tensor([0.1, 1.0, 3.0])   # variances 0.01, 1, 9
+    images = z[:, None, :, None].expand(600, 1, 3, 2).contiguous()
+    model = SimpleNamespace(encoder=lambda x, mask, cond: x[:, 0, :, 0])
+    figures = latent_figures(model, images, None, batch_size=100)
+    assert figures["eigenvalues"] == sorted(figures["eigenvalues"])
+    assert figures["eigenvalues"] == pytest.approx([0.01, 1.0, 9.0], rel=0.15)
+    batches = z.split(100)
+    for key, full in (("kl_diagonal", False), ("kl_full", True)):
+        assert figures[key] == pytest.approx(sum(batch_latent_kl(b, full=full).item() for b in batches) / 6, rel=1e-5)
