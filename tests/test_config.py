@@ -99,6 +99,9 @@ def test_convenience_flags(tmp_path):
     (lambda c: c["model"].update(lambda_cond=1, cond_planes="critic"), r"model.lambda_cond = 1 needs .*cond_planes none or generator"),
     (lambda c: c["model"].update(cond_planes="all"), r"model.cond_planes = 'all': expected one of \['none', 'generator', 'critic', 'both'\]"),
     (lambda c: (c["model"].update(lambda_size=1), c.setdefault("data", {}).update(condition_columns=[])), r"model.lambda_size = 1 needs condition columns"),
+    (lambda c: (c["model"].update(lambda_rec=1, lambda_latent_kl=0.1, latent_kl="full", latent_dim_per_component=8),
+                c.setdefault("training", {}).update(batch_size=32)), r"training.batch_size \(32\) must exceed the latent size"),
+    (lambda c: c["model"].update(latent_kl="low_rank"), r"model.latent_kl = 'low_rank': expected one of \['diagonal', 'full'\]"),
 ])
 def test_validation_errors(mutate, match):
     cfg = base()

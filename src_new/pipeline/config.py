@@ -243,7 +243,7 @@ MODEL_SCHEMA = {
             "latent_kl": _choice("diagonal", "latent_kl",
                 "with `lambda_latent_kl`: the Gaussian fitted to the batch's E(x): `diagonal` (each latent's mean "
                 "and variance) or `full` (the mean and the full covariance, so correlated latents are pulled "
-                "apart too; needs batches larger than the latent size)"),
+                "apart too; needs `training.batch_size` above the latent size)"),
             "lambda_rec_adv": _float(0.0,
                 "with `lambda_rec`: the critic's score of the reconstructions G(E(x, c), c) joins the generator "
                 "loss (VAE-GAN's adversarial reconstruction), so that they must look real, not only match per "
@@ -734,6 +734,11 @@ def _check_wgan_gp(model, training):
     if group and training["batch_size"] % group:
         raise ValueError(f"model.minibatch_std_group = {group} must divide training.batch_size "
                          f"({training['batch_size']})")
+    if model["latent_kl"] == "full" and model["lambda_latent_kl"] > 0 and model["lambda_rec"] > 0 \
+            and training["batch_size"] <= model["total_latent_dim"]:
+        raise ValueError(f"model.latent_kl = full fits a {model['total_latent_dim']} x {model['total_latent_dim']} "
+                         f"covariance to each batch of latents: training.batch_size ({training['batch_size']}) must "
+                         "exceed the latent size, or use model.latent_kl = diagonal")
     if len(model["res_blocks"]) != 3 or len(model["dim_mults"]) != 3:
         raise ValueError("wgan_gp: model.dim_mults and model.res_blocks need 3 entries "
                          f"(one per 2x stage), got {model['dim_mults']} and {model['res_blocks']}")
