@@ -1030,6 +1030,9 @@ RENDERERS = {
                                             "encflat_fullkl1_900s", "encflat_rec10_900s", "encflat_euler3_900s"]),
     "latents_encflat": lambda: latents("latents.json"),
     "guidance_encflat": lambda: guidance("guidance_encflat.json"),
+    "seeds_encflat_euler3": lambda: seeds_table("base12_900s", "encflat_euler3_900s"),
+    "seeds_encflat_euler3_vs_encflat": lambda: seeds_table("encflat_900s", "encflat_euler3_900s"),
+    "pieces_encflat_euler3": lambda: pieces("pieces_encflat_euler3.json"),
     "guidance_base12": lambda: guidance("guidance_base12.json"),
     "inpaint_seeds_encflat": lambda: inpaint_seeds({
         "base12_900s": [f"inpaint_base12_900s_s{seed}.json" for seed in (0, 1, 2)],
