@@ -243,8 +243,8 @@ MODEL_SCHEMA = {
             "latent_kl": _choice("diagonal", "latent_kl",
                 "with `lambda_latent_kl`: the Gaussian fitted to the batch's E(x): `diagonal` (each latent's mean "
                 "and variance) or `full` (the mean and the full covariance, so correlated latents are pulled "
-                "apart too; needs `training.batch_size` above the latent size; it shapes the latents like the prior but did "
-                "not give the flatten encoder its precision back: docs/results.md, round thirteen)"),
+                "apart too; needs `training.batch_size` above the latent size; it shapes the latents like the "
+                "prior but did not give the flatten encoder its precision back: docs/results.md, round thirteen)"),
             "lambda_rec_adv": _float(0.0,
                 "with `lambda_rec`: the critic's score of the reconstructions G(E(x, c), c) joins the generator "
                 "loss (VAE-GAN's adversarial reconstruction), so that they must look real, not only match per "
