@@ -1030,6 +1030,7 @@ RENDERERS = {
                                             "encflat_fullkl1_900s", "encflat_rec10_900s", "encflat_euler3_900s"]),
     "latents_encflat": lambda: latents("latents.json"),
     "guidance_encflat": lambda: guidance("guidance_encflat.json"),
+    "flow_vs_normal_encflat": lambda: flow_vs_normal("encflat_900s"),
     "seeds_encflat_euler3": lambda: seeds_table("base12_900s", "encflat_euler3_900s"),
     "seeds_encflat_euler3_vs_encflat": lambda: seeds_table("encflat_900s", "encflat_euler3_900s"),
     "pieces_encflat_euler3": lambda: pieces("pieces_encflat_euler3.json"),
