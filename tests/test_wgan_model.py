@@ -317,7 +317,7 @@ def test_create_mask():
     (lambda m: m.generator(torch.randn(2, 7)), r"expected shape \(B, 10\), got \(2, 7\)"),
     (lambda m: m.sample(cond=torch.randn(2, 5)), r"expected condition of shape \(2, 2\), got \(2, 5\)"),
     (lambda m: m.inpaint(torch.rand(2, C, H, W), torch.ones(2, C, H, 16)), r"expected shape \(2, 5, 64, 32\).*got \(2, 5, 64, 16\)"),
-    (lambda m: m(torch.rand(2, C, H, W), step="both"), r"step must be 'critic' or 'generator'"),
+    (lambda m: m(torch.rand(2, C, H, W), step="both"), r"step must be 'critic', 'generator' or 'autoencoder'"),
 ])
 def test_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):

@@ -299,6 +299,10 @@ MODEL_SCHEMA = {
             "phase": _choice("gan", "phase",
                 "WGAN-GP: what a run trains: `gan`, `encoder` (encoder only) or `flow` (flow prior only); "
                 "`training.epochs` counts the phase's epochs"),
+            "reach_warmup_epochs": _int(0,
+                "WGAN-GP gan phase: the first N epochs train the encoder and generator as an autoencoder (the "
+                "reach term `model.lambda_rec` with its latent KL alone, one update per minibatch, no critic), "
+                "then the game starts: a warm start toward the real designs; needs `model.lambda_rec` > 0", min=0),
             "lr_flow": _float(1.0e-3, "WGAN-GP flow prior Adam learning rate", gt=0),
             "flow_every": _int(0,
                 "WGAN-GP gan phase: one flow-prior update (NLL of the minibatch's E(x), the encoder only read) "
@@ -740,6 +744,10 @@ def _check_wgan_gp(model, training):
         raise ValueError(f"model.latent_kl = full fits a {model['total_latent_dim']} x {model['total_latent_dim']} "
                          f"covariance to each batch of latents: training.batch_size ({training['batch_size']}) must "
                          "exceed the latent size, or use model.latent_kl = diagonal")
+    if training["reach_warmup_epochs"] and not model["lambda_rec"] > 0:
+        raise ValueError(f"training.reach_warmup_epochs = {training['reach_warmup_epochs']} trains by the reach "
+                         "term alone, which is off (model.lambda_rec = 0): set model.lambda_rec > 0 (e.g. 20) or "
+                         "training.reach_warmup_epochs = 0")
     if len(model["res_blocks"]) != 3 or len(model["dim_mults"]) != 3:
         raise ValueError("wgan_gp: model.dim_mults and model.res_blocks need 3 entries "
                          f"(one per 2x stage), got {model['dim_mults']} and {model['res_blocks']}")

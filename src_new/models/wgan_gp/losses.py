@@ -137,9 +137,7 @@ def generator_loss(m, real, cond, noise):
     if m.lambda_rec > 0:
         reach = reach_loss(m.encoder, m.generator, real, real_cond, m.latent_kl)
         logits = reach.pop("reconstruction_logits")
-        g_loss = g_loss + m.lambda_rec * reach["reconstruction_loss"]
-        if m.lambda_latent_kl > 0:
-            g_loss = g_loss + m.lambda_latent_kl * reach["latent_kl"]
+        g_loss = g_loss + reach_objective(m, reach)
         if m.lambda_rec_adv > 0:   # the reconstructions scored as fakes are, at their true conditions
             with frozen(m.critic):
                 d_rec = m.critic(critic_view(m, torch.sigmoid(logits))[1], real_cond, None)
@@ -246,6 +244,22 @@ def reach_loss(encoder, generator, real, cond=None, latent_kl="diagonal"):
     logits = generator(z, cond, logits=True)
     return {"reconstruction_loss": F.binary_cross_entropy_with_logits(logits.float(), real.float()),
             "latent_kl": batch_latent_kl(z.float(), full=latent_kl == "full"), "reconstruction_logits": logits}
+
+
+def reach_objective(m, reach):
+    """lambda_rec * reconstruction_loss (+ lambda_latent_kl * latent_kl) of ``reach_loss``'s output:
+    the reach term as it joins the generator loss."""
+    loss = m.lambda_rec * reach["reconstruction_loss"]
+    return loss + m.lambda_latent_kl * reach["latent_kl"] if m.lambda_latent_kl > 0 else loss
+
+
+def autoencoder_loss(m, real, cond=None):
+    """{autoencoder_loss: the reach term alone (``reach_objective``), reconstruction_loss,
+    latent_kl} on a real batch: the encoder and generator trained as an autoencoder, no critic
+    (the warm start before the game, ``training.reach_warmup_epochs``)."""
+    reach = reach_loss(m.encoder, m.generator, real, cond, m.latent_kl)
+    return {"autoencoder_loss": reach_objective(m, reach),
+            "reconstruction_loss": reach["reconstruction_loss"].detach(), "latent_kl": reach["latent_kl"].detach()}
 
 
 def batch_latent_kl(z, full=False):

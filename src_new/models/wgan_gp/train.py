@@ -4,7 +4,9 @@ The epoch loop, checkpoints, resume, logging and fault handling are the shared
 
 ``training.phase`` picks what a run trains; the other networks stay bit-identical:
   gan      critic, generator (+ EMA), the encoder every ``encoder_every`` steps and the
-           flow prior every ``flow_every`` steps (the joint flow: it tracks the encoder)
+           flow prior every ``flow_every`` steps (the joint flow: it tracks the encoder);
+           its first ``reach_warmup_epochs`` epochs train the encoder and generator as an
+           autoencoder (the reach term alone, no critic), logged in the same losses.csv
   encoder  the encoder only (``WGANGP.encoder_loss``)     -> losses_encoder.csv
   flow     the flow prior p(z | c) only, by NLL on E(x)    -> losses_flow.csv
 ``training.epochs`` counts the epochs of the current phase (a new phase starts at the
@@ -61,6 +63,10 @@ PHASE_LOGS = {
              ["step", "epoch", "flow_nll", "flow_grad_norm", "flow_clipped", "lr_flow", "images_per_s"],
              ("flow_nll",), ("flow_grad_norm",)),
 }
+
+
+# The warm start's (``reach_warmup_epochs``) finite keys and gradient norms checked.
+WARMUP_CHECKS = (("generator_loss", "reconstruction_loss"), ("generator_grad_norm", "encoder_grad_norm"))
 
 
 def align_layouts(optimizer, *_):
@@ -169,14 +175,19 @@ class WGANGPTrainer(Trainer):
 
     def train_step(self, real, cond):
         """One step of the phase: gan = n_critic critic updates, one generator update, EMA,
-        maybe an encoder update and a flow update; encoder = one encoder update; flow = one
-        flow update."""
+        maybe an encoder update and a flow update (during the warm start: reach-term updates
+        only, ``autoencoder_step``); encoder = one encoder update; flow = one flow update."""
         if self.phase == "encoder":
             return self.encoder_step(real, cond)
         if self.phase == "flow":
             return self.flow_step(real, cond)
-        row = self.gan_step(real, cond)
         t = self.tcfg
+        warming_up = self.epoch < t["reach_warmup_epochs"]
+        # the logged keys that must stay finite: the warm start has no critic (whole epochs of it)
+        self.finite_keys, self.grad_norm_keys = WARMUP_CHECKS if warming_up else PHASE_LOGS["gan"][2:]
+        if warming_up:
+            return self.autoencoder_step(real, cond)
+        row = self.gan_step(real, cond)
         if t["encoder_every"] and self.epoch >= t["encoder_start_epoch"] and self.step % t["encoder_every"] == 0:
             row.update(self.encoder_step(real, cond))
         if t["flow_every"] and self.step % t["flow_every"] == 0:
@@ -231,6 +242,31 @@ class WGANGPTrainer(Trainer):
             if key in out:
                 row[key] = out[key].item()
         return row
+
+    def autoencoder_step(self, real, cond):
+        """The warm start: one reach-term update of the encoder and generator (no critic) per
+        minibatch the step drew (n_critic of them with fresh critic batches), each followed by
+        the EMA -> log row of the last."""
+        m = self.model
+        conds = cond.chunk(self.batches_per_step) if cond is not None else [None] * self.batches_per_step
+        for real_i, cond_i in zip(real.chunk(self.batches_per_step), conds):
+            self.opt_g.zero_grad(set_to_none=True)
+            self.opt_e.zero_grad(set_to_none=True)
+            with self.autocast:
+                out = m(real_i, cond=cond_i, step="autoencoder")
+            out["autoencoder_loss"].backward()
+            self.dist.average_gradients(m.generator.parameters())
+            self.dist.average_gradients(m.encoder.parameters())
+            g_norm, g_clipped = self.clip(m.generator.parameters())
+            e_norm, e_clipped = self.clip(m.encoder.parameters())
+            self.opt_g.step()
+            self.opt_e.step()
+            self.encoder_moved()
+            self.ema.update()
+        return {"generator_loss": out["autoencoder_loss"].item(),
+                "reconstruction_loss": out["reconstruction_loss"].item(), "latent_kl": out["latent_kl"].item(),
+                "generator_grad_norm": g_norm, "encoder_grad_norm": e_norm,
+                "generator_clipped": float(g_clipped), "encoder_clipped": float(e_clipped)}
 
     def fit_size_conventions(self):
         """How each condition column measures the train split's images (``fit_condition_conventions``,

@@ -196,18 +196,24 @@ class WGANGP(nn.Module):
     def reach_loss(self, real, cond=None):
         return losses.reach_loss(self.encoder, self.generator, real, cond, self.latent_kl)
 
+    def autoencoder_step(self, real, cond=None):
+        """``losses.autoencoder_loss``: the reach term alone (encoder and generator, no critic)."""
+        return losses.autoencoder_loss(self, real, cond)
+
     batch_latent_kl = staticmethod(losses.batch_latent_kl)
     mode_seeking_loss = staticmethod(losses.mode_seeking_loss)
     mask_components = staticmethod(losses.mask_components)
 
     def forward(self, img, *, cond=None, step="critic", noise=None):
-        """img: real (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None; step: critic | generator.
+        """img: real (B, C, H, W) in [0, 1]; cond: (B, cond_dim) or None; step: critic | generator |
+        autoencoder.
 
         critic: {critic_loss = -W + GP (+ lambda_cond * cond_loss_real), wasserstein_distance
         W = mean D(real) - mean D(fake), gradient_penalty}; generator: {generator_loss =
         -mean D(G(z)) (+ the mode-seeking, condition, reach and topology terms, logged as
         mode_seeking_loss, cond_loss_fake, reconstruction_loss, latent_kl,
-        reconstruction_adversarial_loss and euler_loss)}.
+        reconstruction_adversarial_loss and euler_loss)}; autoencoder: {autoencoder_loss =
+        lambda_rec * reconstruction_loss (+ lambda_latent_kl * latent_kl), the reach term alone}.
         Loss values are tensors for ``.backward()``; the others are detached. noise: optional
         fixed random draws (``draw_noise``), for references and tests."""
         cond = self._check_batch(img, cond, "WGANGP.forward input")
@@ -215,7 +221,9 @@ class WGANGP(nn.Module):
             return self.critic_step(img, cond, noise)
         if step == "generator":
             return self.generator_step(img, cond, noise)
-        raise ValueError(f"step must be 'critic' or 'generator', got {step!r}")
+        if step == "autoencoder":
+            return self.autoencoder_step(img, cond)
+        raise ValueError(f"step must be 'critic', 'generator' or 'autoencoder', got {step!r}")
 
     def encoder_loss(self, real, cond=None, mask_prob=_TRAINING["encoder_mask_prob"],
                      latent_weight=_TRAINING["encoder_latent_weight"]):
