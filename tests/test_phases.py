@@ -277,11 +277,48 @@ def test_joint_flow_tracks_the_encoder(toy_root, tmp_path):
     trainer.dist.close()
 
 
+def test_reach_warmup_trains_an_autoencoder_then_the_game(toy_root, tmp_path):
+    """training.reach_warmup_epochs: its epochs update the encoder and generator by the reach
+    term alone, one update per minibatch the step drew (the critic bit-identical, the EMA
+    following every update), log no critic columns; the game starts after them."""
+    cfg = make_cfg(toy_root, tmp_path, model={"lambda_rec": 1.0, "lambda_latent_kl": 0.1},
+                   training={"reach_warmup_epochs": 1, "epochs": 1, "encoder_every": 1})
+    trainer = WGANGPTrainer(cfg, verbose=False)
+    before = {name: {k: v.clone() for k, v in getattr(trainer.model, name).state_dict().items()}
+              for name in ("critic", "generator", "encoder")}
+    ckpt_path = trainer.run() / "checkpoint_latest.pt"
+    after = load_checkpoint(ckpt_path)
+    assert all(torch.equal(before["critic"][k], v) for k, v in after["critic_state_dict"].items())
+    for name in ("generator", "encoder"):
+        assert any(not torch.equal(before[name][k], v) for k, v in after[f"{name}_state_dict"].items()
+                   if v.is_floating_point()), name
+    # 32 samples, n_critic = 2 minibatches of 8 per step: 2 steps, 4 updates
+    assert after["global_step"] == 2 and after["ema_state"]["num_updates"] == 4
+    log = pd.read_csv(ckpt_path.parent / "losses.csv")
+    assert log["critic_loss"].isna().all() and np.isfinite(log["reconstruction_loss"]).all()
+    assert log["encoder_loss"].isna().all()           # no inversion steps in the warm start
+    # one more epoch: the game
+    cfg["training"].update(run_name=ckpt_path.parent.name, epochs=2)
+    WGANGPTrainer(cfg, resume_state=after, resume_path=ckpt_path, verbose=False).run()
+    game = load_checkpoint(ckpt_path)
+    assert any(not torch.equal(after["critic_state_dict"][k], v) for k, v in game["critic_state_dict"].items()
+               if v.is_floating_point())
+    log = pd.read_csv(ckpt_path.parent / "losses.csv")
+    assert len(log) == 4 and np.isfinite(log.loc[log["epoch"] == 2, ["critic_loss", "encoder_loss"]]).all().all()
+
+
+def test_reach_warmup_needs_the_reach_term(toy_root):
+    with pytest.raises(ValueError, match=r"training.reach_warmup_epochs = 2 trains by the reach term alone, "
+                                         r"which is off \(model.lambda_rec = 0.0\)"):
+        make_cfg(toy_root, model={"lambda_rec": 0.0}, training={"reach_warmup_epochs": 2})
+
+
 @pytest.mark.parametrize("key,value,match", [
     ("training.phase", "flows", r"training.phase = 'flows': expected one of \['gan', 'encoder', 'flow'\]"),
     ("training.grad_clip_norm", -1, "training.grad_clip_norm = -1: expected a finite number > 0"),
     ("training.lr_flow", 0, "lr_flow = 0: expected a finite number > 0"),
     ("training.flow_every", -1, "training.flow_every = -1: expected"),
+    ("training.reach_warmup_epochs", -1, "training.reach_warmup_epochs = -1: expected"),
     ("model.flow_layers", 1.5, "model.flow_layers = 1.5: expected a whole number"),
     ("logging.tensorboard", "yes", "logging.tensorboard = 'yes': expected true or false"),
 ])

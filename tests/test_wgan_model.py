@@ -395,6 +395,29 @@ def test_reach_term_trains_generator_and_encoder_never_the_critic():
     assert m.batch_latent_kl(z).item() < 1e-3 and m.batch_latent_kl(2 * z + 1).item() > 0.5
 
 
+def test_autoencoder_step_is_the_reach_term_alone_on_generator_and_encoder():
+    """forward(step="autoencoder"), the warm start's loss: lambda_rec * BCE(G(E(x, c), c), x) +
+    lambda_latent_kl * the batch KL, computed by hand; no critic in it."""
+    m = _head_model(lambda_cond=0.0)
+    m.lambda_rec, m.lambda_latent_kl = 3.0, 0.5
+    x, c = torch.rand(8, 5, 64, 32).round(), torch.randn(8, 2)
+    out = m(x, cond=c, step="autoencoder")
+    z = m.encoder(x, None, c)
+    bce = torch.nn.functional.binary_cross_entropy(m.generator(z, c).clamp(1e-7, 1 - 1e-7), x)
+    var, mu = z.var(0, unbiased=False), z.mean(0)
+    kl = 0.5 * (var + mu ** 2 - 1 - torch.log(var + 1e-6)).mean()
+    assert out["reconstruction_loss"].item() == pytest.approx(bce.item(), rel=1e-3)
+    assert out["latent_kl"].item() == pytest.approx(kl.item(), rel=1e-4)
+    assert out["autoencoder_loss"].item() == pytest.approx(3.0 * bce.item() + 0.5 * kl.item(), rel=1e-3)
+    m.zero_grad(set_to_none=True)
+    out["autoencoder_loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.generator.parameters())
+    assert all(p.grad is None for p in m.critic.parameters())
+    m.lambda_latent_kl = 0.0                          # the KL off: the reconstruction alone
+    assert m(x, cond=c, step="autoencoder")["autoencoder_loss"].item() == pytest.approx(3.0 * bce.item(), rel=1e-3)
+
+
 def _with_moments(mean, cov, n=512):
     """n samples whose batch mean and (biased) covariance are exactly ``mean`` and ``cov``."""
     z = torch.randn(n, len(mean), generator=torch.Generator().manual_seed(1), dtype=torch.float64)

@@ -746,7 +746,7 @@ def _check_wgan_gp(model, training):
                          "exceed the latent size, or use model.latent_kl = diagonal")
     if training["reach_warmup_epochs"] and not model["lambda_rec"] > 0:
         raise ValueError(f"training.reach_warmup_epochs = {training['reach_warmup_epochs']} trains by the reach "
-                         "term alone, which is off (model.lambda_rec = 0): set model.lambda_rec > 0 (e.g. 20) or "
+                         f"term alone, which is off (model.lambda_rec = {model['lambda_rec']}): set model.lambda_rec > 0 (e.g. 20) or "
                          "training.reach_warmup_epochs = 0")
     if len(model["res_blocks"]) != 3 or len(model["dim_mults"]) != 3:
         raise ValueError("wgan_gp: model.dim_mults and model.res_blocks need 3 entries "
