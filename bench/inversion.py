@@ -11,7 +11,6 @@ components and the mask, the generated ones are compared with the truth).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E4
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
-from src_new.utils.provenance import provenance, results_path  # noqa: E402
+from src_new.utils.provenance import checkpoint_benchmark_args, provenance  # noqa: E402
 
 
 @torch.no_grad()
@@ -42,13 +41,7 @@ def inversion_iou(model, truth, mask, cond):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoints", nargs="+", required=True)
-    p.add_argument("--out", default="bench/results/inversion.json")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    args = p.parse_args(argv)
-    out_path = results_path(p, Path(args.out), args.overwrite)
-    torch.set_num_threads(2)
+    args, out_path = checkpoint_benchmark_args(__doc__, "bench/results/inversion.json", argv)
     rows = []
     for path in args.checkpoints:
         ckpt = load_checkpoint(path)

@@ -10,7 +10,6 @@ directions; eigenvalues near 0, that they sit on a thin set the prior's samples 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.models.wgan_gp.losses import batch_latent_kl  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
-from src_new.utils.provenance import provenance, results_path  # noqa: E402
+from src_new.utils.provenance import checkpoint_benchmark_args, provenance  # noqa: E402
 
 
 @torch.no_grad()
@@ -40,13 +39,7 @@ def latent_figures(model, images, cond, batch_size):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoints", nargs="+", required=True)
-    p.add_argument("--out", default="bench/results/latents.json")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    args = p.parse_args(argv)
-    out_path = results_path(p, Path(args.out), args.overwrite)
-    torch.set_num_threads(2)
+    args, out_path = checkpoint_benchmark_args(__doc__, "bench/results/latents.json", argv)
     rows = []
     for path in args.checkpoints:
         model, cfg = load_model_from_checkpoint(path)

@@ -12,7 +12,6 @@ piece count is the median over the test images (``evaluate.RealSet.pieces``).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -31,7 +30,7 @@ from src_new.evaluation import metrics as M  # noqa: E402
 from src_new.evaluation.postprocess import clean  # noqa: E402
 from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E402
 from src_new.utils.io import mirror_side, write_json  # noqa: E402
-from src_new.utils.provenance import provenance, results_path  # noqa: E402
+from src_new.utils.provenance import checkpoint_benchmark_args, provenance  # noqa: E402
 
 
 def design_of(path):
@@ -55,13 +54,7 @@ def summarise(rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoints", nargs="+", required=True)
-    p.add_argument("--out", default="bench/results/pieces.json")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    args = p.parse_args(argv)
-    out_path = results_path(p, Path(args.out), args.overwrite)
-    torch.set_num_threads(2)
+    args, out_path = checkpoint_benchmark_args(__doc__, "bench/results/pieces.json", argv)
     rows, sets = [], None
     for path in args.checkpoints:
         model, cfg = load_model_from_checkpoint(path)

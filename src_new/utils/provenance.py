@@ -5,6 +5,7 @@ figure can be traced to the commit and command that measured it.
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -65,3 +66,17 @@ def results_path(parser, out, overwrite):
     if out.exists() and not overwrite:
         parser.error(f"{out} exists: pass --overwrite to replace it, or --out another path")
     return out
+
+
+def checkpoint_benchmark_args(doc, default_out, argv=None):
+    """The command line of a benchmark that scores checkpoints: ``--checkpoints`` (one or more),
+    ``--out`` (refused if it exists, ``results_path``) and ``--overwrite`` -> (args, out Path).
+    Sets two torch threads: every benchmark figure is measured on the 2-core protocol."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoints", nargs="+", required=True, help="checkpoint files to score")
+    p.add_argument("--out", default=default_out, help="results JSON (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    args = p.parse_args(argv)
+    out = results_path(p, Path(args.out), args.overwrite)
+    torch.set_num_threads(2)
+    return args, out
