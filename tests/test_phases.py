@@ -307,6 +307,32 @@ def test_reach_warmup_trains_an_autoencoder_then_the_game(toy_root, tmp_path):
     assert len(log) == 4 and np.isfinite(log.loc[log["epoch"] == 2, ["critic_loss", "encoder_loss"]]).all().all()
 
 
+def test_trainer_updates_the_code_critic_and_keeps_it_in_checkpoints(toy_root, tmp_path, gan_checkpoint, capsys):
+    """model.lambda_code: one code-critic update per gan step (logged), its weights and optimizer
+    in the checkpoint; a checkpoint without one (lambda_code = 0) resumes with it untrained, saying so."""
+    cfg = make_cfg(toy_root, tmp_path, model={"lambda_rec": 1.0, "lambda_code": 1.0})
+    trainer = WGANGPTrainer(cfg, verbose=False)
+    before = {k: v.clone() for k, v in trainer.model.code_critic.state_dict().items()}
+    ckpt = load_checkpoint(trainer.run() / "checkpoint_latest.pt")
+    assert any(not torch.equal(before[k], v) for k, v in ckpt["code_critic_state_dict"].items())
+    assert "k_optimizer_state_dict" in ckpt
+    run_logs = list(tmp_path.glob("*/losses.csv"))
+    assert len(run_logs) == 1
+    log = pd.read_csv(run_logs[0])
+    assert np.isfinite(log[["code_critic_loss", "code_loss"]]).all().all()
+    ckpt_path = copy_run(gan_checkpoint, tmp_path)                  # trained without a code critic
+    cfg = make_cfg(toy_root, ckpt_path.parent.parent, model={"lambda_rec": 1.0, "lambda_code": 1.0},
+                   training={"run_name": ckpt_path.parent.name, "epochs": 2})
+    resumed = WGANGPTrainer(cfg, resume_state=load_checkpoint(ckpt_path), resume_path=ckpt_path, verbose=True)
+    assert "no code critic in this checkpoint" in capsys.readouterr().out
+    resumed.dist.close()
+
+
+def test_code_critic_needs_the_reach_term(toy_root):
+    with pytest.raises(ValueError, match=r"model.lambda_code = 1.0 pulls the reach term's latents"):
+        make_cfg(toy_root, model={"lambda_rec": 0.0, "lambda_code": 1.0})
+
+
 def test_reach_warmup_needs_the_reach_term(toy_root):
     with pytest.raises(ValueError, match=r"training.reach_warmup_epochs = 2 trains by the reach term alone, "
                                          r"which is off \(model.lambda_rec = 0.0\)"):

@@ -418,6 +418,55 @@ def test_autoencoder_step_is_the_reach_term_alone_on_generator_and_encoder():
     assert m(x, cond=c, step="autoencoder")["autoencoder_loss"].item() == pytest.approx(3.0 * bce.item(), rel=1e-3)
 
 
+def _code_model():
+    from conftest import TINY_WGAN
+    cfg = copy.deepcopy(TINY_WGAN)
+    cfg["data"].update(root_dir="unused", condition_csv="unused.csv")
+    cfg["model"].update(lambda_rec=1.0, lambda_code=0.5, code_critic_dim=16)
+    torch.manual_seed(0)
+    return build_wgan_gp(validate_config(auto_complete_config(cfg, verbose=False)))
+
+
+def test_code_critic_learns_prior_draws_from_encoder_latents_and_only_it_gets_the_gradient():
+    """alpha-GAN's code critic loss: softplus(-K(z, c)) + softplus(K(E(x, c), c)) by hand, z the
+    prior draws; the encoder is read only."""
+    m = _code_model()
+    x, c = torch.rand(8, 5, 64, 32).round(), torch.randn(8, 2)
+    z = torch.randn(8, m.latent_dim, generator=torch.Generator().manual_seed(3))
+    out = m.code_critic_step(x, c, prior_z=z)
+    with torch.no_grad():
+        expected = (F.softplus(-m.code_critic(z, c)).mean()
+                    + F.softplus(m.code_critic(m.encoder(x, None, c), c)).mean())
+    assert out["code_critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    out["code_critic_loss"].backward()
+    assert all(p.grad is not None for p in m.code_critic.parameters())
+    assert all(p.grad is None for net in (m.encoder, m.generator, m.critic) for p in net.parameters())
+    with pytest.raises(ValueError, match=r"conditional code critic \(cond_dim = 2\) needs the latents' conditions"):
+        m.code_critic(z)
+
+
+def test_code_term_pulls_the_encoder_never_the_code_critic():
+    """lambda_code: softplus(-K(E(x, c), c)) joins the generator loss with its weight; its gradient
+    reaches the encoder; the code critic and the critic get none."""
+    m = _code_model()
+    x, c = torch.rand(8, 5, 64, 32).round(), torch.randn(8, 2)
+    out = m(x, cond=c, step="generator", noise=_draws(m))
+    with torch.no_grad():
+        expected = F.softplus(-m.code_critic(m.encoder(x, None, c), c)).mean()
+    assert out["code_loss"].item() == pytest.approx(expected.item(), rel=1e-4)
+    m.lambda_code = 0.0
+    without = m(x, cond=c, step="generator", noise=_draws(m))["generator_loss"]
+    assert "code_loss" not in m(x, cond=c, step="generator", noise=_draws(m))
+    assert (out["generator_loss"] - without).item() == pytest.approx(0.5 * expected.item(), rel=1e-3)
+    m.zero_grad(set_to_none=True)
+    out["generator_loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
+    assert all(p.grad is None for net in (m.code_critic, m.critic) for p in net.parameters())
+    with pytest.raises(ValueError, match="lambda_code = 1.0 needs a code_critic"):
+        WGANGP(m.encoder, m.generator, m.critic, image_size=(64, 32), latent_dim=m.latent_dim, lambda_gp=10.0,
+               n_critic=1, lambda_code=1.0)
+
+
 def _with_moments(mean, cov, n=512):
     """n samples whose batch mean and (biased) covariance are exactly ``mean`` and ``cov``."""
     z = torch.randn(n, len(mean), generator=torch.Generator().manual_seed(1), dtype=torch.float64)

@@ -249,6 +249,13 @@ MODEL_SCHEMA = {
                 "with `lambda_rec`: the critic's score of the reconstructions G(E(x, c), c) joins the generator "
                 "loss (VAE-GAN's adversarial reconstruction), so that they must look real, not only match per "
                 "pixel (0 = off; one-seed screening in docs/results.md)", min=0),
+            "lambda_code": _float(0.0,
+                "with `lambda_rec`: a code critic (alpha-GAN's code discriminator, Rosca et al. 2017), a small MLP "
+                "that tells the encoder's latents E(x, c) from N(0, I) draws (each beside its condition), pulls "
+                "E(x, c) toward the sampling prior in its whole shape, not only its moments as the KL does; this "
+                "weight scales the encoder's non-saturating term in the generator loss (0 = off)", min=0),
+            "code_critic_dim": _int(128, "with `lambda_code`: the code critic's hidden width (two hidden layers)",
+                                    min=1),
             "lambda_euler": _float(0.0,
                 "topology term: Huber gap between each generated component's expected Euler number (pieces "
                 "minus holes, 4-connected; `losses.euler_loss`) and the real batch's median, in the generator "
@@ -744,6 +751,10 @@ def _check_wgan_gp(model, training):
         raise ValueError(f"model.latent_kl = full fits a {model['total_latent_dim']} x {model['total_latent_dim']} "
                          f"covariance to each batch of latents: training.batch_size ({training['batch_size']}) must "
                          "exceed the latent size, or use model.latent_kl = diagonal")
+    if model["lambda_code"] > 0 and not model["lambda_rec"] > 0:
+        raise ValueError(f"model.lambda_code = {model['lambda_code']} pulls the reach term's latents E(x, c) toward "
+                         f"N(0, I), and the reach term is off (model.lambda_rec = {model['lambda_rec']}): set "
+                         "model.lambda_rec > 0 (e.g. 20) or model.lambda_code = 0")
     if training["reach_warmup_epochs"] and not model["lambda_rec"] > 0:
         raise ValueError(f"training.reach_warmup_epochs = {training['reach_warmup_epochs']} trains by the reach "
                          f"term alone, which is off (model.lambda_rec = {model['lambda_rec']}): set model.lambda_rec > 0 (e.g. 20) or "

@@ -1,5 +1,5 @@
 """WGAN-GP over a compressed latent: ``from src_new.models.wgan_gp import WGANGP, build_wgan_gp``."""
-from .critic import Critic
+from .critic import CodeCritic, Critic
 from .encoder import Encoder
 from .flow import ConditionalFlowPrior
 from .generator import Generator
@@ -24,7 +24,9 @@ def build_wgan_gp(cfg):
                    critic_null_condition=m["critic_null_condition"], lambda_ms=m["lambda_ms"],
                    lambda_cond=m["lambda_cond"], lambda_rec=m["lambda_rec"], lambda_latent_kl=m["lambda_latent_kl"],
                    latent_kl=m["latent_kl"],
-                   lambda_rec_adv=m["lambda_rec_adv"], lambda_euler=m["lambda_euler"], euler_gap=m["euler_gap"],
+                   lambda_rec_adv=m["lambda_rec_adv"], lambda_code=m["lambda_code"],
+                   code_critic=CodeCritic(latent, cond_dim, m["code_critic_dim"]) if m["lambda_code"] > 0 else None,
+                   lambda_euler=m["lambda_euler"], euler_gap=m["euler_gap"],
                    lambda_size=m["lambda_size"],
                    critic_input=m["critic_input"], augment_p=m["augment_p"], augment_policy=m["augment_policy"])
     # The conditional prior p(z | c) over the latent, fitted by training.phase=flow.
@@ -32,4 +34,4 @@ def build_wgan_gp(cfg):
     return model
 
 
-__all__ = ["Encoder", "Generator", "Critic", "ConditionalFlowPrior", "WGANGP", "build_wgan_gp", "create_mask"]
+__all__ = ["Encoder", "Generator", "Critic", "CodeCritic", "ConditionalFlowPrior", "WGANGP", "build_wgan_gp", "create_mask"]

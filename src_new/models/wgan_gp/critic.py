@@ -160,3 +160,25 @@ class Critic(nn.Module):
         if self.patch_head is None:
             raise ValueError("this critic has no patch head (model.critic_patch_weight = 0)")
         return self.patch_head(self._features(self._input(x, cond, drop_mask)[0])[1])
+
+
+class CodeCritic(nn.Module):
+    """alpha-GAN's code discriminator: a latent z (B, latent_dim) beside its condition
+    (B, cond_dim) or None -> logit (B, 1) that z came from the sampling prior N(0, I) rather
+    than the encoder. MLP latent_dim + cond_dim -> dim -> dim -> 1 with LeakyReLU(0.2); per
+    sample (no batch coupling). With the condition it also sees latents that depend on it,
+    which the sampler (z drawn independently of c) would never draw."""
+
+    def __init__(self, latent_dim, cond_dim, dim=_M["code_critic_dim"]):
+        super().__init__()
+        self.cond_dim = cond_dim
+        self.net = nn.Sequential(nn.Linear(latent_dim + cond_dim, dim), nn.LeakyReLU(0.2),
+                                 nn.Linear(dim, dim), nn.LeakyReLU(0.2), nn.Linear(dim, 1))
+
+    def forward(self, z, cond=None):
+        if self.cond_dim:
+            if cond is None:
+                raise ValueError(f"CodeCritic: a conditional code critic (cond_dim = {self.cond_dim}) needs the "
+                                 "latents' conditions")
+            z = torch.cat([z, check_cond(cond, len(z), self.cond_dim, "CodeCritic")], 1)
+        return self.net(z)

@@ -136,8 +136,12 @@ def generator_loss(m, real, cond, noise):
         out["size_loss"] = size.detach()
     if m.lambda_rec > 0:
         reach = reach_loss(m.encoder, m.generator, real, real_cond, m.latent_kl)
-        logits = reach.pop("reconstruction_logits")
+        logits, latent = reach.pop("reconstruction_logits"), reach.pop("latent")
         g_loss = g_loss + reach_objective(m, reach)
+        if m.lambda_code > 0:   # the encoder's latents must pass for prior draws (non-saturating)
+            with frozen(m.code_critic):
+                reach["code_loss"] = F.softplus(-m.code_critic(latent.float(), real_cond)).mean()
+            g_loss = g_loss + m.lambda_code * reach["code_loss"]
         if m.lambda_rec_adv > 0:   # the reconstructions scored as fakes are, at their true conditions
             with frozen(m.critic):
                 d_rec = m.critic(critic_view(m, torch.sigmoid(logits))[1], real_cond, None)
@@ -239,11 +243,26 @@ def size_loss(fake_logits, raw_cond, given, conventions):
 def reach_loss(encoder, generator, real, cond=None, latent_kl="diagonal"):
     """{reconstruction_loss: BCE(G(E(x, c), c) logits, x), latent_kl: KL of the batch's
     latents to N(0, I) (``batch_latent_kl``), reconstruction_logits: G(E(x, c), c) before the
-    sigmoid (B, C, H, W)} on the real batch; differentiable w.r.t. the generator and the encoder."""
+    sigmoid (B, C, H, W), latent: E(x, c) (B, latent_dim)} on the real batch; differentiable
+    w.r.t. the generator and the encoder."""
     z = encoder(real, None, cond)
     logits = generator(z, cond, logits=True)
     return {"reconstruction_loss": F.binary_cross_entropy_with_logits(logits.float(), real.float()),
-            "latent_kl": batch_latent_kl(z.float(), full=latent_kl == "full"), "reconstruction_logits": logits}
+            "latent_kl": batch_latent_kl(z.float(), full=latent_kl == "full"), "reconstruction_logits": logits,
+            "latent": z}
+
+
+def code_critic_loss(m, real, cond=None, prior_z=None):
+    """{code_critic_loss: softplus(-K(z, c)) + softplus(K(E(x, c), c)), means over the batch}:
+    the code critic K's logistic loss (alpha-GAN), prior draws z ~ N(0, I) (``prior_z``, or
+    drawn) as real, the encoder's latents of the real batch (read only) as fake; only K gets
+    a gradient."""
+    with torch.no_grad():
+        encoded = m.encoder(real, None, cond).float()
+    if prior_z is None:
+        prior_z = torch.randn_like(encoded)
+    loss = F.softplus(-m.code_critic(prior_z, cond)).mean() + F.softplus(m.code_critic(encoded, cond)).mean()
+    return {"code_critic_loss": loss}
 
 
 def reach_objective(m, reach):

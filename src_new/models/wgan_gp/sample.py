@@ -37,11 +37,12 @@ def check_checkpoint_version(ckpt, path):
 
 
 # What a WGAN-GP checkpoint holds beyond every model's entries (utils.checkpoint.MODEL_ENTRIES);
-# flow_state_dict and the optimizers are optional (runs from before the flow prior).
+# flow_state_dict and the optimizers are optional (runs from before the flow prior), as is
+# code_critic_state_dict (only runs with model.lambda_code > 0 have one; sampling never reads it).
 CHECKPOINT_ENTRIES = ("encoder_state_dict", "generator_state_dict", "ema_generator_state_dict",
                       "critic_state_dict", "train_conditions")
 NETWORK_ENTRIES = ("encoder_state_dict", "generator_state_dict", "ema_generator_state_dict",
-                   "critic_state_dict", "flow_state_dict")
+                   "critic_state_dict", "flow_state_dict", "code_critic_state_dict")
 
 
 def check_checkpoint(ckpt, path):

@@ -51,7 +51,7 @@ PHASE_LOGS = {
             ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
              "mode_seeking_loss", "cond_loss_real", "cond_loss_fake", "reconstruction_loss", "latent_kl",
              "euler_loss", "size_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
-             "flow_nll", "flow_grad_norm", "critic_clipped", "generator_clipped", "encoder_clipped", "flow_clipped",
+             "flow_nll", "flow_grad_norm", "code_critic_loss", "code_loss", "critic_clipped", "generator_clipped", "encoder_clipped", "flow_clipped",
              "lr_generator", "lr_critic", "lr_encoder", "lr_flow", "images_per_s"],
             ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"),
             ("critic_grad_norm", "generator_grad_norm")),
@@ -123,12 +123,17 @@ class WGANGPTrainer(Trainer):
                        ema_model=self.model.ema_generator)
         self.opt_g, self.opt_c, self.opt_e = make_optimizers(self.model, t)
         self.opt_f = torch.optim.Adam(self.model.flow.parameters(), t["lr_flow"])
+        if self.model.code_critic is not None:   # the code critic learns at the critic's rate
+            betas = (float(t["beta1"]), float(t["beta2"]))
+            self.opt_k = torch.optim.Adam(self.model.code_critic.parameters(), t["lr_critic"], betas=betas)
         if t["compile"]:
             self.model.compile_generator_passes()
         self.optimizers = {"g_optimizer_state_dict": (self.opt_g, "lr_generator"),   # the plan's keys
                            "c_optimizer_state_dict": (self.opt_c, "lr_critic"),
                            "e_optimizer_state_dict": (self.opt_e, "lr_encoder"),
                            "f_optimizer_state_dict": (self.opt_f, "lr_flow")}
+        if self.model.code_critic is not None:
+            self.optimizers["k_optimizer_state_dict"] = (self.opt_k, "lr_critic")
         self.log_file, self.log_fields, self.finite_keys, self.grad_norm_keys = PHASE_LOGS[self.phase]
         self.halve_on_rollback = {"gan": {"lr_generator", "lr_critic"}, "encoder": {"lr_encoder"},
                                   "flow": {"lr_flow"}}[self.phase]
@@ -161,6 +166,8 @@ class WGANGPTrainer(Trainer):
     def model_state(self):
         state = {f"{name}_state_dict": getattr(self.model, name).state_dict() for name in NETWORKS}
         state["flow_state_dict"] = self.model.flow.state_dict()
+        if self.model.code_critic is not None:
+            state["code_critic_state_dict"] = self.model.code_critic.state_dict()
         state["ema_state"] = {"step": self.ema.step, "num_updates": self.ema.num_updates}
         state["train_conditions"] = self.model.train_conditions
         state["wgan_gp_version"] = CHECKPOINT_VERSION
@@ -171,6 +178,12 @@ class WGANGPTrainer(Trainer):
         for name in NETWORKS:
             load_state_strict(getattr(self.model, name), ckpt[f"{name}_state_dict"], name, path)
         load_flow_state(self.model, ckpt, path, say=self.say)
+        if self.model.code_critic is not None:
+            if "code_critic_state_dict" in ckpt:
+                load_state_strict(self.model.code_critic, ckpt["code_critic_state_dict"], "code_critic", path)
+            else:
+                self.say(f"{path}: no code critic in this checkpoint (trained with model.lambda_code = 0, or "
+                         "before the option): it starts untrained")
         self.ema.step, self.ema.num_updates = ckpt["ema_state"]["step"], ckpt["ema_state"]["num_updates"]
 
     def train_step(self, real, cond):
@@ -215,6 +228,14 @@ class WGANGPTrainer(Trainer):
             c_norm, clipped = self.clip(m.critic.parameters())
             c_clipped += clipped
             self.opt_c.step()
+        if m.code_critic is not None:    # one code-critic update on the last critic batch
+            self.opt_k.zero_grad(set_to_none=True)
+            with self.autocast:
+                out_k = m.code_critic_step(real, cond)
+            out_k["code_critic_loss"].backward()
+            self.dist.average_gradients(m.code_critic.parameters())
+            self.clip(m.code_critic.parameters())
+            self.opt_k.step()
         self.opt_g.zero_grad(set_to_none=True)
         reach = m.lambda_rec > 0          # the reach term also trains the encoder, on full real images
         if reach:
@@ -238,9 +259,11 @@ class WGANGPTrainer(Trainer):
                "critic_clipped": float(c_clipped), "generator_clipped": float(g_clipped)}
         for out, key in ((out_g, "mode_seeking_loss"), (out_c, "cond_loss_real"), (out_g, "cond_loss_fake"),
                          (out_g, "reconstruction_loss"), (out_g, "latent_kl"), (out_g, "euler_loss"),
-                         (out_g, "size_loss")):
+                         (out_g, "size_loss"), (out_g, "code_loss")):
             if key in out:
                 row[key] = out[key].item()
+        if m.code_critic is not None:
+            row["code_critic_loss"] = out_k["code_critic_loss"].item()
         return row
 
     def autoencoder_step(self, real, cond):

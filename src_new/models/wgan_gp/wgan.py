@@ -66,6 +66,10 @@ class WGANGP(nn.Module):
     lambda_latent_kl: weight of KL(N(mean, S) || N(0, I)) of a Gaussian fitted to the batch's
     E(x), keeping the reached latents where the sampler draws z from; latent_kl: its covariance
     S, ``diagonal`` (each latent's variance) or ``full`` (``losses.batch_latent_kl``).
+    lambda_code: weight of the code critic's pull (alpha-GAN's code discriminator, Rosca et al.
+    2017): ``code_critic`` (``critic.CodeCritic``) learns to tell E(x, c) from N(0, I) draws,
+    and softplus(-K(E(x, c), c)) in the generator loss moves the encoder's latents toward the
+    prior in their whole distribution, where the KL matches two moments.
     lambda_rec_adv: weight of -D(G(E(x, c), c)), the critic's score of the reconstructions
     (VAE-GAN, Larsen et al. 2016), in the generator loss: a per-pixel BCE alone pulls what it
     cannot pin down toward the mean; the critic is not trained on reconstructions.
@@ -99,7 +103,7 @@ class WGANGP(nn.Module):
                  cond_drop_prob=_MODEL["cond_drop_prob"], critic_null_condition=_MODEL["critic_null_condition"],
                  lambda_ms=_MODEL["lambda_ms"], lambda_cond=_MODEL["lambda_cond"], lambda_rec=_MODEL["lambda_rec"],
                  lambda_latent_kl=_MODEL["lambda_latent_kl"], latent_kl=_MODEL["latent_kl"],
-                 lambda_rec_adv=_MODEL["lambda_rec_adv"],
+                 lambda_rec_adv=_MODEL["lambda_rec_adv"], lambda_code=_MODEL["lambda_code"], code_critic=None,
                  lambda_euler=_MODEL["lambda_euler"], euler_gap=_MODEL["euler_gap"], lambda_size=_MODEL["lambda_size"],
                  critic_input=_MODEL["critic_input"], augment_p=_MODEL["augment_p"],
                  augment_policy=_MODEL["augment_policy"]):
@@ -112,6 +116,9 @@ class WGANGP(nn.Module):
         self.critic_null_condition, self.lambda_ms, self.lambda_cond = critic_null_condition, lambda_ms, lambda_cond
         self.lambda_rec, self.lambda_latent_kl, self.lambda_rec_adv = lambda_rec, lambda_latent_kl, lambda_rec_adv
         self.lambda_euler, self.lambda_size = lambda_euler, lambda_size
+        if lambda_code > 0 and code_critic is None:
+            raise ValueError(f"lambda_code = {lambda_code} needs a code_critic (critic.CodeCritic)")
+        self.lambda_code, self.code_critic = lambda_code, code_critic
         for name, value in (("euler_gap", euler_gap), ("critic_input", critic_input), ("latent_kl", latent_kl)):
             if value not in CHOICES[name]:
                 raise ValueError(f"{name} must be one of {CHOICES[name]}, got {value!r}")
@@ -195,6 +202,11 @@ class WGANGP(nn.Module):
 
     def reach_loss(self, real, cond=None):
         return losses.reach_loss(self.encoder, self.generator, real, cond, self.latent_kl)
+
+    def code_critic_step(self, real, cond=None, prior_z=None):
+        """``losses.code_critic_loss`` of one code-critic update (``lambda_code``)."""
+        cond = self._check_batch(real, cond, "WGANGP.code_critic_step input")
+        return losses.code_critic_loss(self, real, cond, prior_z)
 
     def autoencoder_step(self, real, cond=None):
         """``losses.autoencoder_loss``: the reach term alone (encoder and generator, no critic)."""
