@@ -51,7 +51,8 @@ PHASE_LOGS = {
             ["step", "epoch", "critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty",
              "mode_seeking_loss", "cond_loss_real", "cond_loss_fake", "reconstruction_loss", "latent_kl",
              "euler_loss", "size_loss", "critic_grad_norm", "generator_grad_norm", "encoder_loss", "encoder_grad_norm",
-             "flow_nll", "flow_grad_norm", "code_critic_loss", "code_loss", "critic_clipped", "generator_clipped", "encoder_clipped", "flow_clipped",
+             "flow_nll", "flow_grad_norm", "code_critic_loss", "code_loss", "critic_clipped", "generator_clipped",
+             "encoder_clipped", "flow_clipped",
              "lr_generator", "lr_critic", "lr_encoder", "lr_flow", "images_per_s"],
             ("critic_loss", "generator_loss", "wasserstein_distance", "gradient_penalty"),
             ("critic_grad_norm", "generator_grad_norm")),
@@ -123,16 +124,15 @@ class WGANGPTrainer(Trainer):
                        ema_model=self.model.ema_generator)
         self.opt_g, self.opt_c, self.opt_e = make_optimizers(self.model, t)
         self.opt_f = torch.optim.Adam(self.model.flow.parameters(), t["lr_flow"])
-        if self.model.code_critic is not None:   # the code critic learns at the critic's rate
-            betas = (float(t["beta1"]), float(t["beta2"]))
-            self.opt_k = torch.optim.Adam(self.model.code_critic.parameters(), t["lr_critic"], betas=betas)
         if t["compile"]:
             self.model.compile_generator_passes()
         self.optimizers = {"g_optimizer_state_dict": (self.opt_g, "lr_generator"),   # the plan's keys
                            "c_optimizer_state_dict": (self.opt_c, "lr_critic"),
                            "e_optimizer_state_dict": (self.opt_e, "lr_encoder"),
                            "f_optimizer_state_dict": (self.opt_f, "lr_flow")}
-        if self.model.code_critic is not None:
+        if self.model.code_critic is not None:   # the code critic learns at the critic's rate
+            betas = (float(t["beta1"]), float(t["beta2"]))
+            self.opt_k = torch.optim.Adam(self.model.code_critic.parameters(), t["lr_critic"], betas=betas)
             self.optimizers["k_optimizer_state_dict"] = (self.opt_k, "lr_critic")
         self.log_file, self.log_fields, self.finite_keys, self.grad_norm_keys = PHASE_LOGS[self.phase]
         self.halve_on_rollback = {"gan": {"lr_generator", "lr_critic"}, "encoder": {"lr_encoder"},
