@@ -757,8 +757,8 @@ def _check_wgan_gp(model, training):
                          "model.lambda_rec > 0 (e.g. 20) or model.lambda_code = 0")
     if training["reach_warmup_epochs"] and not model["lambda_rec"] > 0:
         raise ValueError(f"training.reach_warmup_epochs = {training['reach_warmup_epochs']} trains by the reach "
-                         f"term alone, which is off (model.lambda_rec = {model['lambda_rec']}): set model.lambda_rec > 0 (e.g. 20) or "
-                         "training.reach_warmup_epochs = 0")
+                         f"term alone, which is off (model.lambda_rec = {model['lambda_rec']}): set "
+                         "model.lambda_rec > 0 (e.g. 20) or training.reach_warmup_epochs = 0")
     if len(model["res_blocks"]) != 3 or len(model["dim_mults"]) != 3:
         raise ValueError("wgan_gp: model.dim_mults and model.res_blocks need 3 entries "
                          f"(one per 2x stage), got {model['dim_mults']} and {model['res_blocks']}")

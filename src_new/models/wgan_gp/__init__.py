@@ -34,4 +34,5 @@ def build_wgan_gp(cfg):
     return model
 
 
-__all__ = ["Encoder", "Generator", "Critic", "CodeCritic", "ConditionalFlowPrior", "WGANGP", "build_wgan_gp", "create_mask"]
+__all__ = ["Encoder", "Generator", "Critic", "CodeCritic", "ConditionalFlowPrior", "WGANGP", "build_wgan_gp",
+           "create_mask"]
