@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
-from src_new.models.wgan_gp.train import WGANGPTrainer, make_optimizers  # noqa: E402
+from src_new.models.wgan_gp.train import WGANGPTrainer, make_code_critic_optimizer, make_optimizers  # noqa: E402
 from src_new.models.wgan_gp.wgan import set_layout  # noqa: E402
 from src_new.pipeline.config import apply_overrides, auto_complete_config, load_config, validate_config  # noqa: E402
 from src_new.utils.ema import EMA  # noqa: E402
@@ -241,6 +241,7 @@ class BenchTrainer(WGANGPTrainer):
         self.ema = EMA(model.generator, self.tcfg["ema_decay"], self.tcfg["ema_update_every"],
                        ema_model=model.ema_generator)
         self.opt_g, self.opt_c, self.opt_e = make_optimizers(model, self.tcfg)
+        self.opt_k = make_code_critic_optimizer(model, self.tcfg)
         self.precision = precision
         self.autocast = autocast(precision, self.device)
         self.epoch, self.step = 0, 0

@@ -348,3 +348,26 @@ def test_latent_figures_read_the_covariance_spectrum_and_the_batch_kls(monkeypat
     batches = z.split(100)
     for key, full in (("kl_diagonal", False), ("kl_full", True)):
         assert figures[key] == pytest.approx(sum(batch_latent_kl(b, full=full).item() for b in batches) / 6, rel=1e-5)
+
+
+def test_step_time_runs_the_trainers_whole_step_on_training_batches(monkeypatch, toy_root, tmp_path):
+    """bench/step_time.py times the trainer's own step: with the size term and the code critic on,
+    one call updates the critic, the generator, the encoder and the code critic, on n_critic
+    training minibatches."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from conftest import make_cfg
+    from src_new.datasets.factory import build_datasets
+    from step_time import design_trainer, one_step, step_batches
+    cfg = make_cfg(toy_root, tmp_path, model={"lambda_size": 1.0, "lambda_rec": 1.0, "lambda_code": 1.0})
+    train = build_datasets(cfg, ("train",), verbose=False)["train"]
+    batches = step_batches(cfg, train, n=2)
+    per_step = cfg["training"]["batch_size"] * cfg["model"]["n_critic"]
+    assert [len(real) for real, _ in batches] == [per_step] * 2
+    assert torch.equal(batches[1][0], train.images_float[per_step:2 * per_step])
+    trainer = design_trainer(cfg, train)
+    assert trainer.model.size_conventions is not None
+    nets = {name: getattr(trainer.model, name) for name in ("critic", "generator", "encoder", "code_critic")}
+    before = {name: [p.detach().clone() for p in net.parameters()] for name, net in nets.items()}
+    one_step(trainer, batches)()
+    for name, net in nets.items():
+        assert any(not torch.equal(a, p) for a, p in zip(before[name], net.parameters())), name

@@ -102,6 +102,15 @@ def make_optimizers(model, tcfg):
     return optimizers
 
 
+def make_code_critic_optimizer(model, tcfg):
+    """Adam for the code critic (``model.lambda_code``) at the critic's rate and betas; None
+    when the model has none."""
+    if model.code_critic is None:
+        return None
+    betas = (float(tcfg["beta1"]), float(tcfg["beta2"]))
+    return torch.optim.Adam(model.code_critic.parameters(), tcfg["lr_critic"], betas=betas)
+
+
 class WGANGPTrainer(Trainer):
     model_type = "wgan_gp"
     build_network = staticmethod(build_wgan_gp)
@@ -130,9 +139,8 @@ class WGANGPTrainer(Trainer):
                            "c_optimizer_state_dict": (self.opt_c, "lr_critic"),
                            "e_optimizer_state_dict": (self.opt_e, "lr_encoder"),
                            "f_optimizer_state_dict": (self.opt_f, "lr_flow")}
-        if self.model.code_critic is not None:   # the code critic learns at the critic's rate
-            betas = (float(t["beta1"]), float(t["beta2"]))
-            self.opt_k = torch.optim.Adam(self.model.code_critic.parameters(), t["lr_critic"], betas=betas)
+        self.opt_k = make_code_critic_optimizer(self.model, t)
+        if self.opt_k is not None:
             self.optimizers["k_optimizer_state_dict"] = (self.opt_k, "lr_critic")
         self.log_file, self.log_fields, self.finite_keys, self.grad_norm_keys = PHASE_LOGS[self.phase]
         self.halve_on_rollback = {"gan": {"lr_generator", "lr_critic"}, "encoder": {"lr_encoder"},
