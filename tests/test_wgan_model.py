@@ -904,3 +904,33 @@ def test_sample_candidates_keeps_the_latent_the_critic_scores_highest():
         m.sample(cond=c, z=torch.randn(5, m.latent_dim), candidates=2)
     with pytest.raises(ValueError, match="candidates"):
         m.sample(cond=c, candidates=0)
+
+
+def test_variational_encoder_reach_term_decodes_a_posterior_draw_with_each_designs_kl():
+    """model.latent_kl: sample (VAE-GAN): the encoder gives (mu, log-variance), forward is mu;
+    the reach term's KL is each design's Gaussian against N(0, I), by hand, and it decodes a
+    reparametrized draw, so the log-variance head gets a gradient; the KL is 0 at the prior."""
+    from conftest import TINY_WGAN
+    cfg = copy.deepcopy(TINY_WGAN)
+    cfg["data"].update(root_dir="unused", condition_csv="unused.csv")
+    cfg["model"].update(lambda_rec=1.0, lambda_latent_kl=0.5, latent_kl="sample")
+    torch.manual_seed(0)
+    m = build_wgan_gp(validate_config(auto_complete_config(cfg, verbose=False)))
+    x, c = torch.rand(8, 5, 64, 32).round(), torch.randn(8, 2)
+    mu, logvar = m.encoder.posterior(x, None, c)
+    assert mu.shape == logvar.shape == (8, m.latent_dim) and torch.equal(m.encoder(x, None, c), mu)
+    by_hand = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).mean()
+    torch.manual_seed(1)
+    reach = m.reach_loss(x, c)
+    assert reach["latent_kl"].item() == pytest.approx(by_hand.item(), rel=1e-5)
+    torch.manual_seed(1)
+    draw = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    assert torch.allclose(reach["latent"], draw, atol=1e-6)
+    assert not torch.allclose(reach["latent"], mu)
+    reach["reconstruction_loss"].backward()           # the reconstruction alone reaches the variances
+    logvar_rows = m.encoder.head[-1].weight.grad[m.latent_dim:]
+    assert logvar_rows.abs().sum() > 0
+    from src_new.models.wgan_gp.losses import posterior_kl
+    assert posterior_kl(torch.zeros(4, 3), torch.zeros(4, 3)).item() == 0.0
+    with pytest.raises(ValueError, match="variational encoder"):
+        Encoder(C, 10, (H, W), dim=8).posterior(x)

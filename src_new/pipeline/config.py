@@ -61,7 +61,7 @@ CHOICES = {
     "cond_planes": ("none", "generator", "critic", "both"),
     "euler_gap": ("expected", "thresholded", "both"),   # src_new/models/wgan_gp/losses.py euler_loss
     "encoder_pool": ("mean", "flatten"),                # src_new/models/wgan_gp/encoder.py
-    "latent_kl": ("diagonal", "full"),                  # src_new/models/wgan_gp/losses.py batch_latent_kl
+    "latent_kl": ("diagonal", "full", "sample"),        # src_new/models/wgan_gp/losses.py reach_loss
 }
 
 # Documented ceilings on sizes (beyond them a model or a request does not fit a machine anyway).
@@ -238,13 +238,15 @@ MODEL_SCHEMA = {
                 "trains the generator and the encoder (0 = off; the shipped configs use 20: more recall, "
                 "coverage and reach at equal wall clock, in slower steps; docs/results.md, reach)", min=0),
             "lambda_latent_kl": _float(0.0,
-                "with `lambda_rec`: KL of the batch's E(x) moments to N(0, I), so reached latents stay where "
-                "sampling draws z", min=0),
+                "with `lambda_rec`: KL of the latents to N(0, I) (of the batch's E(x) moments, or each design's "
+                "own with `latent_kl: sample`), so reached latents stay where sampling draws z", min=0),
             "latent_kl": _choice("diagonal", "latent_kl",
                 "with `lambda_latent_kl`: the Gaussian fitted to the batch's E(x): `diagonal` (each latent's mean "
                 "and variance) or `full` (the mean and the full covariance, so correlated latents are pulled "
                 "apart too; needs `training.batch_size` above the latent size; it shapes the latents like the "
-                "prior but did not give the flatten encoder its precision back: docs/results.md, round thirteen)"),
+                "prior but did not give the flatten encoder its precision back: docs/results.md, round thirteen),"
+                " or `sample`: a variational encoder (VAE-GAN) gives each design a Gaussian, the reach term decodes"
+                " a draw from it and the KL is each design's own against N(0, I)"),
             "lambda_rec_adv": _float(0.0,
                 "with `lambda_rec`: the critic's score of the reconstructions G(E(x, c), c) joins the generator "
                 "loss (VAE-GAN's adversarial reconstruction), so that they must look real, not only match per "

@@ -10,7 +10,8 @@ def build_wgan_gp(cfg):
     """Build a WGANGP from a resolved config dict (after auto_complete_config/validate_config)."""
     m = cfg["model"]
     size, channels, cond_dim, latent = tuple(m["image_size"]), m["channels"], m["cond_dim"], m["total_latent_dim"]
-    encoder = Encoder(channels, latent, size, dim=m["encoder_dim"], cond_dim=cond_dim, pool=m["encoder_pool"])
+    encoder = Encoder(channels, latent, size, dim=m["encoder_dim"], cond_dim=cond_dim, pool=m["encoder_pool"],
+                      variational=m["latent_kl"] == "sample")
     generator = Generator(channels, latent, cond_dim, size, dim=m["dim"], dim_mults=m["dim_mults"],
                           res_blocks=m["res_blocks"], bottleneck_res_blocks=m["bottleneck_res_blocks"],
                           upsample=m["upsample"], style_dim=m["style_dim"], mapping_layers=m["mapping_layers"],

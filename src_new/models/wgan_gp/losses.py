@@ -241,15 +241,28 @@ def size_loss(fake_logits, raw_cond, given, conventions):
 
 
 def reach_loss(encoder, generator, real, cond=None, latent_kl="diagonal"):
-    """{reconstruction_loss: BCE(G(E(x, c), c) logits, x), latent_kl: KL of the batch's
-    latents to N(0, I) (``batch_latent_kl``), reconstruction_logits: G(E(x, c), c) before the
-    sigmoid (B, C, H, W), latent: E(x, c) (B, latent_dim)} on the real batch; differentiable
-    w.r.t. the generator and the encoder."""
-    z = encoder(real, None, cond)
+    """{reconstruction_loss: BCE(G(z, c) logits, x), latent_kl: the latents' KL to N(0, I) per
+    latent, reconstruction_logits: G(z, c) before the sigmoid (B, C, H, W), latent: z (B,
+    latent_dim)} on the real batch x; differentiable w.r.t. the generator and the encoder.
+    z = E(x, c) and the KL is of the batch's moments (``batch_latent_kl``, ``latent_kl``
+    diagonal or full), or, ``sample``, z is a draw from the variational encoder's posterior
+    N(mu, sigma^2) (reparametrized) and the KL is each design's own (``posterior_kl``)."""
+    if latent_kl == "sample":
+        mu, logvar = encoder.posterior(real, None, cond)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        kl = posterior_kl(mu.float(), logvar.float())
+    else:
+        z = encoder(real, None, cond)
+        kl = batch_latent_kl(z.float(), full=latent_kl == "full")
     logits = generator(z, cond, logits=True)
     return {"reconstruction_loss": F.binary_cross_entropy_with_logits(logits.float(), real.float()),
-            "latent_kl": batch_latent_kl(z.float(), full=latent_kl == "full"), "reconstruction_logits": logits,
-            "latent": z}
+            "latent_kl": kl, "reconstruction_logits": logits, "latent": z}
+
+
+def posterior_kl(mu, logvar):
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per latent, averaged over the batch: the VAE's
+    KL, each design's Gaussian against the prior (mu, logvar: (B, D))."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
 
 
 def code_critic_loss(m, real, cond=None, prior_z=None):

@@ -65,7 +65,9 @@ class WGANGP(nn.Module):
     true condition), so the generator is asked to reach the real designs it misses.
     lambda_latent_kl: weight of KL(N(mean, S) || N(0, I)) of a Gaussian fitted to the batch's
     E(x), keeping the reached latents where the sampler draws z from; latent_kl: its covariance
-    S, ``diagonal`` (each latent's variance) or ``full`` (``losses.batch_latent_kl``).
+    S, ``diagonal`` (each latent's variance) or ``full`` (``losses.batch_latent_kl``), or
+    ``sample``: the encoder is variational (VAE-GAN), the reach term decodes a draw from each
+    design's Gaussian and the KL is each design's own (``losses.posterior_kl``).
     lambda_code: weight of the code critic's pull (alpha-GAN's code discriminator, Rosca et al.
     2017): ``code_critic`` (``critic.CodeCritic``) learns to tell E(x, c) from N(0, I) draws,
     and softplus(-K(E(x, c), c)) in the generator loss moves the encoder's latents toward the
