@@ -101,7 +101,7 @@ def test_convenience_flags(tmp_path):
     (lambda c: (c["model"].update(lambda_size=1), c.setdefault("data", {}).update(condition_columns=[])), r"model.lambda_size = 1 needs condition columns"),
     (lambda c: (c["model"].update(lambda_rec=1, lambda_latent_kl=0.1, latent_kl="full", latent_dim_per_component=8),
                 c.setdefault("training", {}).update(batch_size=32)), r"training.batch_size \(32\) must exceed the latent size"),
-    (lambda c: c["model"].update(latent_kl="low_rank"), r"model.latent_kl = 'low_rank': expected one of \['diagonal', 'full'\]"),
+    (lambda c: c["model"].update(latent_kl="low_rank"), r"model.latent_kl = 'low_rank': expected one of \['diagonal', 'full', 'sample'\]"),
 ])
 def test_validation_errors(mutate, match):
     cfg = base()
