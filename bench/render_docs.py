@@ -797,6 +797,22 @@ def latents(name="latents.json"):
                        "KL full"], rows))
 
 
+def step_time(name="step_time.json"):
+    """Seconds per training step of several designs, timed side by side (a bench/step_time.py file)."""
+    if placeholder := unmeasured(name, "step_time.py"):
+        return placeholder
+    r = load(name)
+    base = r["rows"][0]["seconds_per_step"]
+    rows = [[f"`{row['design']}`", " ".join(f"`{o}`" for o in row["overrides"]) or "none",
+             f"{row['seconds_per_step']:.3f}", f"{row['spread']['min']:.3f} .. {row['spread']['max']:.3f}",
+             f"{row['seconds_per_step'] / base:.2f}"] for row in r["rows"]]
+    return join(source(name) + f": the trainer's whole step (n_critic critic updates, the generator update, EMA, "
+                f"the encoder update, and the code critic's where it is on) on training minibatches, "
+                f"{r['threads']} threads, the designs alternating over {r['repeats']} rounds after a warm-up; the "
+                f"median over rounds, its range, and its ratio to the first design's:", "",
+                table(["design", "--set", "s / step", "range", "ratio"], rows))
+
+
 def inpaint_references():
     """Model-free inpainting references (bench/results/inpaint_references.json)."""
     r = load("inpaint_references.json")
@@ -1042,6 +1058,17 @@ RENDERERS = {
         "base12_900s": [f"inpaint_base12_900s_s{seed}.json" for seed in (0, 1, 2)],
         "encflat_900s": ["inpaint_encflat.json", "inpaint_encflat_900s_s1.json", "inpaint_encflat_900s_s2.json"],
         "encflat_code1_900s": [f"inpaint_encflat_code1_900s_s{seed}.json" for seed in (0, 1, 2)]}),
+    "step_time": step_time,
+    "screening_round15": lambda: screening(["base12_900s", "encflat_900s", "encflat_code1_900s", "lat8_900s",
+                                            "encflat_lat8_900s", "encflat_vae002_900s"]),
+    "seeds_encflat_vae002": lambda: seeds_table("base12_900s", "encflat_vae002_900s"),
+    "seeds_encflat_vae002_vs_code1": lambda: seeds_table("encflat_code1_900s", "encflat_vae002_900s"),
+    "pieces_encflat_vae002": lambda: pieces("pieces_encflat_vae002.json"),
+    "latents_vae": lambda: latents("latents_vae.json"),
+    "inpaint_seeds_vae002": lambda: inpaint_seeds({
+        "base12_900s": [f"inpaint_base12_900s_s{seed}.json" for seed in (0, 1, 2)],
+        "encflat_code1_900s": [f"inpaint_encflat_code1_900s_s{seed}.json" for seed in (0, 1, 2)],
+        "encflat_vae002_900s": [f"inpaint_encflat_vae002_900s_s{seed}.json" for seed in (0, 1, 2)]}),
     "guidance_encflat": lambda: guidance("guidance_encflat.json"),
     "flow_vs_normal_encflat": lambda: flow_vs_normal("encflat_900s"),
     "seeds_encflat_euler3": lambda: seeds_table("base12_900s", "encflat_euler3_900s"),
