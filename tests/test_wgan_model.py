@@ -934,3 +934,17 @@ def test_variational_encoder_reach_term_decodes_a_posterior_draw_with_each_desig
     assert posterior_kl(torch.zeros(4, 3), torch.zeros(4, 3)).item() == 0.0
     with pytest.raises(ValueError, match="variational encoder"):
         Encoder(C, 10, (H, W), dim=8).posterior(x)
+    # with a code critic too, it scores the same draws the reach term decodes, not the means
+    cfg["model"].update(lambda_code=1.0, code_critic_dim=16)
+    m = build_wgan_gp(validate_config(auto_complete_config(cfg, verbose=False)))
+    z = torch.randn(8, m.latent_dim, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(2)
+    out = m.code_critic_step(x, c, prior_z=z)
+    with torch.no_grad():
+        mu, logvar = m.encoder.posterior(x, None, c)
+        torch.manual_seed(2)
+        draw = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        expected = F.softplus(-m.code_critic(z, c)).mean() + F.softplus(m.code_critic(draw, c)).mean()
+        at_means = F.softplus(-m.code_critic(z, c)).mean() + F.softplus(m.code_critic(mu, c)).mean()
+    assert out["code_critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out["code_critic_loss"].item() != pytest.approx(at_means.item(), rel=1e-5)

@@ -248,8 +248,7 @@ def reach_loss(encoder, generator, real, cond=None, latent_kl="diagonal"):
     diagonal or full), or, ``sample``, z is a draw from the variational encoder's posterior
     N(mu, sigma^2) (reparametrized) and the KL is each design's own (``posterior_kl``)."""
     if latent_kl == "sample":
-        mu, logvar = encoder.posterior(real, None, cond)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        z, mu, logvar = posterior_draw(encoder, real, cond)
         kl = posterior_kl(mu.float(), logvar.float())
     else:
         z = encoder(real, None, cond)
@@ -257,6 +256,13 @@ def reach_loss(encoder, generator, real, cond=None, latent_kl="diagonal"):
     logits = generator(z, cond, logits=True)
     return {"reconstruction_loss": F.binary_cross_entropy_with_logits(logits.float(), real.float()),
             "latent_kl": kl, "reconstruction_logits": logits, "latent": z}
+
+
+def posterior_draw(encoder, real, cond=None):
+    """A variational encoder's latents of the real batch: a reparametrized draw z = mu + sigma *
+    eps from each design's Gaussian -> (z, mu, logvar), each (B, latent_dim)."""
+    mu, logvar = encoder.posterior(real, None, cond)
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar), mu, logvar
 
 
 def posterior_kl(mu, logvar):
@@ -268,10 +274,11 @@ def posterior_kl(mu, logvar):
 def code_critic_loss(m, real, cond=None, prior_z=None):
     """{code_critic_loss: softplus(-K(z, c)) + softplus(K(E(x, c), c)), means over the batch}:
     the code critic K's logistic loss (alpha-GAN), prior draws z ~ N(0, I) (``prior_z``, or
-    drawn) as real, the encoder's latents of the real batch (read only) as fake; only K gets
-    a gradient."""
+    drawn) as real, the encoder's latents of the real batch (read only; a variational encoder's
+    draws, as the reach term decodes them) as fake; only K gets a gradient."""
     with torch.no_grad():
-        encoded = m.encoder(real, None, cond).float()
+        encoded = (posterior_draw(m.encoder, real, cond)[0] if m.encoder.variational
+                   else m.encoder(real, None, cond)).float()
     if prior_z is None:
         prior_z = torch.randn_like(encoded)
     loss = F.softplus(-m.code_critic(prior_z, cond)).mean() + F.softplus(m.code_critic(encoded, cond)).mean()
