@@ -714,7 +714,7 @@ def inpaint_seeds(designs):
                                   for c in cells])["m"] for s in sets]
             met = sum(m["mean"] >= 0.10 for m in margins)
             ms = 1000 * sum(c[s, steps]["seconds_per_image"] for c in cells for s in sets) / (len(cells) * len(sets))
-            rows.append([f"`{design}` ({len(files)} seeds)", label,
+            rows.append([f"`{design}` ({len(files)} seed{'s' if len(files) > 1 else ''})", label,
                          *[f"{m['mean']:+.3f} ± {m['sd']:.3f}" for m in margins], f"{met} of {len(sets)}",
                          f"{ms:.0f} ms"])
     first = load(next(iter(designs.values()))[0])
@@ -1069,6 +1069,10 @@ RENDERERS = {
         "base12_900s": [f"inpaint_base12_900s_s{seed}.json" for seed in (0, 1, 2)],
         "encflat_code1_900s": [f"inpaint_encflat_code1_900s_s{seed}.json" for seed in (0, 1, 2)],
         "encflat_vae002_900s": [f"inpaint_encflat_vae002_900s_s{seed}.json" for seed in (0, 1, 2)]}),
+    "screening_vae_weight": lambda: screening(["encflat_vae002_900s", "encflat_vae0005_900s"]),
+    "inpaint_vae_weight": lambda: inpaint_seeds({
+        "encflat_vae002_900s": ["inpaint_encflat_vae002_900s_s0.json"],
+        "encflat_vae0005_900s": ["inpaint_encflat_vae0005_900s_s0.json"]}),
     "guidance_encflat": lambda: guidance("guidance_encflat.json"),
     "flow_vs_normal_encflat": lambda: flow_vs_normal("encflat_900s"),
     "seeds_encflat_euler3": lambda: seeds_table("base12_900s", "encflat_euler3_900s"),
