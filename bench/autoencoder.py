@@ -14,7 +14,6 @@ config's GAN training; minibatches drawn at random from the train split (seeded)
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,12 +24,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from designs import design_config, design_parser  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.evaluation.metrics import iou_dice  # noqa: E402
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
 from src_new.models.wgan_gp.losses import reach_loss  # noqa: E402
 from src_new.models.wgan_gp.train import make_optimizers  # noqa: E402
-from src_new.pipeline.config import apply_overrides, auto_complete_config, load_config, validate_config  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.precision import autocast  # noqa: E402
 from src_new.utils.provenance import provenance, results_path  # noqa: E402
@@ -80,21 +79,16 @@ def train_autoencoder(cfg, budget, eval_every, seed, say=print):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="configs/wgan_gp_toy.yaml")
-    p.add_argument("--design", nargs="+", action="append", required=True, metavar=("NAME", "KEY=VALUE"),
-                   help="a design: its name, then config overrides (section.key=value); repeat per design")
+    p = design_parser(__doc__, "bench/results/autoencoder.json")
     p.add_argument("--budget", type=float, default=240, help="seconds of training per design")
     p.add_argument("--eval_every", type=float, default=60, help="seconds of training between evaluations")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="bench/results/autoencoder.json")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
     out_path = results_path(p, Path(args.out), args.overwrite)
     torch.set_num_threads(2)
     rows = []
     for name, *overrides in args.design:
-        cfg = validate_config(auto_complete_config(apply_overrides(load_config(args.config), overrides), verbose=False))
+        cfg = design_config(args.config, overrides)
         print(f"design {name}: {' '.join(overrides) or 'the config as is'}")
         rows.append({"design": name, "overrides": overrides,
                      "trace": train_autoencoder(cfg, args.budget, args.eval_every, args.seed)})

@@ -14,7 +14,6 @@ update (``bench_wgan.BenchTrainer``), as training does at ``training.encoder_eve
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -25,9 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_wgan import BenchTrainer, Timer, spread  # noqa: E402
+from designs import design_config, design_parser  # noqa: E402
 from src_new.datasets.factory import build_datasets  # noqa: E402
 from src_new.models.wgan_gp import build_wgan_gp  # noqa: E402
-from src_new.pipeline.config import apply_overrides, auto_complete_config, load_config, validate_config  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
@@ -60,20 +59,15 @@ def one_step(trainer, batches):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="configs/wgan_gp_toy.yaml")
-    p.add_argument("--design", nargs="+", action="append", required=True, metavar=("NAME", "KEY=VALUE"),
-                   help="a design: its name, then config overrides (section.key=value); repeat per design")
+    p = design_parser(__doc__, "bench/results/step_time.json")
     p.add_argument("--repeats", type=int, default=20, help="rounds (each times one step of every design)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="bench/results/step_time.json")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
     out_path = results_path(p, Path(args.out), args.overwrite)
     torch.set_num_threads(args.threads)
     steps, overrides = {}, {}
     for name, *changes in args.design:
-        cfg = validate_config(auto_complete_config(apply_overrides(load_config(args.config), changes), verbose=False))
+        cfg = design_config(args.config, changes)
         train = build_datasets(cfg, ("train",), verbose=False)["train"]
         steps[name] = one_step(design_trainer(cfg, train), step_batches(cfg, train))
         overrides[name] = changes
