@@ -1,5 +1,5 @@
 """WGAN-GP inpainting: IoU on the generated components vs time per image, over restarts,
-steps and the loss, against the nearest-train-sample baseline; writes a JSON file.
+steps, the loss and the precision, against the nearest-train-sample baseline; writes a JSON file.
 
     python bench/inpaint_curve.py --checkpoint outputs/wgan_gp/quality/checkpoint_latest.pt \
         --out bench/results/inpaint_curve.json --overwrite
@@ -26,6 +26,7 @@ from src_new.models.wgan_gp.sample import load_model_from_checkpoint  # noqa: E4
 from src_new.utils.checkpoint import load_checkpoint  # noqa: E402
 from src_new.utils.io import write_json  # noqa: E402
 from src_new.utils.masks import create_mask  # noqa: E402
+from src_new.utils.precision import autocast, resolve_precision  # noqa: E402
 from src_new.utils.provenance import provenance, results_path  # noqa: E402
 
 PRESERVED = (("fpu", "group_nc", "group_km"), ("group_nc", "bt", "tpc"), ("tpc",))
@@ -36,7 +37,8 @@ def main(argv=None):
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--n", type=int, default=160)
     p.add_argument("--settings", default="bce:8:50,bce:8:100,bce:16:100,bce:1:100,mse:1:100,mse:2:100,bce:0:0",
-                   help="loss:restarts:steps,... (steps 0 = the encoder's latent alone)")
+                   help="loss:restarts:steps[:precision],... (steps 0 = the encoder's latent alone; precision "
+                        "fp32 (default) or bf16, as sample.py --precision)")
     p.add_argument("--lr", type=float, default=None, help="default: the checkpoint config's inpaint_lr")
     p.add_argument("--out", default="bench/results/inpaint_curve.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -57,16 +59,20 @@ def main(argv=None):
         base = nearest_train_inpainting(truth.numpy(), mask.numpy(), train)
         baseline = inpainting_metrics(base, truth.numpy(), mask.numpy(), names)["iou_generated"]
         for i, setting in enumerate(args.settings.split(",")):
-            loss, restarts, steps = setting.split(":")
+            loss, restarts, steps, *precision = setting.split(":")
+            precision = resolve_precision(precision[0] if precision else "fp32", "cpu", f"setting {setting}")
             kw = dict(num_steps=int(steps), lr=lr, cond=cond, restarts=max(int(restarts), 1), loss=loss,
                       generator=torch.Generator().manual_seed(0))
             if i == 0 and keep == PRESERVED[0]:
-                model.inpaint(truth[:16] * mask[:16], mask[:16], **{**kw, "cond": None if cond is None else cond[:16]})
+                with autocast(precision, "cpu"):
+                    model.inpaint(truth[:16] * mask[:16], mask[:16], **{**kw, "cond": None if cond is None else cond[:16]})
             start = time.perf_counter()
-            out = model.inpaint(truth * mask, mask, **kw)
+            with autocast(precision, "cpu"):
+                out = model.inpaint(truth * mask, mask, **kw).float()
             seconds = (time.perf_counter() - start) / len(truth)
             m = inpainting_metrics(out.numpy(), truth.numpy(), mask.numpy(), names)
             row = {"preserved": list(keep), "loss": loss, "restarts": int(restarts), "steps": int(steps), "lr": lr,
+                   "precision": precision,
                    "iou_generated": m["iou_generated"], "nearest_train_iou": baseline,
                    "seconds_per_image": seconds, "preserved_max_abs_diff": m["preserved_max_abs_diff"]}
             rows.append(row)
