@@ -335,6 +335,44 @@ def models_at_budget(ddpm_name, seeds_names):
                 table(["model", "training seeds", "training (s)", "steps", *(f for f, _, _ in RUN_FIGURES)], rows))
 
 
+def ddpm_seeds_vs(ddpm_files, wgan_name):
+    """The DDPM's runs (one bench/trajectory.py file per training seed, its first multiple) and a
+    WGAN-GP seeds.json entry trained for the same budget: mean ± sd of each, with the verdict
+    (the same evaluator: one sample per test condition, sampling seed 0)."""
+    from seeds import HEADLINE, summarize, verdict
+    entries = load("seeds.json")
+    missing = [f for f in ddpm_files if not (ROOT / "bench" / "results" / f).is_file()]
+    if missing or wgan_name not in entries:
+        return f"(not measured yet: {', '.join(missing + ([] if wgan_name in entries else [wgan_name]))})\n"
+    runs = [load(f) for f in ddpm_files]
+    ddpm = summarize([{"steps": r["models"]["ddpm"]["rows"][0]["steps"],
+                       **{key: r["models"]["ddpm"]["rows"][0][figure] for _, figure, key in RUN_FIGURES}}
+                      for r in runs])
+    wgan = entries[wgan_name]["summary"]
+    fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"
+    rows = [["training steps in the budget", f"{ddpm['steps']['mean']:.0f} ± {ddpm['steps']['sd']:.0f}",
+             f"{wgan['generator_steps']['mean']:.0f} ± {wgan['generator_steps']['sd']:.0f}", ""]]
+    for label, _, key in RUN_FIGURES:
+        verdict_ = {"gain": "WGAN-GP better", "loss": "DDPM better"}.get(
+            verdict(ddpm[key], wgan[key], HEADLINE[key]), "within noise")
+        rows.append([label, fmt(ddpm[key]), fmt(wgan[key]), verdict_])
+    seeds = ", ".join(str(r["provenance"]["training_seed"]) for r in runs)
+    budgets = {r["provenance"]["budget_seconds"] for r in runs} | {entries[wgan_name]["provenance"]["budget_seconds"]}
+    if len(budgets) != 1:
+        raise ValueError(f"ddpm_seeds_vs: {ddpm_files} and {wgan_name} were trained for different budgets {budgets}")
+    made = "; ".join(f"seed {r['provenance']['training_seed']}: commit {r['provenance']['commit'][:7]}, "
+                     f"{r['provenance']['date'][:10]}" for r in runs)
+    return join(f"`{command_of(runs[0]['provenance'])}` and the same with `--seed` 1, 2 -> "
+                f"{', '.join(f'`bench/results/{f}`' for f in ddpm_files)} (the DDPM, training seeds {seeds}; "
+                f"{machine_line(runs[0]['provenance'])}; {made}), beside `bench/results/seeds.json` entry `{wgan_name}` "
+                f"(`{seeds_command(wgan_name, entries[wgan_name]['provenance'])}`, "
+                f"{machine_line(entries[wgan_name]['provenance'])}); {budgets.pop():.0f} s of training per model "
+                "and seed through `train.py`, one sample per test condition, sampling seed 0, each model's sampling "
+                "defaults (the DDPM: DDIM, its guidance). Mean ± sd over the training seeds; a verdict needs the "
+                "means apart by more than their standard errors added:", "",
+                table(["", "DDPM (`configs/ddpm_toy.yaml`)", f"WGAN-GP (`{wgan_name}`, shipped)", "verdict"], rows))
+
+
 def condition_error():
     """Where the condition error comes from (bench/results/condition_error.json)."""
     if not (ROOT / "bench" / "results" / "condition_error.json").is_file():
@@ -698,32 +736,41 @@ def inpaint_curve(name="inpaint_curve.json"):
                       rows))
 
 
-def inpaint_seeds(designs):
+INPAINT_SETTINGS = {"mse:2:100": "mse, 2 x 100", "bce:0:0": "encoder only"}
+
+
+def setting_of(row):
+    """A bench/inpaint_curve.py row's setting as its command line names it: loss:restarts:steps[:bf16]."""
+    bf16 = ":bf16" if row.get("precision", "fp32") == "bf16" else ""
+    return f"{row['loss']}:{row['restarts']}:{row['steps']}{bf16}"
+
+
+def inpaint_seeds(designs, settings=INPAINT_SETTINGS):
     """Inpainting's margin over the nearest training sample on several training seeds per design
-    (bench/inpaint_curve.py files, each written with the settings ``mse:2:100,bce:0:0``):
-    {design: [file, ...]} -> mean ± sd per preserved set, optimized and encoder only."""
+    (bench/inpaint_curve.py files, each written with every one of ``settings``): {design: [file,
+    ...]}, {setting: label} -> mean ± sd per preserved set and setting."""
     from seeds import summarize
     if missing := [f for files in designs.values() for f in files if not (ROOT / "bench" / "results" / f).is_file()]:
         return f"(not measured yet: {', '.join(missing)} missing from bench/results/)\n"
     sets = kept_sets()
     rows = []
     for design, files in designs.items():
-        cells = [{(tuple(x["preserved"]), x["steps"]): x for x in load(f)["rows"]} for f in files]
-        for label, steps in (("mse, 2 x 100", 100), ("encoder only", 0)):
-            margins = [summarize([{"m": c[s, steps]["iou_generated"] - c[s, steps]["nearest_train_iou"]}
+        cells = [{(tuple(x["preserved"]), setting_of(x)): x for x in load(f)["rows"]} for f in files]
+        for setting, label in settings.items():
+            margins = [summarize([{"m": c[s, setting]["iou_generated"] - c[s, setting]["nearest_train_iou"]}
                                   for c in cells])["m"] for s in sets]
             met = sum(m["mean"] >= 0.10 for m in margins)
-            ms = 1000 * sum(c[s, steps]["seconds_per_image"] for c in cells for s in sets) / (len(cells) * len(sets))
+            ms = 1000 * sum(c[s, setting]["seconds_per_image"] for c in cells for s in sets) / (len(cells) * len(sets))
             rows.append([f"`{design}` ({len(files)} seed{'s' if len(files) > 1 else ''})", label,
                          *[f"{m['mean']:+.3f} ± {m['sd']:.3f}" for m in margins], f"{met} of {len(sets)}",
                          f"{ms:.0f} ms"])
     first = load(next(iter(designs.values()))[0])
     return join(f"`python bench/inpaint_curve.py --checkpoint outputs/wgan_gp/seeds/<design>_s<seed>/checkpoint_latest.pt "
-                f"--settings mse:2:100,bce:0:0 --out bench/results/inpaint_<design>_s<seed>.json` -> "
+                f"--settings {','.join(settings)} --out bench/results/inpaint_<design>_s<seed>.json` -> "
                 + ", ".join(f"`{f}`" for files in designs.values() for f in files)
                 + f" ({machine_line(first['provenance'])}); the first {first['n']} test samples per preserved set; "
                 "IoU of the generated components minus the nearest training sample's, mean ± sd over the training "
-                "seeds; issue 27's margin is +0.10 on every set:", "",
+                "seeds; time per image averaged over the seeds and sets; issue 27's margin is +0.10 on every set:", "",
                 table(["design", "setting", *[f"keep {', '.join(s)}" for s in sets], "sets >= +0.10", "time / image"],
                       rows))
 
@@ -1038,6 +1085,13 @@ RENDERERS = {
     "seeds_eulerboth3": lambda: seeds_table("eulerboth2_900s", "eulerboth3_900s"),
     "inpaint_eulerboth2": lambda: inpaint_curve("inpaint_eulerboth2.json"),
     "ddpm_900s": lambda: models_at_budget("ddpm_900s.json", ["base11_900s", "eulerboth2_900s"]),
+    "targets_vae002": lambda: seeds_targets("encflat_vae002_900s", "pieces_encflat_vae002.json"),
+    "seeds_vae002_again": lambda: seeds_table("encflat_vae002_900s", "encflat_vae002_r16_900s"),
+    "inpaint_bf16": lambda: inpaint_seeds(
+        {"encflat_vae002_r16_900s": [f"inpaint_encflat_vae002_r16_900s_s{seed}.json" for seed in (0, 1, 2)]},
+        {"mse:2:100": "fp32, mse, 2 x 100", "mse:2:140:bf16": "bf16, mse, 2 x 140"}),
+    "ddpm_seeds_vae002": lambda: ddpm_seeds_vs(["ddpm_900s.json", "ddpm_900s_s1.json", "ddpm_900s_s2.json"],
+                                               "encflat_vae002_900s"),
     "seeds_shipped_drift7": lambda: seeds_table("eulerboth2_900s", "base12_900s"),
     "autoencoder_pool": lambda: autoencoder("autoencoder.json"),
     "seeds_encflat": lambda: seeds_table("base12_900s", "encflat_900s"),

@@ -288,3 +288,45 @@ def test_seeds_targets_bounds_each_component_by_its_lowest_mean(monkeypatch):
         rows = _verdicts(render_docs.seeds_targets("d", "p.json"))
         assert rows[("same piece count, each component (the lowest: `bt`, `p.json`)", "#31")] == verdict
         assert rows[("same piece count, all components", "#31")] == "missed"    # 0.5 (the entry's own figure)
+
+
+def test_ddpm_seeds_vs_puts_the_verdict_on_the_right_model_and_refuses_mixed_budgets(monkeypatch, tmp_path):
+    import render_docs
+
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    files = ["d0.json", "d1.json", "d2.json"]
+    for f in files:
+        (tmp_path / "bench" / "results" / f).write_text("{}")
+    entry = _seeds_entry(render_docs)                               # WGAN-GP: recall 0.6, MAE 0.7, FD 1.0
+    entry["summary"].update(cond_precision=_figure(0.9), cond_coverage=_figure(0.8),
+                            cond_same_pieces_fraction=_figure(0.9))
+
+    def ddpm(seed, budget=900):
+        row = {"steps": 2000 + seed, "geometric_fd": 2.0 + 0.01 * seed, "precision": 0.9, "recall": 0.4 + 0.01 * seed,
+               "coverage": 0.8, "condition_mae": 0.5, "same_pieces_fraction": 0.3}
+        prov = {**entry["provenance"], "command": "python3 bench/trajectory.py --models ddpm", "training_seed": seed,
+                "budget_seconds": budget}
+        return {"provenance": prov, "models": {"ddpm": {"rows": [row]}}}
+    runs = {f: ddpm(seed) for seed, f in enumerate(files)}
+    monkeypatch.setattr(render_docs, "ROOT", tmp_path)
+    monkeypatch.setattr(render_docs, "load", lambda name: runs[name] if name in runs else {"w": entry})
+    rows = {line.split(" | ")[0].strip("| "): line.rstrip(" |").rsplit(" | ", 1)[1]
+            for line in render_docs.ddpm_seeds_vs(files, "w").splitlines() if line.startswith("| ") and "---" not in line}
+    assert rows["recall"] == "WGAN-GP better"                       # 0.6 vs 0.41 ± 0.01
+    assert rows["FD"] == "WGAN-GP better"                           # lower is better: 1.0 vs 2.01
+    assert rows["condition MAE (px)"] == "DDPM better"              # lower is better: 0.7 vs 0.5
+    assert rows["precision"] == "within noise" and rows["coverage"] == "within noise"
+    assert rows["same piece count"] == "WGAN-GP better"
+    runs["d2.json"] = ddpm(2, budget=600)
+    with pytest.raises(ValueError, match="different budgets"):
+        render_docs.ddpm_seeds_vs(files, "w")
+    assert "(not measured yet" in render_docs.ddpm_seeds_vs(files + ["absent.json"], "w")
+
+
+def test_inpaint_rows_name_their_setting_as_the_command_line_does():
+    import render_docs
+
+    row = {"loss": "mse", "restarts": 2, "steps": 140}
+    assert render_docs.setting_of(row) == "mse:2:140"                # files written before the precision field
+    assert render_docs.setting_of({**row, "precision": "fp32"}) == "mse:2:140"
+    assert render_docs.setting_of({**row, "precision": "bf16"}) == "mse:2:140:bf16"
