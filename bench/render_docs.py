@@ -335,6 +335,68 @@ def models_at_budget(ddpm_name, seeds_names):
                 table(["model", "training seeds", "training (s)", "steps", *(f for f, _, _ in RUN_FIGURES)], rows))
 
 
+# Issue 27's ablation: (change, the seeds.json entry without it, the entry with it, shipped?), each
+# pair measured in one round (docs/results.md names it) at that round's budget.
+REACH_ABLATION = [
+    ("reach term, weight 1 (`lambda_rec: 1`, batch KL 0.1)", "base_400s", "reach1_400s", False),
+    ("reach term, weight 5", "base_400s", "reach5_400s", False),
+    ("reach term, weight 20", "base_400s", "reach20_400s", True),
+    ("reach term, weight 50", "base_400s", "reach50_400s", False),
+    ("DiffAugment, p 0.5 (`augment_p`)", "base_400s", "augment05_400s", False),
+    ("binarized critic input (`critic_input: binary`)", "base_400s", "binary_400s", False),
+    ("flow prior trained along (`training.flow_every: 1`)", "reach20_400s", "reach20_flow_400s", False),
+    ("condition head (`lambda_cond: 1`)", "reach20_400s", "reach20_cond1_400s", False),
+    ("critic on reconstructions (`lambda_rec_adv: 1`)", "reach20_400s", "reach20_recadv1_400s", False),
+    ("condition in every norm (`cond_modulation`)", "shipped_400s", "condmod_400s", False),
+    ("topology term (`lambda_euler: 1`, issue 31)", "shipped2_400s", "euler1_400s", True),
+    ("condition planes into the critic (`cond_planes: critic`)", "shipped3_400s", "planes_critic_400s", True),
+    ("size term (`lambda_size: 0.3`)", "base9_400s", "size03_400s", True),
+    ("topology term at 2, both gaps (`euler_gap: both`)", "base11_900s", "eulerboth2_900s", True),
+    ("flatten encoder (`encoder_pool: flatten`)", "base12_900s", "encflat_900s", False),
+    ("flatten encoder + code critic (`lambda_code: 1`)", "base12_900s", "encflat_code1_900s", False),
+    ("flatten encoder + warm start (`reach_warmup_epochs: 20`)", "base12_900s", "encflat_warm20_900s", False),
+    ("twice the latent (`latent_dim_per_component: 8`)", "base12_900s", "lat8_900s", False),
+    ("flatten encoder, variational (`latent_kl: sample`, KL 0.02)", "base12_900s", "encflat_vae002_900s", True),
+]
+ABLATION_FIGURES = [("FD", "cond_fd"), ("precision", "cond_precision"), ("recall", "cond_recall"),
+                    ("coverage", "cond_coverage"), ("condition MAE (px)", "cond_condition_mae"),
+                    ("inversion IoU", "inversion_iou"), ("s / generator step", "seconds_per_step")]
+
+
+def reach_ablation(rows=REACH_ABLATION, baseline="base_400s", chosen="encflat_vae002_900s"):
+    """Issue 27's ablation table: one row per change, each figure without -> with it (means over the
+    entries' seeds, ``+`` / ``-`` where the verdict is a gain / loss beyond the seed spread), then the
+    baseline's and the chosen design's mean ± sd."""
+    from seeds import HEADLINE, verdict
+    entries = load("seeds.json")
+    if missing := sorted({n for _, off, on, _ in rows for n in (off, on) if n not in entries}
+                         | {n for n in (baseline, chosen) if n not in entries}):
+        return f"(not measured yet: {', '.join(missing)} missing from bench/results/seeds.json)\n"
+    seeds = lambda name: len(entries[name]["per_seed"])
+    lines = []
+    for change, off, on, shipped in rows:
+        a, b = entries[off]["summary"], entries[on]["summary"]
+        mark = lambda key: ("" if seeds(on) == 1 else
+                            {"gain": " +", "loss": " -"}.get(verdict(a[key], b[key], HEADLINE[key]), ""))
+        lines.append([change, f"`{off}` -> `{on}` ({seeds(on)} seed{'s' if seeds(on) > 1 else ''}, "
+                              f"{entries[on]['provenance']['budget_seconds']:.0f} s)",
+                      *[f"{a[key]['mean']:.3f} -> {b[key]['mean']:.3f}{mark(key)}" for _, key in ABLATION_FIGURES],
+                      "yes" if shipped else "no"])
+    ends = [[f"{label}: `{name}` ({seeds(name)} seeds, {entries[name]['provenance']['budget_seconds']:.0f} s)",
+             *[f"{entries[name]['summary'][key]['mean']:.3f} ± {entries[name]['summary'][key]['sd']:.3f}"
+               for _, key in ABLATION_FIGURES]]
+            for label, name in (("baseline, before issue 27", baseline), ("chosen design (shipped)", chosen))]
+    return join("`bench/results/seeds.json` (`python bench/seeds.py --name NAME --budget B --set ...`; each entry's "
+                "command, machine and commit are in its provenance and in docs/results.md's round that measured it): "
+                "each change against the design it was measured beside, in the same round and at the same budget, "
+                "training seeds 0, 1, 2 (one seed: a screening, no verdict), sampling seed 0; a cell is the mean "
+                "without -> with the change, `+` / `-` a gain / loss by more than the two standard errors added:", "",
+                table(["change", "without -> with", *(f for f, _ in ABLATION_FIGURES), "shipped"], lines), "",
+                "The baseline and the chosen design, mean ± sd over training seeds 0, 1, 2 (different budgets: "
+                "the rows above say which changes made the difference and at what budget):", "",
+                table(["design", *(f for f, _ in ABLATION_FIGURES)], ends))
+
+
 def ddpm_seeds_vs(ddpm_files, wgan_name):
     """The DDPM's runs (one bench/trajectory.py file per training seed, its first multiple) and a
     WGAN-GP seeds.json entry trained for the same budget: mean ± sd of each, with the verdict
@@ -1085,6 +1147,7 @@ RENDERERS = {
     "seeds_eulerboth3": lambda: seeds_table("eulerboth2_900s", "eulerboth3_900s"),
     "inpaint_eulerboth2": lambda: inpaint_curve("inpaint_eulerboth2.json"),
     "ddpm_900s": lambda: models_at_budget("ddpm_900s.json", ["base11_900s", "eulerboth2_900s"]),
+    "reach_ablation": reach_ablation,
     "targets_vae002": lambda: seeds_targets("encflat_vae002_900s", "pieces_encflat_vae002.json"),
     "seeds_vae002_again": lambda: seeds_table("encflat_vae002_900s", "encflat_vae002_r16_900s"),
     "inpaint_bf16": lambda: inpaint_seeds(

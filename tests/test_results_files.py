@@ -330,3 +330,24 @@ def test_inpaint_rows_name_their_setting_as_the_command_line_does():
     assert render_docs.setting_of(row) == "mse:2:140"                # files written before the precision field
     assert render_docs.setting_of({**row, "precision": "fp32"}) == "mse:2:140"
     assert render_docs.setting_of({**row, "precision": "bf16"}) == "mse:2:140:bf16"
+
+
+def test_reach_ablation_marks_gains_and_losses_only_beyond_the_seed_spread(monkeypatch):
+    import render_docs
+
+    off = _seeds_entry(render_docs)                                  # FD 1.0, recall 0.6, inversion 0.5
+    off["summary"].update(seconds_per_step=_figure(0.5))
+    on = {**off, "summary": {**off["summary"], "cond_fd": _figure(2.0), "cond_recall": _figure(0.605),
+                             "inversion_iou": _figure(0.7)}}
+    one_seed = {**on, "per_seed": [{"seed": 0}]}
+    monkeypatch.setattr(render_docs, "load", lambda name: {"off": off, "on": on, "one": one_seed})
+    text = render_docs.reach_ablation([("a change", "off", "on", True), ("a screening", "off", "one", False)],
+                                      baseline="off", chosen="on")
+    change = next(line for line in text.splitlines() if line.startswith("| a change"))
+    assert "1.000 -> 2.000 -" in change                              # FD up: a loss
+    assert "0.500 -> 0.700 +" in change                              # inversion up: a gain
+    assert "0.600 -> 0.605 |" in change                              # within the spread: no mark
+    screening = next(line for line in text.splitlines() if line.startswith("| a screening"))
+    assert " +" not in screening and " -" not in screening.replace(" -> ", "")
+    assert "chosen design (shipped): `on` (3 seeds, 900 s) | 2.000 ± 0.010" in text
+    assert "(not measured yet: absent" in render_docs.reach_ablation([("x", "off", "absent", False)], "off", "on")
