@@ -46,7 +46,8 @@ def pct(x):
 
 def machine_line(prov):
     m = prov["machine"]
-    return (f"{m['cpu']}, {m['torch_threads']} threads, torch {m['torch']}, commit {prov['commit'][:7]}"
+    amx = {True: ", AMX", False: ", no AMX"}.get(m.get("amx"), "")     # recorded since round sixteen
+    return (f"{m['cpu']}{amx}, {m['torch_threads']} threads, torch {m['torch']}, commit {prov['commit'][:7]}"
             f"{' (+ uncommitted changes)' if prov.get('dirty') else ''}, {prov['date'][:10]}")
 
 

@@ -18,6 +18,14 @@ PRECISIONS = ("fp32", "bf16")          # training.precision, sampling.precision
 
 
 @functools.lru_cache(maxsize=None)
+def cpu_has_amx():
+    """True when this CPU has AMX tile units and the OS lets this process use them (torch's
+    own check, which oneDNN's AMX kernels need); False where torch cannot tell."""
+    init_amx = getattr(torch._C._cpu, "_init_amx", None)
+    return bool(init_amx()) if init_amx is not None else False
+
+
+@functools.lru_cache(maxsize=None)
 def bf16_supported(device_type):
     """True when ``device_type`` ("cpu" | "cuda") has fast bf16 matrix kernels: oneDNN with
     AVX-512 BF16 / AMX on CPU (emulated bf16 is slower than fp32 there), bf16 on the GPU."""

@@ -38,11 +38,11 @@ def cpu_model():
 
 
 def machine(device="cpu"):
-    """{cpu, cpus, torch_threads, torch, bf16_units, device}: what the figures were measured on."""
-    from .precision import bf16_supported
+    """{cpu, cpus, torch_threads, torch, bf16_units, amx, device}: what the figures were measured on."""
+    from .precision import bf16_supported, cpu_has_amx
     info = {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
-            "bf16_units": bf16_supported("cpu"), "device": str(device)}
+            "bf16_units": bf16_supported("cpu"), "amx": cpu_has_amx(), "device": str(device)}
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
         info["device_name"] = torch.cuda.get_device_name(torch.device(device))
     return info
