@@ -1177,6 +1177,7 @@ RENDERERS = {
         "encflat_900s": ["inpaint_encflat.json", "inpaint_encflat_900s_s1.json", "inpaint_encflat_900s_s2.json"],
         "encflat_code1_900s": [f"inpaint_encflat_code1_900s_s{seed}.json" for seed in (0, 1, 2)]}),
     "step_time": step_time,
+    "step_time_no_amx": lambda: step_time("step_time_no_amx.json"),
     "screening_round15": lambda: screening(["base12_900s", "encflat_900s", "encflat_code1_900s", "lat8_900s",
                                             "encflat_lat8_900s", "encflat_vae002_900s"]),
     "seeds_encflat_vae002": lambda: seeds_table("base12_900s", "encflat_vae002_900s"),

@@ -54,6 +54,23 @@ def test_resolve_precision_names_and_fallback(bf16_units):
     assert len(notes) == 1 and "sampling.precision = bf16" in notes[0] and "running in fp32" in notes[0]
 
 
+def test_bf16_on_a_cpu_needs_amx_not_only_avx512_bf16(monkeypatch):
+    """On a host with AVX-512 BF16 and no AMX the training step ran slower in bf16 than in fp32
+    (bench/results/step_time_no_amx.json): bf16 falls back to fp32 there."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    try:
+        for amx in (False, True):
+            monkeypatch.setattr(P, "cpu_has_amx", lambda: amx)
+            P.bf16_supported.cache_clear()
+            assert P.bf16_supported("cpu") is amx
+            notes = []
+            assert P.resolve_precision("bf16", "cpu", say=notes.append) == ("bf16" if amx else "fp32")
+            assert len(notes) == (0 if amx else 1)
+    finally:
+        P.bf16_supported.cache_clear()                   # later tests see this machine's own answer
+    assert isinstance(P.cpu_has_amx(), bool)
+
+
 def test_group_norm32_is_group_norm_in_fp32_and_normalizes_bf16_in_fp32():
     torch.manual_seed(0)
     x = torch.randn(4, 16, 8, 4).contiguous(memory_format=torch.channels_last)

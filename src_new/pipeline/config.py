@@ -321,7 +321,7 @@ MODEL_SCHEMA = {
                 "WGAN-GP: clip the generator's, critic's, encoder's and flow's gradient norm (null = off); "
                 "`*_clipped` columns count clipped updates", nullable=True, gt=0),
             "precision": _choice("bf16", "precision",
-                "`fp32`, or `bf16`: the networks' passes under bf16 autocast (AMX / AVX-512 BF16 CPUs, GPUs; "
+                "`fp32`, or `bf16`: the networks' passes under bf16 autocast (CPUs with AMX, GPUs; "
                 "fp32 with a note elsewhere); weights, optimizer state, losses and the gradient penalty stay "
                 "fp32. WGAN-GP: bf16 measured as good or better at equal wall clock (docs/results.md); DDPM: "
                 "not measured yet"),
@@ -379,7 +379,7 @@ MODEL_SCHEMA = {
             "grad_clip": _float(1.0,
                 "DDPM gradient clipping (max norm; null = off); column `grad_clipped`", nullable=True, gt=0),
             "precision": _choice("fp32", "precision",
-                "`fp32`, or `bf16`: the networks' passes under bf16 autocast (AMX / AVX-512 BF16 CPUs, GPUs; "
+                "`fp32`, or `bf16`: the networks' passes under bf16 autocast (CPUs with AMX, GPUs; "
                 "fp32 with a note elsewhere); weights, optimizer state, losses and the gradient penalty stay "
                 "fp32. WGAN-GP: bf16 measured as good or better at equal wall clock (docs/results.md); DDPM: "
                 "not measured yet"),

@@ -70,7 +70,7 @@ def add_sampling_args(parser: argparse.ArgumentParser):
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--precision", choices=CHOICES["precision"],
-                        help="the networks' passes: fp32, or bf16 autocast (AMX / AVX-512 BF16 CPUs, GPUs; "
+                        help="the networks' passes: fp32, or bf16 autocast (CPUs with AMX, GPUs; "
                              "falls back to fp32 elsewhere) (default: config sampling.precision)")
     parser.add_argument("--postprocess", choices=CHOICES["postprocess"], default="none",
                         help="clean: threshold, drop small pieces, fill small holes (raw kept in the npz)")

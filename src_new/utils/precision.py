@@ -1,7 +1,7 @@
 """Numeric precision of the networks' passes: fp32, or bf16 autocast (fp32 master weights).
 
 bf16 runs the convolutions and matmuls under ``torch.autocast(dtype=torch.bfloat16)``: on CPUs
-with AMX / AVX-512 BF16 units (and on CUDA) they run several times faster. Weights, gradients
+with AMX units (and on CUDA) they run several times faster; elsewhere bf16 falls back to fp32. Weights, gradients
 and optimizer state stay fp32 (autocast casts a copy of each weight per call); losses, norms
 and reductions are taken in fp32 by the code that computes them (``.float()`` before the
 reduction). Read once by the trainer (``training.precision``) and by the samplers
@@ -27,12 +27,15 @@ def cpu_has_amx():
 
 @functools.lru_cache(maxsize=None)
 def bf16_supported(device_type):
-    """True when ``device_type`` ("cpu" | "cuda") has fast bf16 matrix kernels: oneDNN with
-    AVX-512 BF16 / AMX on CPU (emulated bf16 is slower than fp32 there), bf16 on the GPU."""
+    """True when ``device_type`` ("cpu" | "cuda") has fast bf16 matrix kernels: oneDNN with AMX
+    on CPU, bf16 on the GPU. AVX-512 BF16 alone is not enough: on such a host the WGAN-GP's
+    training step took 1.35x as long in bf16 as in fp32 (bench/results/step_time_no_amx.json),
+    and emulated bf16 is slower still."""
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device_type == "cpu":
-        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return (torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+                and cpu_has_amx())
     return False
 
 
@@ -43,7 +46,7 @@ def resolve_precision(precision, device, what="training.precision", say=print):
         raise ValueError(f"{what} = {precision!r}: use one of {list(PRECISIONS)}")
     device_type = torch.device(device).type
     if precision == "bf16" and not bf16_supported(device_type):
-        say(f"note: {what} = bf16 but this {device_type} has no fast bf16 units (AVX-512 BF16 / AMX); "
+        say(f"note: {what} = bf16 but this {device_type} has no fast bf16 units (AMX on a CPU); "
             f"running in fp32")
         return "fp32"
     return precision
