@@ -358,6 +358,8 @@ REACH_ABLATION = [
     ("flatten encoder + warm start (`reach_warmup_epochs: 20`)", "base12_900s", "encflat_warm20_900s", False),
     ("twice the latent (`latent_dim_per_component: 8`)", "base12_900s", "lat8_900s", False),
     ("flatten encoder, variational (`latent_kl: sample`, KL 0.02)", "base12_900s", "encflat_vae002_900s", True),
+    ("variational + warm start (`reach_warmup_epochs: 20`; a host without AMX, fp32)", "vae_noamx_900s",
+     "vae_warm20_noamx_900s", False),
 ]
 ABLATION_FIGURES = [("FD", "cond_fd"), ("precision", "cond_precision"), ("recall", "cond_recall"),
                     ("coverage", "cond_coverage"), ("condition MAE (px)", "cond_condition_mae"),
@@ -1150,10 +1152,9 @@ RENDERERS = {
     "ddpm_900s": lambda: models_at_budget("ddpm_900s.json", ["base11_900s", "eulerboth2_900s"]),
     "reach_ablation": reach_ablation,
     "targets_vae002": lambda: seeds_targets("encflat_vae002_900s", "pieces_encflat_vae002.json"),
-    "seeds_vae002_again": lambda: seeds_table("encflat_vae002_900s", "encflat_vae002_r16_900s"),
-    "inpaint_bf16": lambda: inpaint_seeds(
-        {"encflat_vae002_r16_900s": [f"inpaint_encflat_vae002_r16_900s_s{seed}.json" for seed in (0, 1, 2)]},
-        {"mse:2:100": "fp32, mse, 2 x 100", "mse:2:140:bf16": "bf16, mse, 2 x 140"}),
+    "screening_vae_warm": lambda: seeds_table("vae_noamx_900s", "vae_warm20_noamx_900s"),
+    "inpaint_vae_warm": lambda: inpaint_seeds({"vae_noamx_900s": ["inpaint_vae_noamx_900s_s0.json"],
+                                               "vae_warm20_noamx_900s": ["inpaint_vae_warm20_noamx_900s_s0.json"]}),
     "ddpm_seeds_vae002": lambda: ddpm_seeds_vs(["ddpm_900s.json", "ddpm_900s_s1.json", "ddpm_900s_s2.json"],
                                                "encflat_vae002_900s"),
     "seeds_shipped_drift7": lambda: seeds_table("eulerboth2_900s", "base12_900s"),
