@@ -425,11 +425,11 @@ def ddpm_seeds_vs(ddpm_files, wgan_name):
     budgets = {r["provenance"]["budget_seconds"] for r in runs} | {entries[wgan_name]["provenance"]["budget_seconds"]}
     if len(budgets) != 1:
         raise ValueError(f"ddpm_seeds_vs: {ddpm_files} and {wgan_name} were trained for different budgets {budgets}")
-    made = "; ".join(f"seed {r['provenance']['training_seed']}: commit {r['provenance']['commit'][:7]}, "
-                     f"{r['provenance']['date'][:10]}" for r in runs)
-    return join(f"`{command_of(runs[0]['provenance'])}` and the same with `--seed` 1, 2 -> "
+    made = "; ".join(f"seed {r['provenance']['training_seed']}: {machine_line(r['provenance'])}" for r in runs)
+    others = ", ".join(str(r["provenance"]["training_seed"]) for r in runs[1:])
+    return join(f"`{command_of(runs[0]['provenance'])}` and the same with `--seed` {others} -> "
                 f"{', '.join(f'`bench/results/{f}`' for f in ddpm_files)} (the DDPM, training seeds {seeds}; "
-                f"{machine_line(runs[0]['provenance'])}; {made}), beside `bench/results/seeds.json` entry `{wgan_name}` "
+                f"{made}), beside `bench/results/seeds.json` entry `{wgan_name}` "
                 f"(`{seeds_command(wgan_name, entries[wgan_name]['provenance'])}`, "
                 f"{machine_line(entries[wgan_name]['provenance'])}); {budgets.pop():.0f} s of training per model "
                 "and seed through `train.py`, one sample per test condition, sampling seed 0, each model's sampling "

@@ -4,8 +4,8 @@ bf16 runs the convolutions and matmuls under ``torch.autocast(dtype=torch.bfloat
 with AMX units (and on CUDA) they run several times faster; elsewhere bf16 falls back to fp32.
 Weights, gradients and optimizer state stay fp32 (autocast casts a copy of each weight per
 call); losses, norms and reductions are taken in fp32 by the code that computes them
-(``.float()`` before the reduction). Read once by the trainer (``training.precision``) and by the samplers
-(``sampling.precision``): networks never branch on it.
+(``.float()`` before the reduction). Read once by the trainer (``training.precision``) and by
+the samplers (``sampling.precision``): networks never branch on it.
 """
 from __future__ import annotations
 
